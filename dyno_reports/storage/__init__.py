@@ -1,0 +1,1 @@
+"""Our PostgreSQL tables (one metadata module) and their Alembic migrations."""

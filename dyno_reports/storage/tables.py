@@ -1,0 +1,226 @@
+"""SQLAlchemy Core metadata of every table this project reads or writes.
+
+The `crm` tables mirror the CRM source contract (../shared/spec/crm_source_schema.md);
+the `reporting` tables are ours. Migrations create them; a test checks that the
+migrated database and this module agree.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.sql.elements import conv
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+# The CRM tables are the source contract's, created by its DDL verbatim, so their
+# constraints keep PostgreSQL's default names: no naming convention there.
+crm_metadata = MetaData()
+
+TZ = TIMESTAMP(timezone=True)
+MONEY = Numeric(28, 2)
+DAYS = Numeric(14, 2)
+RATE = Numeric(6, 4)
+RUN_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED")
+
+# --- CRM source contract (schema crm) --------------------------------------
+
+tenant = Table(
+    "tenant", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", TZ, nullable=False, server_default=text("now()")),
+    schema="crm",
+)
+principal = Table(
+    "principal", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("principal_id", UUID(as_uuid=True), nullable=False),
+    Column("display_name", Text, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "principal_id"),
+    ForeignKeyConstraint(["tenant_id"], ["crm.tenant.tenant_id"]),
+    schema="crm",
+)
+pipeline = Table(
+    "pipeline", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("pipeline_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "pipeline_id"),
+    ForeignKeyConstraint(["tenant_id"], ["crm.tenant.tenant_id"]),
+    schema="crm",
+)
+stage = Table(
+    "stage", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("stage_id", UUID(as_uuid=True), nullable=False),
+    Column("pipeline_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("probability", Numeric(5, 4), nullable=False),
+    Column("kind", Text, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "stage_id"),
+    UniqueConstraint("tenant_id", "pipeline_id", "position"),
+    ForeignKeyConstraint(["tenant_id", "pipeline_id"], ["crm.pipeline.tenant_id", "crm.pipeline.pipeline_id"]),
+    CheckConstraint("probability BETWEEN 0 AND 1"),
+    CheckConstraint("kind IN ('open', 'won', 'lost')"),
+    schema="crm",
+)
+deal = Table(
+    "deal", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("deal_id", UUID(as_uuid=True), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", TZ, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "deal_id"),
+    ForeignKeyConstraint(["tenant_id"], ["crm.tenant.tenant_id"]),
+    schema="crm",
+)
+deal_history = Table(
+    "deal_history", crm_metadata,
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("deal_id", UUID(as_uuid=True), nullable=False),
+    Column("valid_from", TZ, nullable=False),
+    Column("stage_id", UUID(as_uuid=True), nullable=False),
+    Column("owner_principal_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", Numeric(18, 2), nullable=False),
+    Column("expected_close_date", Date),
+    Column("is_deleted", Boolean, nullable=False, server_default=text("false")),
+    PrimaryKeyConstraint("tenant_id", "deal_id", "valid_from"),
+    ForeignKeyConstraint(["tenant_id", "deal_id"], ["crm.deal.tenant_id", "crm.deal.deal_id"]),
+    ForeignKeyConstraint(["tenant_id", "stage_id"], ["crm.stage.tenant_id", "crm.stage.stage_id"]),
+    ForeignKeyConstraint(
+        ["tenant_id", "owner_principal_id"], ["crm.principal.tenant_id", "crm.principal.principal_id"]
+    ),
+    CheckConstraint("amount >= 0"),
+    schema="crm",
+)
+
+# --- Reporting (schema reporting) -------------------------------------------
+
+report_type = Table(
+    "report_type", metadata,
+    Column("report_type", Text, primary_key=True),
+    Column("fact_table", Text, nullable=False, unique=True),
+    schema="reporting",
+)
+report_run = Table(
+    "report_run", metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    Column("report_type", Text, nullable=False),
+    Column("generated_at", TZ, nullable=False, server_default=text("now()")),
+    Column("period_start", TZ),
+    Column("period_end", TZ),
+    Column("period_grain", Text, nullable=False),
+    Column("input_params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("input_fingerprint", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("error_message", Text),
+    Column("dagster_run_id", Text),
+    UniqueConstraint("tenant_id", "run_id"),
+    ForeignKeyConstraint(["report_type"], ["reporting.report_type.report_type"]),
+    CheckConstraint("status IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')", name="status"),
+    CheckConstraint("status <> 'FAILED' OR error_message IS NOT NULL", name="failed_has_error"),
+    CheckConstraint("period_start IS NULL OR period_end > period_start", name="period_order"),
+    CheckConstraint(
+        "period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"
+    ),
+    CheckConstraint("input_fingerprint ~ '^[0-9a-f]{64}$'", name="input_fingerprint"),
+    schema="reporting",
+)
+Index("ix_report_run_tenant_id_report_type_period_end",
+      report_run.c.tenant_id, report_run.c.report_type, report_run.c.period_end, report_run.c.generated_at)
+Index("ix_report_run_input_fingerprint", report_run.c.input_fingerprint)
+Index("ix_report_run_dagster_run_id", report_run.c.dagster_run_id,
+      postgresql_where=report_run.c.dagster_run_id.isnot(None))
+
+
+def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
+    """A `reporting.report_<name>_fact` table: run_id and tenant_id, then the report's own columns.
+
+    `keys` are the report's dimensions; together with run_id they identify a row
+    (NULLS NOT DISTINCT, since some dimensions such as close_month may be NULL).
+    """
+    table_name = f"report_{name}_fact"
+    return Table(
+        table_name, metadata,
+        Column("run_id", UUID(as_uuid=True), nullable=False),
+        Column("tenant_id", UUID(as_uuid=True), nullable=False),
+        *columns,
+        ForeignKeyConstraint(
+            ["tenant_id", "run_id"],
+            ["reporting.report_run.tenant_id", "reporting.report_run.run_id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("run_id", *keys, name=conv(f"uq_{table_name}_run_id_dims"), postgresql_nulls_not_distinct=True),
+        schema="reporting",
+    )
+
+
+def _count(name: str) -> Column:
+    return Column(name, BigInteger, CheckConstraint(f"{name} >= 0", name=name), nullable=False)
+
+
+def _money(name: str, nullable: bool = False) -> Column:
+    return Column(name, MONEY, CheckConstraint(f"{name} >= 0", name=name), nullable=nullable)
+
+
+def _uuid(name: str, nullable: bool = False) -> Column:
+    return Column(name, UUID(as_uuid=True), nullable=nullable)
+
+
+pipeline_overview_fact = fact_table(
+    "pipeline_overview",
+    _uuid("pipeline_id"), _uuid("stage_id"),
+    _count("deal_count"), _money("total_amount"), _money("avg_amount", nullable=True),
+    Column("avg_days_in_stage", DAYS), _count("entered_count"),
+    keys=("stage_id",),
+)
+stage_conversion_fact = fact_table(
+    "stage_conversion",
+    _uuid("pipeline_id"), _uuid("stage_id"),
+    _count("entered_count"), _count("advanced_count"), _count("lost_count"),
+    Column("conversion_rate", RATE), Column("avg_days_to_advance", DAYS),
+    keys=("stage_id",),
+)
+weighted_pipeline_fact = fact_table(
+    "weighted_pipeline",
+    _uuid("pipeline_id"), _uuid("principal_id"), Column("close_month", Date),
+    _count("deal_count"), _money("total_amount"), _money("weighted_amount"),
+    keys=("pipeline_id", "principal_id", "close_month"),
+)
+win_loss_fact = fact_table(
+    "win_loss",
+    _uuid("pipeline_id"), _uuid("principal_id"),
+    _count("won_count"), _count("lost_count"), _money("won_amount"), _money("lost_amount"),
+    Column("win_rate", RATE), Column("win_rate_by_value", RATE), Column("avg_cycle_days", DAYS),
+    keys=("pipeline_id", "principal_id"),
+)
+deal_velocity_fact = fact_table(
+    "deal_velocity",
+    _uuid("pipeline_id"), _uuid("stage_id"),
+    _count("exited_count"),
+    Column("avg_days", DAYS), Column("p50_days", DAYS), Column("p90_days", DAYS),
+    keys=("stage_id",),
+)

@@ -1,0 +1,36 @@
+"""Run a report through the real executor and read its facts back (real PostgreSQL)."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, select
+
+from dyno_reports import executor
+from dyno_reports.reports import get_report
+
+
+def run(engine: Engine, report_type: str, tenant_id: UUID, start: datetime | None, end: datetime,
+        options: dict[str, Any] | None = None) -> executor.RunResult:
+    with engine.connect() as conn:
+        request = executor.build_request(conn, report_type, tenant_id, period_start=start, period_end=end,
+                                         options=options)
+    return executor.execute(engine, request)
+
+
+def facts_by_key(engine: Engine, report_type: str, run_id: UUID) -> dict[Any, dict]:
+    """The run's fact rows keyed by the tuple of their dimension values."""
+    report = get_report(report_type)
+    table = report.fact_table
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).where(table.c.run_id == run_id)).mappings().all()
+    return {tuple(row[c] for c in report.dimensions): {c: row[c] for c in report.fact_columns} for row in rows}
+
+
+def run_and_read(engine: Engine, report_type: str, tenant_id: UUID, start: datetime | None, end: datetime,
+                 options: dict[str, Any] | None = None) -> dict[Any, dict]:
+    result = run(engine, report_type, tenant_id, start, end, options)
+    assert result.succeeded, result.error_message
+    facts = facts_by_key(engine, report_type, result.run_id)
+    assert result.fact_rows == len(facts)
+    return facts
