@@ -1,13 +1,30 @@
-"""The report registry: every report the engine knows, by its stable `report_type`."""
+"""The report registry: every report the engine knows, by its stable `report_type`.
+
+Each report lives in `reports/<report_type>_executor.py` (the methodology's naming)
+and declares a module-level `REPORT`; the registry collects them, so adding a
+report means adding its module (and its fact table migration), nothing else.
+"""
+
+import importlib
+import pkgutil
 
 from dyno_reports.errors import InputError
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.pipeline_overview_executor import REPORT as PIPELINE_OVERVIEW
 
-REGISTRY: dict[str, ReportDefinition] = {
-    report.report_type: report
-    for report in (PIPELINE_OVERVIEW,)
-}
+MODULE_SUFFIX = "_executor"
+
+
+def _discover() -> dict[str, ReportDefinition]:
+    found = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith(MODULE_SUFFIX)):
+        report = importlib.import_module(f"{__name__}.{module}").REPORT
+        if module != report.report_type + MODULE_SUFFIX:
+            raise ValueError(f"module {module} declares report {report.report_type!r}")
+        found[report.report_type] = report
+    return found
+
+
+REGISTRY: dict[str, ReportDefinition] = _discover()
 
 
 def get_report(report_type: str) -> ReportDefinition:

@@ -1,0 +1,38 @@
+# The two commands of the README work on a fresh machine: they create .venv and
+# install what they need. PYTHON must be 3.11 or newer.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-thorough dev bench clean stop-db
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the demo on the embedded PostgreSQL (or DYNO_DATABASE_URL when set).
+demo: $(STAMP)
+	$(BIN)/dyno-reports demo
+
+## Run the tests against DYNO_TEST_DATABASE_URL, else the embedded PostgreSQL.
+test: $(STAMP)
+	$(BIN)/pytest
+
+## The property-based tests with many more examples.
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest
+
+## Benchmarks (printed figures, not timed tests).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.report_runs
+
+stop-db: $(STAMP)
+	$(BIN)/dyno-reports db stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
