@@ -38,7 +38,7 @@ def embedded_url() -> URL:
     """Start (or reuse) the embedded PostgreSQL 18 in the data folder; return the URL of its `dyno` database."""
     server = _embedded_server()
     admin = sqlalchemy_url(server.get_uri())
-    _ensure_database(admin, EMBEDDED_DATABASE)
+    ensure_database(admin, EMBEDDED_DATABASE)
     return admin.set(database=EMBEDDED_DATABASE)
 
 
@@ -67,7 +67,7 @@ def stop_embedded() -> bool:
     return True
 
 
-def _ensure_database(admin_url: URL, name: str) -> None:
+def ensure_database(admin_url: URL, name: str) -> None:
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
