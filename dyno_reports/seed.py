@@ -270,7 +270,12 @@ def seed(engine: Engine, *, tenants: int = 3, deals_per_tenant: int = 300, rando
         if not isinstance(conn, psycopg.Connection):
             raise ConfigError("seeding needs a PostgreSQL engine with the psycopg (3) driver")
         # On an error the pool rolls the open transaction back when the connection is returned.
-        return [_seed_tenant(conn, _tenant(random_seed, i, start, end), deals_per_tenant, report)
-                for i in range(tenants)]
+        seeded = [_seed_tenant(conn, _tenant(random_seed, i, start, end), deals_per_tenant, report)
+                  for i in range(tenants)]
+        if any(t.created for t in seeded):
+            # Fresh statistics, so the reports' plans see the new volume at once (autovacuum may lag).
+            conn.execute("ANALYZE crm.deal, crm.deal_history, crm.stage")
+            conn.commit()
+        return seeded
     finally:
         raw.close()
