@@ -36,3 +36,8 @@ stop-db: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+## Dagster UI on the embedded PostgreSQL: upgrade, seed if empty, sync tenants, `dagster dev`.
+## DAGSTER_HOME is .dyno/dagster_home; pass e.g. DEV_ARGS="-p 3001" for another port.
+dev: $(STAMP)
+	$(BIN)/python -m dyno_reports.dagster_defs.dev $(DEV_ARGS)

@@ -109,6 +109,14 @@ def seed_command(tenants: int, deals_per_tenant: int, random_seed: int) -> None:
         click.echo(f"{seeded.tenant_id}  {seeded.name}  deals {seeded.deals}  history rows {seeded.history_rows}  ({state})")
 
 
+@cli.command("sync-tenants", help="Register every crm.tenant as a `tenant` partition in the Dagster instance of DAGSTER_HOME.")
+def sync_tenants_command() -> None:
+    from dyno_reports.dagster_defs.tenants import sync_tenants_from_environment
+
+    added = sync_tenants_from_environment()
+    click.echo(f"{len(added)} tenant partition(s) added")
+
+
 @cli.command("demo", help="Upgrade, seed a few tenants and run every report over a few periods.")
 def demo_command() -> None:
     from dyno_reports import demo

@@ -137,10 +137,10 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> 
     conn.execute(text("SELECT set_config('dyno.tenant_id', :tenant, true)"), {"tenant": str(request.tenant_id)})
     conn.execute(insert(report_run).values(**_header_values(request, run_id, "IN_PROGRESS")))
     fact_rows = conn.execute(_insert_facts(request.report, run_id, request.tenant_id), request.sql_params()).rowcount
-    headline = _headline(conn, request.report, run_id)
+    headline = _headline(conn, request, run_id)
     conn.execute(
         update(report_run)
-        .where(report_run.c.run_id == run_id)
+        .where(report_run.c.tenant_id == request.tenant_id, report_run.c.run_id == run_id)
         .values(status="SUCCEEDED", generated_at=func.clock_timestamp())
     )
     return fact_rows, headline
@@ -159,10 +159,11 @@ def _insert_facts(report: ReportDefinition, run_id: UUID, tenant_id: UUID):
     return statement.execution_options(preserve_rowcount=True)  # SQLAlchemy keeps INSERT rowcounts only when asked
 
 
-def _headline(conn: Connection, report: ReportDefinition, run_id: UUID) -> dict[str, Decimal | int]:
-    table = report.fact_table
-    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in report.headline_metrics]
-    row = conn.execute(select(*sums).where(table.c.run_id == run_id)).one()
+def _headline(conn: Connection, request: RunRequest, run_id: UUID) -> dict[str, Decimal | int]:
+    """Sums of the report's additive metrics over the run's facts (the numbers Dagster plots)."""
+    table = request.report.fact_table
+    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in request.report.headline_metrics]
+    row = conn.execute(select(*sums).where(table.c.tenant_id == request.tenant_id, table.c.run_id == run_id)).one()
     return dict(row._mapping)
 
 
@@ -172,7 +173,11 @@ def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: s
     with engine.begin() as conn:
         updated = conn.execute(
             update(report_run)
-            .where(report_run.c.run_id == run_id, report_run.c.status == "IN_PROGRESS")
+            .where(
+                report_run.c.tenant_id == request.tenant_id,
+                report_run.c.run_id == run_id,
+                report_run.c.status == "IN_PROGRESS",
+            )
             .values(status="FAILED", error_message=values["error_message"])
         ).rowcount
         if not updated:
@@ -252,3 +257,42 @@ def _iso(value: datetime | None) -> str | None:
 
 def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
+
+
+def record_input_failure(
+    engine: Engine,
+    report_type: str,
+    tenant_id: str | UUID,
+    window: periods.Window,
+    options: str | dict[str, Any] | None,
+    message: str,
+    *,
+    dagster_run_id: str | None = None,
+) -> UUID:
+    """Insert a FAILED header for a run that never had a valid RunRequest (bad options, a killed orchestrator run).
+
+    Valid options are recorded canonically as usual; unparseable ones verbatim under `options_raw`.
+    """
+    report = get_report(report_type)
+    tenant_uuid = parse_tenant_id(tenant_id)
+    run_id = uuid.uuid4()
+    try:
+        parsed = parse_options(report.options_model, _options_dict(options))
+    except InputError:
+        parsed = None
+    if parsed is not None:
+        record_failure(engine, RunRequest(report, tenant_uuid, window, parsed, dagster_run_id), run_id, message)
+        return run_id
+    canonical = {
+        "tenant_id": str(tenant_uuid), "report_type": report_type,
+        "period_start": _iso(window.start), "period_end": _iso(window.end), "options_raw": options,
+    }
+    fingerprint = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    with engine.begin() as conn:
+        conn.execute(insert(report_run).values(
+            run_id=run_id, tenant_id=tenant_uuid, report_type=report_type,
+            period_start=window.start, period_end=window.end, period_grain=window.grain,
+            input_params={"options_raw": options, "period_grain": window.grain}, input_fingerprint=fingerprint,
+            status="FAILED", error_message=message[:ERROR_MESSAGE_LIMIT], dagster_run_id=dagster_run_id,
+        ))
+    return run_id

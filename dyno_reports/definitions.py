@@ -1,0 +1,32 @@
+"""The Dagster code location of Dyno Reports (`workspace.yaml`, `dagster ... -m dyno_reports.definitions`).
+
+Everything is built from the report REGISTRY: one asset per report with its checks,
+a job and schedule per cadence, the tenant sensor and the failure reapers.
+"""
+
+from dagster import Definitions
+
+from dyno_reports.dagster_defs.assets import IO_MANAGER_KEY, report_assets
+from dyno_reports.dagster_defs.checks import all_report_checks
+from dyno_reports.dagster_defs.failures import DB_RESOURCE, report_run_cancel_reaper, report_run_failure_reaper
+from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
+from dyno_reports.dagster_defs.partitions import start_date
+from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.schedules import jobs_and_schedules
+from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
+
+
+def build_definitions() -> Definitions:
+    start = start_date()
+    jobs, schedules = jobs_and_schedules(start)
+    return Definitions(
+        assets=report_assets(start),
+        asset_checks=all_report_checks(),
+        jobs=jobs,
+        schedules=schedules,
+        sensors=[tenant_partitions_sensor, report_run_failure_reaper, report_run_cancel_reaper],
+        resources={DB_RESOURCE: ReportDatabase(), IO_MANAGER_KEY: ReportRunIOManager()},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,232 @@
+"""The Dagster assets on real PostgreSQL: materialisations, failures, multi-partition runs, sensors, schedules, checks.
+
+Everything runs in-process (`materialize`, `build_*_context`) on a throwaway
+migrated database and a temporary Dagster instance.
+"""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    SensorResult,
+    build_run_status_sensor_context,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+from sqlalchemy import insert, select, text
+
+from dyno_reports import executor
+from dyno_reports.dagster_defs.assets import report_assets
+from dyno_reports.dagster_defs.checks import report_checks
+from dyno_reports.dagster_defs.failures import report_run_failure_reaper
+from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
+from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
+from dyno_reports.reports import REGISTRY
+from dyno_reports.storage.tables import pipeline_overview_fact, report_run
+from dyno_reports_tests.conftest import url_string
+from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+
+D = timedelta(days=1)
+START = "2025-01-01"
+REPORT = "pipeline_overview"
+
+
+@pytest.fixture(scope="module")
+def tenant(engine) -> str:
+    data = TenantData()
+    lead, proposal, _won, _lost = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
+    data.add_deal(DEAL_IDS[0], [(T0 - 3 * D, lead, 100), (T0 + D, proposal, 250)])
+    data.add_deal(DEAL_IDS[1], [(T0 - 10 * D, lead, 40)])
+    load(engine, data)
+    return str(data.tenant_id)
+
+
+@pytest.fixture
+def env(database_url, monkeypatch):
+    """Point the default resources at the test database, as DYNO_DATABASE_URL does in production."""
+    monkeypatch.setenv("DYNO_DATABASE_URL", url_string(database_url))
+    monkeypatch.setenv("DYNO_DAGSTER_START_DATE", START)
+    return url_string(database_url)
+
+
+@pytest.fixture
+def instance(tenant):
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenant", [tenant])
+        yield instance
+
+
+def resources(url: str) -> dict:
+    return {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
+
+
+def asset_of(report_type: str):
+    return next(a for a in report_assets(START) if a.key == AssetKey(report_type))
+
+
+def headers_of(engine, dagster_run_id: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(report_run).where(report_run.c.dagster_run_id == dagster_run_id).order_by(report_run.c.period_start)
+        ).all()
+
+
+def test_every_registered_report_is_an_asset_with_its_cadence():
+    from dyno_reports.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY)
+    for name, report in REGISTRY.items():
+        node = graph.get(AssetKey(name))
+        assert node.group_name == "dyno_reports" and node.description == report.description
+        period = node.partitions_def.partitions_defs[0]
+        assert period.name == "period" and period.partitions_def.cron_schedule == (
+            "0 0 * * 1" if report.cadence == "week" else "0 0 1 * *")
+
+
+def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine, tenant, instance):
+    key = f"2025-06-02|{tenant}"
+    result = materialize([asset_of(REPORT)], partition_key=key, instance=instance, resources=resources(env))
+    assert result.success
+    (header,) = headers_of(engine, result.run_id)
+    assert header.status == "SUCCEEDED" and str(header.tenant_id) == tenant
+    assert header.period_start == T0 and header.period_end == T0 + 7 * D and header.period_grain == "week"
+    with engine.connect() as conn:
+        facts = conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).all()
+    assert len(facts) == 2 and sum(f.deal_count for f in facts) == 2  # two open stages, two deals at E
+    (mat,) = result.asset_materializations_for_node(REPORT)
+    assert mat.partition == key
+    md = mat.metadata
+    assert md["run_id"].value == str(header.run_id)
+    assert md["dagster/row_count"].value == 2
+    assert md["deal_count"].value == 2 and md["total_amount"].value == 290.0 and md["entered_count"].value == 1
+    assert "| pipeline_id | stage_id |" in md["preview"].value
+
+
+def test_bad_options_fail_the_run_and_leave_a_failed_header_without_facts(env, engine, tenant, instance):
+    result = materialize(
+        [asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance, resources=resources(env),
+        run_config={"ops": {REPORT: {"config": {"options": '{"include_closed": "yes"}'}}}}, raise_on_error=False,
+    )
+    assert not result.success
+    (header,) = headers_of(engine, result.run_id)
+    assert header.status == "FAILED" and "include_closed" in header.error_message
+    assert header.period_start == T0 + 7 * D
+    with engine.connect() as conn:
+        assert conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).first() is None
+
+
+def test_failed_execution_is_recorded_once(env, engine, tenant, instance, monkeypatch):
+    """The executor records its own FAILED run; the failure hook must not add a second header."""
+    monkeypatch.setattr(executor, "_headline", lambda *a: 1 / 0)
+    result = materialize([asset_of(REPORT)], partition_key=f"2025-06-16|{tenant}", instance=instance,
+                         resources=resources(env), raise_on_error=False)
+    assert not result.success
+    (header,) = headers_of(engine, result.run_id)
+    assert header.status == "FAILED" and "ZeroDivisionError" in header.error_message
+
+
+def test_multi_period_run_of_one_tenant_gives_each_partition_its_row_and_metadata(env, engine, tenant, instance):
+    weeks = ["2025-05-12", "2025-05-19", "2025-05-26", "2025-06-02"]
+    result = materialize(
+        [asset_of(REPORT)], instance=instance, resources=resources(env),
+        tags={"dagster/asset_partition_range_start": f"{weeks[0]}|{tenant}",
+              "dagster/asset_partition_range_end": f"{weeks[-1]}|{tenant}"},
+    )
+    assert result.success
+    headers = headers_of(engine, result.run_id)
+    assert [h.period_start.date().isoformat() for h in headers] == weeks
+    assert {h.status for h in headers} == {"SUCCEEDED"}
+    mats = {m.partition: m.metadata for m in result.asset_materializations_for_node(REPORT)}
+    assert sorted(mats) == [f"{w}|{tenant}" for w in weeks]
+    by_start = {h.period_start.date().isoformat(): str(h.run_id) for h in headers}
+    assert {w: mats[f"{w}|{tenant}"]["run_id"].value for w in weeks} == by_start  # distinct, per partition
+    assert mats[f"2025-05-12|{tenant}"]["deal_count"].value == 0  # deals were created later
+    assert mats[f"2025-06-02|{tenant}"]["deal_count"].value == 2
+
+
+def test_backfill_policy_batches_partitions_per_run():
+    policy = asset_of(REPORT).backfill_policy
+    assert policy.max_partitions_per_run and policy.max_partitions_per_run > 1
+
+
+def test_tenant_sensor_registers_new_tenants(env, tenant):
+    with instance_for_test() as instance:
+        context = build_sensor_context(instance=instance, resources={"dyno_db": ReportDatabase(database_url=env)})
+        result = tenant_partitions_sensor(context)
+        assert isinstance(result, SensorResult)
+        (request,) = result.dynamic_partitions_requests
+        assert request.partitions_def_name == "tenant" and tenant in request.partition_keys
+        instance.add_dynamic_partitions("tenant", list(request.partition_keys))
+        assert tenant_partitions_sensor(context).__class__.__name__ == "SkipReason"
+
+
+@pytest.mark.parametrize("schedule_name, at, period", [
+    ("weekly_reports_schedule", datetime(2025, 6, 9, 2, tzinfo=timezone.utc), "2025-06-02"),
+    ("monthly_reports_schedule", datetime(2025, 7, 1, 2, tzinfo=timezone.utc), "2025-06-01"),
+])
+def test_schedules_request_the_closed_period_for_every_tenant(env, instance, tenant, schedule_name, at, period):
+    from dyno_reports.definitions import build_definitions
+
+    defs = build_definitions()
+    other = str(uuid.uuid4())
+    instance.add_dynamic_partitions("tenant", [other])
+    schedule = defs.get_repository_def().get_schedule_def(schedule_name)
+    context = build_schedule_context(instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def())
+    requests = schedule.evaluate_tick(context).run_requests
+    assert sorted(r.partition_key for r in requests) == sorted(f"{period}|{t}" for t in (tenant, other))
+    assert all(r.run_key == r.partition_key and r.tags["dyno/tenant"] == r.partition_key.split("|")[1] for r in requests)
+
+
+def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant, instance):
+    from dyno_reports.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("weekly_reports")
+    key = f"2025-06-23|{tenant}"
+    run = instance.create_run_for_job(job, tags={"dagster/partition": key}, asset_selection={AssetKey(REPORT)})
+    instance.report_run_failed(run)  # what run monitoring does when the run's process died
+    event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
+    context = build_run_status_sensor_context(
+        sensor_name="report_run_failure_reaper", dagster_event=event, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id), resources={"dyno_db": ReportDatabase(database_url=env)},
+    ).for_run_failure()
+    report_run_failure_reaper(context)
+    report_run_failure_reaper(context)  # idempotent: still one header
+    (header,) = headers_of(engine, run.run_id)
+    assert header.status == "FAILED" and run.run_id in header.error_message
+    assert header.period_start == datetime(2025, 6, 23, tzinfo=timezone.utc)
+
+
+def test_asset_checks_pass_then_fail_on_bad_facts(env, engine, tenant, instance):
+    materialize([asset_of(REPORT)], partition_key=f"2025-06-30|{tenant}", instance=instance, resources=resources(env))
+    checks = {c.check_key.name: c for c in report_checks(REGISTRY[REPORT])}
+    db_resource = ReportDatabase(database_url=env)
+    assert all(check(dyno_db=db_resource).passed for check in checks.values())
+
+    # The database refuses facts of a run that is not SUCCEEDED (deferred trigger), but not
+    # facts filed under another report's run: a SUCCEEDED stage_conversion run owning
+    # pipeline_overview facts, one of them with a negative duration.
+    bad_run = uuid.uuid4()
+    other = executor.RunRequest(REGISTRY["stage_conversion"], uuid.UUID(tenant), executor.periods.Window(T0, T0 + 7 * D),
+                                REGISTRY["stage_conversion"].options_model())
+    with engine.begin() as conn:
+        conn.execute(insert(report_run).values(**executor._header_values(other, bad_run, "SUCCEEDED")))
+        conn.execute(insert(pipeline_overview_fact).values(
+            run_id=bad_run, tenant_id=uuid.UUID(tenant), pipeline_id=PIPELINE_IDS[0], stage_id=uuid.uuid4(),
+            deal_count=1, total_amount=1, avg_amount=1, avg_days_in_stage=-3, entered_count=0))
+    try:
+        assert not checks["facts_from_succeeded_runs"](dyno_db=db_resource).passed
+        assert not checks["metrics_not_negative"](dyno_db=db_resource).passed
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM reporting.report_run WHERE run_id = :r"), {"r": bad_run})
+    with engine.begin() as conn:  # a stage the latest run does not cover
+        conn.execute(text("INSERT INTO crm.stage VALUES (:t, :s, :p, 'new', 9, 0.5, 'open')"),
+                     {"t": tenant, "s": uuid.uuid4(), "p": PIPELINE_IDS[0]})
+    assert not checks["stage_rows_complete"](dyno_db=db_resource).passed
