@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from dyno_reports_tests.reference.pipeline_overview import expected
 from dyno_reports_tests.support.facts import run_and_read
 from dyno_reports_tests.support.history import (
-    DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories, windows,
+    DEAL_IDS, PIPELINE_IDS, T0, TenantData, busy_histories, load, pipeline_selections, tenant_histories, windows,
 )
 
 REPORT = "pipeline_overview"
@@ -92,6 +92,15 @@ def test_tenant_without_pipelines_gets_no_rows(engine):
 
 @given(data=tenant_histories(), choices=st.data())
 def test_matches_reference_on_generated_histories(engine, data, choices):
+    check_against_reference(engine, data, choices)
+
+
+@given(data=busy_histories(), choices=st.data())
+def test_matches_reference_on_busy_histories(engine, data, choices):
+    check_against_reference(engine, data, choices)
+
+
+def check_against_reference(engine, data: TenantData, choices) -> None:
     window = choices.draw(windows(data))
     pipeline_ids = choices.draw(pipeline_selections(data))
     include_closed = choices.draw(st.booleans())

@@ -3,7 +3,7 @@
 from pydantic import Field, StrictBool
 
 from dyno_reports.reports.base import ReportDefinition, ReportOptions
-from dyno_reports.reports.sql_common import WINDOW_START, report_sql
+from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days
 from dyno_reports.storage.tables import pipeline_overview_fact
 
 
@@ -19,7 +19,7 @@ snapshot AS (
     SELECT p.stage_id,
            count(*) AS deal_count,
            sum(p.amount) AS total_amount,
-           avg(extract(epoch FROM CAST(:period_end AS timestamptz) - s.entered_at)) AS avg_seconds
+           sum(extract(epoch FROM CAST(:period_end AS timestamptz) - s.entered_at)) AS stint_seconds
     FROM population p
     JOIN stints s ON s.deal_id = p.deal_id AND s.exited_at IS NULL
     GROUP BY p.stage_id
@@ -35,7 +35,7 @@ SELECT st.pipeline_id,
        COALESCE(sn.deal_count, 0) AS deal_count,
        COALESCE(sn.total_amount, 0) AS total_amount,
        round(sn.total_amount / sn.deal_count, 2) AS avg_amount,
-       round(sn.avg_seconds / 86400, 2) AS avg_days_in_stage,
+       {rounded_days("sn.stint_seconds", "sn.deal_count")} AS avg_days_in_stage,
        COALESCE(en.entered_count, 0) AS entered_count
 FROM scope_stages st
 LEFT JOIN snapshot sn ON sn.stage_id = st.stage_id

@@ -47,6 +47,19 @@ scope_stages AS (
 WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
 
 
+def rounded_days(seconds: str, count: str | None = None) -> str:
+    """SQL: `seconds` in days, or the mean of `count` rows' total `seconds` (NULL over none),
+    rounded once to 2 decimals, half away from zero.
+
+    One numeric division of the exact total by count * 86400, with the dividend at
+    30 decimals first: PostgreSQL keeps the dividend's scale in the quotient, so
+    the quotient is within 1e-30 of the exact mean and round(, 2) goes up on a half
+    only when the exact mean is one (an avg() followed by / 86400 rounds twice).
+    """
+    divisor = "86400" if count is None else f"(NULLIF({count}, 0) * 86400)"
+    return f"round(round({seconds}, 30) / {divisor}, 2)"
+
+
 def report_sql(own_ctes_and_select: str) -> str:
     """A report's whole statement: the shared CTEs, then its own (starting with a comma) and SELECT."""
     return "WITH" + COMMON_CTES + own_ctes_and_select

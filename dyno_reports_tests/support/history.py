@@ -146,6 +146,26 @@ def tenant_histories(draw: st.DrawFn, max_deals: int = 10) -> TenantData:
     return data
 
 
+@st.composite
+def busy_histories(draw: st.DrawFn) -> TenantData:
+    """Stages laid out as tenant_histories lays them, then 8-30 deals of 2-7 rows each (the shared
+    strategy mostly draws a few short deals, so few stages see several entries or exits); half the
+    time every row moves off the hour grid by under an hour, to the microsecond (rows of a deal
+    stay in order: they are whole hours apart)."""
+    data = draw(tenant_histories(max_deals=0))  # no deals: only its pipelines and stages
+    stages = list(data.stages.values())
+    jitter = st.integers(0, 3600 * 10**6 - 1).map(lambda us: timedelta(microseconds=us))
+    offsets = jitter if draw(st.booleans()) else st.just(timedelta(0))
+    for deal_id in draw(st.lists(st.sampled_from(DEAL_IDS), min_size=8, max_size=30, unique=True)):
+        times = sorted(draw(st.lists(instants, min_size=2, max_size=7, unique=True)))
+        data.add_deal(deal_id, [
+            (when + draw(offsets), draw(st.sampled_from(stages)), draw(amounts), None, None,
+             draw(st.integers(0, 6)) == 0)
+            for when in times
+        ])
+    return data
+
+
 def windows(data: TenantData) -> st.SearchStrategy:
     """(start, end) with start None (no lower bound) a quarter of the time. Bounds are often
     exactly the time of a history row, so rows at S (inside) and at E (outside) get tested."""

@@ -1,0 +1,78 @@
+"""deal_velocity: per open stage, how long the stints that ended in W lasted (mean, median, p90).
+
+Counted: every stint of a population deal in the stage whose exit (the deal's next
+entry) is at a time in W, repeated visits included. Percentiles are computed
+exactly on numeric, with percentile_cont's interpolation (PostgreSQL's own
+percentile_cont works on double precision). See docs/reports/deal_velocity_design.md.
+"""
+
+from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days
+from dyno_reports.storage.tables import deal_velocity_fact
+
+
+def continuous_percentile(fraction: str) -> str:
+    """percentile_cont(fraction) of `seconds` per stage, on numeric: with the stints
+    numbered 0..last by length, the position is fraction * last: interpolate linearly between
+    the stint numbered floor(position) and the next one."""
+    position = f"{fraction} * last_ordinal"
+    return (
+        f"max(seconds + ({position} - ordinal) * (COALESCE(next_seconds, seconds) - seconds)) "
+        f"FILTER (WHERE ordinal = floor({position}))"
+    )
+
+
+SQL = report_sql(
+    f""",
+exits AS (
+    -- stints in an open stage in scope whose exit is in W (a stint open at E has no exit)
+    SELECT s.stage_id, extract(epoch FROM s.exited_at - s.entered_at) AS seconds
+    FROM stints s
+    JOIN scope_stages sc ON sc.stage_id = s.stage_id AND sc.kind = 'open'
+    WHERE s.exited_at >= {WINDOW_START}
+),
+ranked AS (
+    SELECT stage_id, seconds,
+           row_number() OVER by_length - 1 AS ordinal,
+           count(*) OVER (PARTITION BY stage_id) - 1 AS last_ordinal,
+           lead(seconds) OVER by_length AS next_seconds
+    FROM exits
+    WINDOW by_length AS (PARTITION BY stage_id ORDER BY seconds)
+),
+per_stage AS (
+    SELECT stage_id,
+           count(*) AS exited_count,
+           sum(seconds) AS total_seconds,
+           {continuous_percentile("0.5")} AS p50_seconds,
+           {continuous_percentile("0.9")} AS p90_seconds
+    FROM ranked
+    GROUP BY stage_id
+)
+SELECT st.pipeline_id,
+       st.stage_id,
+       COALESCE(ps.exited_count, 0) AS exited_count,
+       {rounded_days("ps.total_seconds", "ps.exited_count")} AS avg_days,
+       {rounded_days("ps.p50_seconds")} AS p50_days,
+       {rounded_days("ps.p90_seconds")} AS p90_days
+FROM scope_stages st
+LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
+WHERE st.kind = 'open'
+ORDER BY st.pipeline_id, st.position
+"""
+)
+
+REPORT = ReportDefinition(
+    report_type="deal_velocity",
+    title="Deal velocity",
+    description=(
+        "Per open stage of the selected pipelines: the stints that ended during the window "
+        "(every visit counts) and how long they lasted: mean, median and 90th percentile in days."
+    ),
+    fact_table=deal_velocity_fact,
+    dimensions=("pipeline_id", "stage_id"),
+    metrics=("exited_count", "avg_days", "p50_days", "p90_days"),
+    headline_metrics=("exited_count",),
+    options_model=ReportOptions,
+    cadence="month",
+    sql=SQL,
+)
