@@ -1,17 +1,15 @@
-"""The one run executor every caller uses (CLI, Dagster, tests).
+"""The one run executor every caller uses (CLI, Dagster, tests, benchmarks).
 
 A run is one transaction: insert the `report_run` header as IN_PROGRESS, compute
 the facts in PostgreSQL with one INSERT ... SELECT, mark the header SUCCEEDED,
 commit. Any error rolls all of it back; the run is then recorded as FAILED with
-its error message and no facts, in a second short transaction.
+its error message and no facts, in a second short transaction. Inputs are
+validated before, by `run_request.build_request`.
 """
 
-import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,45 +21,18 @@ from sqlalchemy.exc import DBAPIError
 from dyno_reports import periods
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
-from dyno_reports.reports.base import ReportDefinition, ReportOptions, parse_options
-from dyno_reports.storage.tables import pipeline, report_run, tenant
+from dyno_reports.reports.base import ReportDefinition, parse_options
+from dyno_reports.run_request import RunRequest, build_request, fingerprint, iso, options_dict, parse_tenant_id
+from dyno_reports.storage.tables import report_run
+
+# RunRequest and build_request are re-exported: callers run reports through this one module.
+__all__ = [
+    "RunRequest", "RunResult", "build_request", "describe_error", "execute", "header_values",
+    "record_failure", "record_input_failure",
+]
 
 log = logging.getLogger(__name__)
 ERROR_MESSAGE_LIMIT = 4000
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything a run depends on, validated: the run's identity is these inputs."""
-
-    report: ReportDefinition
-    tenant_id: UUID
-    window: periods.Window
-    options: ReportOptions
-    dagster_run_id: str | None = None
-
-    def input_params(self) -> dict[str, Any]:
-        return {"options": self.options.canonical(), "period_grain": self.window.grain}
-
-    def fingerprint(self) -> str:
-        """sha256 of the canonical inputs (tenant, report_type, window, options with defaults)."""
-        canonical = {
-            "tenant_id": str(self.tenant_id),
-            "report_type": self.report.report_type,
-            "period_start": _iso(self.window.start),
-            "period_end": _iso(self.window.end),
-            "options": self.options.canonical(),
-        }
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(encoded.encode()).hexdigest()
-
-    def sql_params(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "period_start": self.window.start,
-            "period_end": self.window.end,
-            **self.options.sql_params(),
-        }
 
 
 @dataclass
@@ -85,8 +56,8 @@ class RunResult:
             "status": self.status,
             "report_type": self.request.report.report_type,
             "tenant_id": str(self.request.tenant_id),
-            "period_start": _iso(window.start),
-            "period_end": _iso(window.end),
+            "period_start": iso(window.start),
+            "period_end": iso(window.end),
             "period_grain": window.grain,
             "options": self.request.options.canonical(),
             "input_fingerprint": self.request.fingerprint(),
@@ -94,28 +65,6 @@ class RunResult:
             "headline": {k: _jsonable(v) for k, v in self.headline.items()},
             "error_message": self.error_message,
         }
-
-
-def build_request(
-    conn: Connection,
-    report_type: str,
-    tenant_id: str | UUID,
-    *,
-    period_start: str | datetime | None = None,
-    period_end: str | datetime | None = None,
-    options: str | dict[str, Any] | None = None,
-    dagster_run_id: str | None = None,
-) -> RunRequest:
-    """Validate every input against the database; raise InputError before anything is written."""
-    report = get_report(report_type)
-    tenant_uuid = parse_tenant_id(tenant_id)
-    window = periods.resolve_window(
-        _instant(period_start, "period start"), _instant(period_end, "period end")
-    )
-    parsed_options = parse_options(report.options_model, _options_dict(options))
-    _check_tenant(conn, tenant_uuid)
-    _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)
-    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id)
 
 
 def execute(engine: Engine, request: RunRequest, *, run_id: UUID | None = None) -> RunResult:
@@ -135,7 +84,7 @@ def execute(engine: Engine, request: RunRequest, *, run_id: UUID | None = None) 
 def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> tuple[int, dict]:
     # Row-level security (to come) reads the tenant from this setting; it is local to the transaction.
     conn.execute(text("SELECT set_config('dyno.tenant_id', :tenant, true)"), {"tenant": str(request.tenant_id)})
-    conn.execute(insert(report_run).values(**_header_values(request, run_id, "IN_PROGRESS")))
+    conn.execute(insert(report_run).values(**header_values(request, run_id, "IN_PROGRESS")))
     fact_rows = conn.execute(_insert_facts(request.report, run_id, request.tenant_id), request.sql_params()).rowcount
     headline = _headline(conn, request, run_id)
     conn.execute(
@@ -169,7 +118,7 @@ def _headline(conn: Connection, request: RunRequest, run_id: UUID) -> dict[str, 
 
 def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: str) -> None:
     """Leave a FAILED header for `run_id` (insert it, or fail the IN_PROGRESS one)."""
-    values = _header_values(request, run_id, "FAILED") | {"error_message": message[:ERROR_MESSAGE_LIMIT]}
+    values = header_values(request, run_id, "FAILED") | {"error_message": message[:ERROR_MESSAGE_LIMIT]}
     with engine.begin() as conn:
         updated = conn.execute(
             update(report_run)
@@ -184,7 +133,7 @@ def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: s
             conn.execute(insert(report_run).values(**values))
 
 
-def _header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, Any]:
+def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "tenant_id": request.tenant_id,
@@ -204,55 +153,6 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc.orig).__name__}: {str(exc.orig).strip()}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def parse_tenant_id(raw: str | UUID) -> UUID:
-    if isinstance(raw, UUID):
-        return raw
-    try:
-        return UUID(str(raw).strip())
-    except ValueError:
-        raise InputError(f"tenant {raw!r} is not a UUID") from None
-
-
-def _check_tenant(conn: Connection, tenant_id: UUID) -> None:
-    found = conn.execute(select(tenant.c.tenant_id).where(tenant.c.tenant_id == tenant_id)).first()
-    if found is None:
-        raise InputError(f"unknown tenant {tenant_id} (not in crm.tenant)")
-
-
-def _check_pipelines(conn: Connection, tenant_id: UUID, pipeline_ids: tuple[UUID, ...] | None) -> None:
-    if not pipeline_ids:
-        return
-    owned = set(
-        conn.execute(
-            select(pipeline.c.pipeline_id).where(
-                pipeline.c.tenant_id == tenant_id, pipeline.c.pipeline_id.in_(pipeline_ids)
-            )
-        ).scalars()
-    )
-    missing = [str(p) for p in pipeline_ids if p not in owned]
-    if missing:
-        raise InputError(f"pipeline(s) {', '.join(missing)} do not belong to tenant {tenant_id}")
-
-
-def _instant(value: str | datetime | None, what: str) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return periods.parse_instant(value, what)
-
-
-def _options_dict(options: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    if options is None or isinstance(options, dict):
-        return options
-    try:
-        return json.loads(options)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"options are not valid JSON: {exc.msg} at position {exc.pos}") from None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _jsonable(value: Any) -> Any:
@@ -277,7 +177,7 @@ def record_input_failure(
     tenant_uuid = parse_tenant_id(tenant_id)
     run_id = uuid.uuid4()
     try:
-        parsed = parse_options(report.options_model, _options_dict(options))
+        parsed = parse_options(report.options_model, options_dict(options))
     except InputError:
         parsed = None
     if parsed is not None:
@@ -285,14 +185,13 @@ def record_input_failure(
         return run_id
     canonical = {
         "tenant_id": str(tenant_uuid), "report_type": report_type,
-        "period_start": _iso(window.start), "period_end": _iso(window.end), "options_raw": options,
+        "period_start": iso(window.start), "period_end": iso(window.end), "options_raw": options,
     }
-    fingerprint = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
     with engine.begin() as conn:
         conn.execute(insert(report_run).values(
             run_id=run_id, tenant_id=tenant_uuid, report_type=report_type,
             period_start=window.start, period_end=window.end, period_grain=window.grain,
-            input_params={"options_raw": options, "period_grain": window.grain}, input_fingerprint=fingerprint,
+            input_params={"options_raw": options, "period_grain": window.grain}, input_fingerprint=fingerprint(canonical),
             status="FAILED", error_message=message[:ERROR_MESSAGE_LIMIT], dagster_run_id=dagster_run_id,
         ))
     return run_id

@@ -216,7 +216,7 @@ def test_asset_checks_pass_then_fail_on_bad_facts(env, engine, tenant, instance)
     other = executor.RunRequest(REGISTRY["stage_conversion"], uuid.UUID(tenant), executor.periods.Window(T0, T0 + 7 * D),
                                 REGISTRY["stage_conversion"].options_model())
     with engine.begin() as conn:
-        conn.execute(insert(report_run).values(**executor._header_values(other, bad_run, "SUCCEEDED")))
+        conn.execute(insert(report_run).values(**executor.header_values(other, bad_run, "SUCCEEDED")))
         conn.execute(insert(pipeline_overview_fact).values(
             run_id=bad_run, tenant_id=uuid.UUID(tenant), pipeline_id=PIPELINE_IDS[0], stage_id=uuid.uuid4(),
             deal_count=1, total_amount=1, avg_amount=1, avg_days_in_stage=-3, entered_count=0))

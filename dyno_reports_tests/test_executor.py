@@ -91,7 +91,7 @@ def test_database_refuses_facts_of_a_run_that_is_not_succeeded(engine, tenant):
     run_id = uuid.uuid4()
     with pytest.raises(DBAPIError, match="is not SUCCEEDED"):
         with engine.begin() as conn:
-            conn.execute(insert(report_run).values(**executor._header_values(request, run_id, "IN_PROGRESS")))
+            conn.execute(insert(report_run).values(**executor.header_values(request, run_id, "IN_PROGRESS")))
             conn.execute(insert(pipeline_overview_fact).values(
                 run_id=run_id, tenant_id=tenant.tenant_id, pipeline_id=PIPELINE_IDS[0], stage_id=uuid.uuid4(),
                 deal_count=1, total_amount=1, entered_count=1))
@@ -118,7 +118,7 @@ def test_a_finished_run_stays_finished(engine, tenant):
 
 def test_unknown_report_type_is_refused_by_the_database(engine, tenant):
     request = run(engine, "pipeline_overview", tenant.tenant_id, T0, END).request
-    values = executor._header_values(request, uuid.uuid4(), "SUCCEEDED") | {"report_type": "made_up"}
+    values = executor.header_values(request, uuid.uuid4(), "SUCCEEDED") | {"report_type": "made_up"}
     with pytest.raises(DBAPIError, match="report_type"):
         with engine.begin() as conn:
             conn.execute(insert(report_run).values(**values))

@@ -29,6 +29,7 @@ from dagster import (
 from sqlalchemy import Engine, select, update
 
 from dyno_reports import executor, periods
+from dyno_reports.errors import InputError
 from dyno_reports.dagster_defs.partitions import report_partitions, start_date, target_of
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.reports import REGISTRY
@@ -85,7 +86,7 @@ def fail_run_partitions(
             executor.record_input_failure(
                 engine, report_type, target.tenant_id, window, options, message, dagster_run_id=run.run_id
             )
-        except executor.InputError:  # not a tenant UUID: nothing a header could describe
+        except InputError:  # not a tenant UUID: nothing a header could describe
             continue
         changed += 1
     return changed
