@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, func, insert, literal, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import DBAPIError
 
@@ -109,9 +109,16 @@ def _insert_facts(report: ReportDefinition, run_id: UUID, tenant_id: UUID):
 
 
 def _headline(conn: Connection, request: RunRequest, run_id: UUID) -> dict[str, Decimal | int]:
-    """Sums of the report's additive metrics over the run's facts (the numbers Dagster plots)."""
+    """Sums of the report's additive metrics over the run's facts (the numbers Dagster plots).
+
+    sum(bigint) is numeric in PostgreSQL: sums of count columns are cast back to bigint.
+    """
     table = request.report.fact_table
-    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in request.report.headline_metrics]
+    sums = []
+    for name in request.report.headline_metrics:
+        total = func.coalesce(func.sum(table.c[name]), 0)
+        is_count = isinstance(table.c[name].type, BigInteger)
+        sums.append((cast(total, BigInteger) if is_count else total).label(name))
     row = conn.execute(select(*sums).where(table.c.tenant_id == request.tenant_id, table.c.run_id == run_id)).one()
     return dict(row._mapping)
 

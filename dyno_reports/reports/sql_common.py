@@ -60,6 +60,16 @@ def rounded_days(seconds: str, count: str | None = None) -> str:
     return f"round(round({seconds}, 30) / {divisor}, 2)"
 
 
+def rounded_rate(numerator: str, denominator: str) -> str:
+    """SQL: numerator / denominator rounded once to 4 decimals, NULL when the denominator is 0.
+
+    The dividend is taken to 30 decimals first, so the quotient keeps 30 decimals
+    (PostgreSQL keeps the dividend's scale) and round(, 4) sees the exact ratio
+    even for huge amount sums (as `rounded_days` does for days).
+    """
+    return f"round(round(CAST({numerator} AS numeric), 30) / NULLIF({denominator}, 0), 4)"
+
+
 def report_sql(own_ctes_and_select: str) -> str:
     """A report's whole statement: the shared CTEs, then its own (starting with a comma) and SELECT."""
     return "WITH" + COMMON_CTES + own_ctes_and_select

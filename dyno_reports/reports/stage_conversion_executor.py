@@ -7,7 +7,7 @@ pipeline. See docs/reports/stage_conversion_design.md.
 """
 
 from dyno_reports.reports.base import ReportDefinition, ReportOptions
-from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days
+from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import stage_conversion_fact
 
 
@@ -49,7 +49,7 @@ SELECT st.pipeline_id,
        COALESCE(ps.entered_count, 0) AS entered_count,
        COALESCE(ps.advanced_count, 0) AS advanced_count,
        COALESCE(ps.lost_count, 0) AS lost_count,
-       round(CAST(ps.advanced_count AS numeric) / NULLIF(ps.entered_count, 0), 4) AS conversion_rate,
+       {rounded_rate("ps.advanced_count", "ps.entered_count")} AS conversion_rate,
        {rounded_days("ps.advance_seconds", "ps.advanced_count")} AS avg_days_to_advance
 FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id

@@ -185,7 +185,9 @@ def windows(data: TenantData) -> st.SearchStrategy:
 
 
 def pipeline_selections(data: TenantData) -> st.SearchStrategy:
-    """None (every pipeline) or a non-empty subset of the tenant's pipelines."""
+    """None (every pipeline), exactly one pipeline (a strict subset when there are two), or any
+    non-empty subset of the tenant's pipelines."""
     if not data.pipelines:
         return st.none()
-    return st.none() | st.lists(st.sampled_from(data.pipelines), min_size=1, unique=True)
+    one = st.sampled_from(data.pipelines).map(lambda p: [p])
+    return st.none() | one | st.lists(st.sampled_from(data.pipelines), min_size=1, unique=True)

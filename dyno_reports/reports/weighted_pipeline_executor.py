@@ -1,0 +1,49 @@
+"""weighted_pipeline: open deals at E per pipeline, owner and expected close month, weighted by stage probability."""
+
+from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.sql_common import report_sql
+from dyno_reports.storage.tables import weighted_pipeline_fact
+
+# A snapshot at E only: the window's start plays no part (reports.md, "snapshot at E").
+# `close_month` truncates a DATE through `timestamp` (without time zone), so the
+# session's time zone cannot shift it. The weighted sum is exact numeric
+# (numeric(18,2) x numeric(5,4)) and rounded once, after the sum.
+SQL = report_sql(
+    """,
+in_scope AS (
+    SELECT st.pipeline_id,
+           p.owner_principal_id AS principal_id,
+           CAST(date_trunc('month', CAST(p.expected_close_date AS timestamp)) AS date) AS close_month,
+           p.amount,
+           st.probability
+    FROM population p
+    JOIN scope_stages st ON st.stage_id = p.stage_id
+    WHERE st.kind = 'open'
+)
+SELECT pipeline_id,
+       principal_id,
+       close_month,
+       count(*) AS deal_count,
+       sum(amount) AS total_amount,
+       round(sum(amount * probability), 2) AS weighted_amount
+FROM in_scope
+GROUP BY pipeline_id, principal_id, close_month
+ORDER BY pipeline_id, principal_id, close_month NULLS LAST
+"""
+)
+
+REPORT = ReportDefinition(
+    report_type="weighted_pipeline",
+    title="Weighted pipeline",
+    description=(
+        "The open deals of the selected pipelines at the end of the window, per pipeline, owner and "
+        "expected close month: how many, their amount, and their amount weighted by stage probability."
+    ),
+    fact_table=weighted_pipeline_fact,
+    dimensions=("pipeline_id", "principal_id", "close_month"),
+    metrics=("deal_count", "total_amount", "weighted_amount"),
+    headline_metrics=("deal_count", "total_amount", "weighted_amount"),
+    options_model=ReportOptions,
+    cadence="month",
+    sql=SQL,
+)

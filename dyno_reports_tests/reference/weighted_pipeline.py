@@ -1,0 +1,40 @@
+"""weighted_pipeline as reports.md defines it, in plain Python."""
+
+from collections import defaultdict
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from dyno_reports_tests.reference.common import population, round_half_away, selected_stages
+from dyno_reports_tests.support.history import TenantData
+
+
+def close_month(close_date: date | None) -> date | None:
+    """First day of the month of the expected close date; None when there is none."""
+    return None if close_date is None else close_date.replace(day=1)
+
+
+def expected(data: TenantData, start: datetime | None, end: datetime,
+             pipeline_ids: list[UUID] | None = None) -> dict[tuple, dict]:
+    """(pipeline_id, principal_id, close_month) -> the fact row's columns.
+
+    A snapshot at E: `start` is accepted for symmetry with the other reports and ignored.
+    """
+    open_stages = {s.stage_id: s for s in selected_stages(data, pipeline_ids, {"open"})}
+    groups: dict[tuple, list[tuple[Decimal, Decimal]]] = defaultdict(list)
+    for row in population(data, end).values():
+        stage = open_stages.get(row.stage_id)
+        if stage is not None:
+            key = (stage.pipeline_id, row.owner_id, close_month(row.close_date))
+            groups[key].append((row.amount, stage.probability))
+    return {
+        key: {
+            "pipeline_id": key[0],
+            "principal_id": key[1],
+            "close_month": key[2],
+            "deal_count": len(deals),
+            "total_amount": sum((amount for amount, _ in deals), Decimal("0.00")),
+            "weighted_amount": round_half_away(sum(amount * p for amount, p in deals), 2),
+        }
+        for key, deals in groups.items()
+    }
