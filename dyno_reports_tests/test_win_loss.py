@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.win_loss import expected
-from dyno_reports_tests.support.facts import run, run_and_read
+from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
     DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, TenantData, busy_histories, load, pipeline_selections,
     tenant_histories, windows,
@@ -205,14 +205,6 @@ def win_loss_histories(draw: st.DrawFn) -> TenantData:
     return data
 
 
-def selections(data: TenantData) -> st.SearchStrategy:
-    """pipeline_selections, or often exactly one of two pipelines: then deals that moved between
-    a selected and an unselected pipeline are where a wrong pipeline predicate shows."""
-    if not data.pipelines:
-        return st.none()
-    return pipeline_selections(data) | st.sampled_from(data.pipelines).map(lambda p: [p])
-
-
 @given(data=win_loss_histories(), choices=st.data())
 def test_matches_reference_on_generated_histories(engine, data, choices):
     check_against_reference(engine, data, choices)
@@ -224,11 +216,5 @@ def test_matches_reference_on_busy_histories(engine, data, choices):
 
 
 def check_against_reference(engine, data: TenantData, choices) -> None:
-    start, end = choices.draw(windows_from_closings(data))
-    pipeline_ids = choices.draw(selections(data))
-    load(engine, data)
-    options = None if pipeline_ids is None else {"pipeline_ids": [str(p) for p in pipeline_ids]}
-
-    facts = run_and_read(engine, REPORT, data.tenant_id, start, end, options)
-
-    assert facts == expected(data, start, end, pipeline_ids)
+    window = choices.draw(windows_from_closings(data))
+    assert_matches_reference(engine, REPORT, expected, data, window, choices.draw(pipeline_selections(data)))

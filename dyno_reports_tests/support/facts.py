@@ -1,5 +1,6 @@
 """Run a report through the real executor and read its facts back (real PostgreSQL)."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -8,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from dyno_reports import executor
 from dyno_reports.reports import get_report
+from dyno_reports_tests.support.history import TenantData, load
 
 
 def run(engine: Engine, report_type: str, tenant_id: UUID, start: datetime | None, end: datetime,
@@ -34,3 +36,19 @@ def run_and_read(engine: Engine, report_type: str, tenant_id: UUID, start: datet
     facts = facts_by_key(engine, report_type, result.run_id)
     assert result.fact_rows == len(facts)
     return facts
+
+
+def assert_matches_reference(engine: Engine, report_type: str, expected: Callable[..., dict], data: TenantData,
+                             window: tuple[datetime | None, datetime], pipeline_ids: list[UUID] | None,
+                             **options: Any) -> None:
+    """Load the tenant, run the report through the executor, and compare its facts with the reference
+    `expected(data, start, end, pipeline_ids, **options)`."""
+    start, end = window
+    load(engine, data)
+    run_options = dict(options)
+    if pipeline_ids is not None:
+        run_options["pipeline_ids"] = [str(p) for p in pipeline_ids]
+
+    facts = run_and_read(engine, report_type, data.tenant_id, start, end, run_options or None)
+
+    assert facts == expected(data, start, end, pipeline_ids, **options)
