@@ -43,3 +43,20 @@ def test_every_registered_report_is_a_known_report_type_with_its_fact_table(engi
     with engine.connect() as conn:
         known = dict(conn.execute(select(tables.report_type.c.report_type, tables.report_type.c.fact_table)).all())
     assert known == {name: report.fact_table.name for name, report in REGISTRY.items()}
+
+
+def test_upgrade_keeps_a_crm_schema_the_crm_already_owns(database_factory):
+    """In production the CRM's tables exist first: upgrade adopts them, downgrade leaves them."""
+    engine = create_engine(database_factory("crm_owned"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA crm")
+            conn.exec_driver_sql("CREATE TABLE crm.tenant (tenant_id uuid PRIMARY KEY, name text NOT NULL,"
+                                 " created_at timestamptz NOT NULL DEFAULT now())")
+            conn.exec_driver_sql("INSERT INTO crm.tenant (tenant_id, name) VALUES (gen_random_uuid(), 'existing')")
+        assert migrate.upgrade(engine) == migrate.head_revision()
+        migrate.downgrade(engine, "base")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT name FROM crm.tenant").scalars().all() == ["existing"]
+    finally:
+        engine.dispose()

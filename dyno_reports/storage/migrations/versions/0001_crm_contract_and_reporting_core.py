@@ -14,31 +14,34 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Verbatim from ../shared/spec/crm_source_schema.md: external loaders insert into these.
+# From ../shared/spec/crm_source_schema.md, verbatim but for IF NOT EXISTS: in production
+# the CRM owns these tables and they exist before our migrations run; the demo, tests
+# and benchmarks get them from here. External loaders insert into them with plain SQL.
+CRM_OWNED_BY_US = "dyno-reports: created by migration 0001"
 CRM_CONTRACT = """
 CREATE SCHEMA IF NOT EXISTS crm;
 
-CREATE TABLE crm.tenant (
+CREATE TABLE IF NOT EXISTS crm.tenant (
   tenant_id   uuid PRIMARY KEY,
   name        text NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE TABLE crm.principal (
+CREATE TABLE IF NOT EXISTS crm.principal (
   tenant_id     uuid NOT NULL REFERENCES crm.tenant,
   principal_id  uuid NOT NULL,
   display_name  text NOT NULL,
   PRIMARY KEY (tenant_id, principal_id)
 );
 
-CREATE TABLE crm.pipeline (
+CREATE TABLE IF NOT EXISTS crm.pipeline (
   tenant_id    uuid NOT NULL REFERENCES crm.tenant,
   pipeline_id  uuid NOT NULL,
   name         text NOT NULL,
   PRIMARY KEY (tenant_id, pipeline_id)
 );
 
-CREATE TABLE crm.stage (
+CREATE TABLE IF NOT EXISTS crm.stage (
   tenant_id    uuid NOT NULL,
   stage_id     uuid NOT NULL,
   pipeline_id  uuid NOT NULL,
@@ -51,7 +54,7 @@ CREATE TABLE crm.stage (
   FOREIGN KEY (tenant_id, pipeline_id) REFERENCES crm.pipeline
 );
 
-CREATE TABLE crm.deal (
+CREATE TABLE IF NOT EXISTS crm.deal (
   tenant_id   uuid NOT NULL REFERENCES crm.tenant,
   deal_id     uuid NOT NULL,
   name        text NOT NULL,
@@ -59,7 +62,7 @@ CREATE TABLE crm.deal (
   PRIMARY KEY (tenant_id, deal_id)
 );
 
-CREATE TABLE crm.deal_history (
+CREATE TABLE IF NOT EXISTS crm.deal_history (
   tenant_id            uuid NOT NULL,
   deal_id              uuid NOT NULL,
   valid_from           timestamptz NOT NULL,
@@ -157,7 +160,10 @@ PIPELINE_OVERVIEW_COLUMNS = """
 
 
 def upgrade() -> None:
+    crm_exists = op.get_bind().exec_driver_sql("SELECT to_regnamespace('crm') IS NOT NULL").scalar()
     op.execute(CRM_CONTRACT)
+    if not crm_exists:
+        op.execute(f"COMMENT ON SCHEMA crm IS '{CRM_OWNED_BY_US}'")
     op.execute(REPORTING_CORE)
     create_fact_table("pipeline_overview", PIPELINE_OVERVIEW_COLUMNS, "stage_id")
 
@@ -166,4 +172,7 @@ def downgrade() -> None:
     # The reporting schema also holds Alembic's version table: drop our objects, not the schema.
     op.execute("DROP TABLE reporting.report_pipeline_overview_fact, reporting.report_run, reporting.report_type")
     op.execute("DROP FUNCTION reporting.report_run_status_is_final(), reporting.fact_requires_succeeded_run()")
-    op.execute("DROP SCHEMA crm CASCADE")
+    # Drop the CRM tables only when this migration created them (never the CRM's own).
+    owner_note = op.get_bind().exec_driver_sql("SELECT obj_description(to_regnamespace('crm'), 'pg_namespace')").scalar()
+    if owner_note == CRM_OWNED_BY_US:
+        op.execute("DROP SCHEMA crm CASCADE")
