@@ -30,6 +30,7 @@ test-thorough: $(STAMP)
 ## Benchmarks (printed figures, not timed tests).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.report_runs
+	$(BIN)/python -m benchmarks.dagster_overhead
 
 stop-db: $(STAMP)
 	$(BIN)/dyno-reports db stop
