@@ -105,3 +105,10 @@ def test_unmigrated_database_gets_a_clear_message(database_factory):
     url = database_factory("unmigrated").render_as_string(hide_password=False)
     done = dyno({"DYNO_DATABASE_URL": url, "PATH": ""}, "run", "pipeline_overview", "--tenant", str(DEAL_IDS[0]))
     assert done.returncode == 1 and "run `dyno-reports db upgrade`" in done.stderr
+
+
+def test_sync_tenants_without_a_dagster_home_is_one_clear_line(cli_env):
+    env = {k: v for k, v in cli_env.items() if k != "DAGSTER_HOME"}
+    done = dyno(env, "sync-tenants")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: DAGSTER_HOME must name an existing folder") and done.stderr.count("\n") == 1

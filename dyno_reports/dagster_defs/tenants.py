@@ -1,10 +1,13 @@
 """Tenants as `tenant` dynamic partitions: a sensor and `dyno-reports sync-tenants` register every crm.tenant."""
 
+import os
+
 from dagster import DagsterInstance, SensorEvaluationContext, SensorResult, SkipReason, sensor
 from sqlalchemy import Engine, select
 
 from dyno_reports.dagster_defs.partitions import TENANT, tenant_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import tenant
 
 
@@ -30,6 +33,12 @@ def sync_tenants_from_environment() -> list[str]:
     """For the CLI: the configured database and the instance of `DAGSTER_HOME`."""
     from dyno_reports import db
 
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not os.path.isdir(home):
+        raise ConfigError(
+            f"DAGSTER_HOME must name an existing folder (the Dagster instance), got {home!r}; "
+            "`make dev` uses .dyno/dagster_home"
+        )
     with DagsterInstance.get() as instance:
         return sync_tenants(db.get_engine(), instance)
 
