@@ -8,8 +8,9 @@ from hypothesis import given, strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.deal_velocity import expected
-from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import stage_row, run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
+    two_pipelines,
     busy_histories,
     DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories,
     windows,
@@ -22,23 +23,12 @@ D = timedelta(days=1)
 MONTH = (T0, T0 + 30 * D)
 
 
-def two_pipelines() -> tuple[TenantData, list, list]:
-    data = TenantData()
-    first = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "open", "won", "lost"])
-    second = data.add_pipeline(PIPELINE_IDS[1], ["open", "won", "lost"])
-    return data, first, second
-
-
-def row(facts: dict, stage) -> dict:
-    return facts[(stage.pipeline_id, stage.stage_id)]
-
-
 def metrics(fact: dict) -> tuple:
     return fact["exited_count"], fact["avg_days"], fact["p50_days"], fact["p90_days"]
 
 
 def test_every_stint_counts_with_reopen_delete_restore_and_moves(engine):
-    data, (lead, qualified, proposal, won, lost), (renewal, renewal_won, _) = two_pipelines()
+    data, (lead, qualified, proposal, won, lost), (renewal, renewal_won, _) = two_pipelines(3)
     start, end = MONTH
     # repeated visits of lead: 3 days, 2 days and, reopened after won, 1 day; qualified 2 days
     data.add_deal(DEAL_IDS[0], [(T0 - 2 * D, lead, 1), (T0 + D, qualified, 1), (T0 + 3 * D, lead, 1),
@@ -66,14 +56,14 @@ def test_every_stint_counts_with_reopen_delete_restore_and_moves(engine):
     assert facts == expected(data, start, end)
     assert set(facts) == {(s.pipeline_id, s.stage_id) for s in data.stages.values() if s.kind == "open"}
     # lead: 3, 2, 1 (deal 0) + 4 (deal 4) + 6 (deal 5), and deal 2's 1 day
-    assert metrics(row(facts, lead)) == (6, Decimal("2.83"), Decimal("2.50"), Decimal("5.00"))
-    assert metrics(row(facts, qualified)) == (2, Decimal("2.00"), Decimal("2.00"), Decimal("2.00"))
-    assert metrics(row(facts, proposal)) == (0, None, None, None)
-    assert metrics(row(facts, renewal)) == (1, Decimal("2.00"), Decimal("2.00"), Decimal("2.00"))
+    assert metrics(stage_row(facts, lead)) == (6, Decimal("2.83"), Decimal("2.50"), Decimal("5.00"))
+    assert metrics(stage_row(facts, qualified)) == (2, Decimal("2.00"), Decimal("2.00"), Decimal("2.00"))
+    assert metrics(stage_row(facts, proposal)) == (0, None, None, None)
+    assert metrics(stage_row(facts, renewal)) == (1, Decimal("2.00"), Decimal("2.00"), Decimal("2.00"))
 
 
 def test_pipeline_filter_and_window_without_start(engine):
-    data, (lead, qualified, *_), (renewal, renewal_won, _) = two_pipelines()
+    data, (lead, qualified, *_), (renewal, renewal_won, _) = two_pipelines(3)
     data.add_deal(DEAL_IDS[0], [(T0 - 400 * D, lead, 1), (T0 - 300 * D, qualified, 1), (T0 - 100 * D, renewal, 1),
                                 (T0 - 40 * D, renewal_won, 1)])
     load(engine, data)
@@ -83,12 +73,12 @@ def test_pipeline_filter_and_window_without_start(engine):
 
     assert facts == expected(data, None, T0, only_first)
     assert {p for p, _ in facts} == {PIPELINE_IDS[0]}
-    assert metrics(row(facts, lead)) == (1, Decimal("100.00"), Decimal("100.00"), Decimal("100.00"))
-    assert metrics(row(facts, qualified)) == (1, Decimal("200.00"), Decimal("200.00"), Decimal("200.00"))
+    assert metrics(stage_row(facts, lead)) == (1, Decimal("100.00"), Decimal("100.00"), Decimal("100.00"))
+    assert metrics(stage_row(facts, qualified)) == (1, Decimal("200.00"), Decimal("200.00"), Decimal("200.00"))
 
 
 def test_empty_window_gives_zero_rows(engine):
-    data, (lead, qualified, *_), _ = two_pipelines()
+    data, (lead, qualified, *_), _ = two_pipelines(3)
     data.add_deal(DEAL_IDS[0], [(T0 - 20 * D, lead, 1), (T0 - 10 * D, qualified, 1)])
     load(engine, data)
 
@@ -103,7 +93,7 @@ def test_empty_window_gives_zero_rows(engine):
 
 
 def test_percentiles_interpolate_and_round_once_half_away_from_zero(engine):
-    data, (lead, qualified, proposal, *_), _ = two_pipelines()
+    data, (lead, qualified, proposal, *_), _ = two_pipelines(3)
     # lead: stints of 1h and 5h -> mean and median 3h = 0.125 days -> 0.13; p90 4.6h -> 0.19
     for i, hours in enumerate([1, 5]):
         data.add_deal(DEAL_IDS[i], [(T0, lead, 1), (T0 + hours * H, qualified, 1)])
@@ -115,15 +105,15 @@ def test_percentiles_interpolate_and_round_once_half_away_from_zero(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, *MONTH)
 
     assert facts == expected(data, *MONTH)
-    assert metrics(row(facts, lead)) == (2, Decimal("0.13"), Decimal("0.13"), Decimal("0.19"))
-    assert metrics(row(facts, qualified)) == (4, Decimal("0.10"), Decimal("0.10"), Decimal("0.15"))
+    assert metrics(stage_row(facts, lead)) == (2, Decimal("0.13"), Decimal("0.13"), Decimal("0.19"))
+    assert metrics(stage_row(facts, qualified)) == (4, Decimal("0.10"), Decimal("0.10"), Decimal("0.15"))
 
 
 def test_percentiles_are_exact_where_double_precision_is_not(engine):
     """Stints of B - 1 microsecond and B, B = 3000.005 days: the exact mean and p50 (B - 0.5us) and
     p90 (B - 0.1us) round down to 3000.00. percentile_cont on double precision gives 3000.01
     (p90 over the lengths in days, p50 over the lengths in seconds)."""
-    data, (lead, qualified, *_), _ = two_pipelines()
+    data, (lead, qualified, *_), _ = two_pipelines(3)
     length = 3000 * D + 432 * timedelta(seconds=1)  # 3000.005 days
     exit_at = T0 + D
     data.add_deal(DEAL_IDS[0], [(exit_at - length + US, lead, 1), (exit_at, qualified, 1)])
@@ -133,11 +123,11 @@ def test_percentiles_are_exact_where_double_precision_is_not(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, *MONTH)
 
     assert facts == expected(data, *MONTH)
-    assert metrics(row(facts, lead)) == (2, Decimal("3000.00"), Decimal("3000.00"), Decimal("3000.00"))
+    assert metrics(stage_row(facts, lead)) == (2, Decimal("3000.00"), Decimal("3000.00"), Decimal("3000.00"))
 
 
 def test_rejects_options_it_does_not_have(engine):
-    data, *_ = two_pipelines()
+    data, *_ = two_pipelines(3)
     load(engine, data)
     with pytest.raises(InputError, match="unknown option 'include_closed'"):
         run(engine, REPORT, data.tenant_id, *MONTH, {"include_closed": True})

@@ -8,19 +8,13 @@ from hypothesis import given, strategies as st
 from dyno_reports_tests.reference.pipeline_overview import expected
 from dyno_reports_tests.support.facts import run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
+    two_pipelines,
     DEAL_IDS, PIPELINE_IDS, T0, TenantData, busy_histories, load, pipeline_selections, tenant_histories, windows,
 )
 
 REPORT = "pipeline_overview"
 H = timedelta(hours=1)
 D = timedelta(days=1)
-
-
-def two_pipelines() -> tuple[TenantData, list, list]:
-    data = TenantData()
-    first = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
-    second = data.add_pipeline(PIPELINE_IDS[1], ["open", "won", "lost"])
-    return data, first, second
 
 
 def test_snapshot_and_entries_with_reopen_delete_and_move(engine):

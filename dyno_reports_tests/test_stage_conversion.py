@@ -8,8 +8,9 @@ from hypothesis import given, strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.stage_conversion import expected
-from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import stage_row, run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
+    two_pipelines,
     busy_histories,
     DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories,
     windows,
@@ -21,23 +22,12 @@ D = timedelta(days=1)
 WEEK = (T0, T0 + 7 * D)
 
 
-def two_pipelines() -> tuple[TenantData, list, list]:
-    data = TenantData()
-    first = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "open", "won", "lost"])
-    second = data.add_pipeline(PIPELINE_IDS[1], ["open", "won", "lost"])
-    return data, first, second
-
-
-def row(facts: dict, stage) -> dict:
-    return facts[(stage.pipeline_id, stage.stage_id)]
-
-
 def counts(fact: dict) -> tuple:
     return fact["entered_count"], fact["advanced_count"], fact["lost_count"]
 
 
 def test_skips_repeats_reopened_and_flipped_deals(engine):
-    data, (lead, qualified, proposal, won, lost), _ = two_pipelines()
+    data, (lead, qualified, proposal, won, lost), _ = two_pipelines(3)
     # skips qualified: lead -> proposal is an advance (2 days)
     data.add_deal(DEAL_IDS[0], [(T0 + D, lead, 10), (T0 + 3 * D, proposal, 10)])
     # entered lead before W: not in lead's cohort; in qualified's, not advanced
@@ -61,17 +51,17 @@ def test_skips_repeats_reopened_and_flipped_deals(engine):
 
     assert facts == expected(data, *WEEK)
     assert set(facts) == {(s.pipeline_id, s.stage_id) for s in data.stages.values() if s.kind == "open"}
-    assert counts(row(facts, lead)) == (5, 4, 2)  # deals 0, 2, 3, 4, 5; 3 and 4 lost
-    assert row(facts, lead)["conversion_rate"] == Decimal("0.8000")
-    assert row(facts, lead)["avg_days_to_advance"] == Decimal("2.25")  # (2 + 1 + 1 + 5) / 4
-    assert counts(row(facts, qualified)) == (2, 0, 0)  # deals 1 and 2
-    assert row(facts, qualified)["conversion_rate"] == Decimal("0")
-    assert row(facts, qualified)["avg_days_to_advance"] is None
-    assert counts(row(facts, proposal)) == (1, 0, 0)
+    assert counts(stage_row(facts, lead)) == (5, 4, 2)  # deals 0, 2, 3, 4, 5; 3 and 4 lost
+    assert stage_row(facts, lead)["conversion_rate"] == Decimal("0.8000")
+    assert stage_row(facts, lead)["avg_days_to_advance"] == Decimal("2.25")  # (2 + 1 + 1 + 5) / 4
+    assert counts(stage_row(facts, qualified)) == (2, 0, 0)  # deals 1 and 2
+    assert stage_row(facts, qualified)["conversion_rate"] == Decimal("0")
+    assert stage_row(facts, qualified)["avg_days_to_advance"] is None
+    assert counts(stage_row(facts, proposal)) == (1, 0, 0)
 
 
 def test_moves_between_pipelines_and_pipeline_filter(engine):
-    data, (lead, qualified, _proposal, won, _lost), (renewal, renewal_won, renewal_lost) = two_pipelines()
+    data, (lead, qualified, _proposal, won, _lost), (renewal, renewal_won, renewal_lost) = two_pipelines(3)
     # lead -> the other pipeline's won stage: not an advance of lead (other pipeline)
     data.add_deal(DEAL_IDS[0], [(T0, lead, 1), (T0 + D, renewal, 1), (T0 + 2 * D, renewal_won, 1)])
     # lead -> the other pipeline's lost stage: lost counts in any pipeline
@@ -85,16 +75,16 @@ def test_moves_between_pipelines_and_pipeline_filter(engine):
 
     assert facts == expected(data, *WEEK, only_first)
     assert {p for p, _ in facts} == {PIPELINE_IDS[0]}
-    assert counts(row(facts, lead)) == (2, 0, 1)
-    assert counts(row(facts, qualified)) == (1, 1, 0)
-    assert row(facts, qualified)["avg_days_to_advance"] == Decimal("0.50")
+    assert counts(stage_row(facts, lead)) == (2, 0, 1)
+    assert counts(stage_row(facts, qualified)) == (1, 1, 0)
+    assert stage_row(facts, qualified)["avg_days_to_advance"] == Decimal("0.50")
     every = run_and_read(engine, REPORT, data.tenant_id, *WEEK)
     assert every == expected(data, *WEEK)
-    assert counts(row(every, renewal)) == (1, 1, 0)  # deal 0; deal 2 entered it before W
+    assert counts(stage_row(every, renewal)) == (1, 1, 0)  # deal 0; deal 2 entered it before W
 
 
 def test_deletions_restores_and_rows_at_the_bounds(engine):
-    data, (lead, qualified, _proposal, won, _lost), _ = two_pipelines()
+    data, (lead, qualified, _proposal, won, _lost), _ = two_pipelines(3)
     start, end = WEEK
     # deleted before E: counts nowhere
     data.add_deal(DEAL_IDS[0], [(T0 + D, lead, 1), (T0 + 2 * D, qualified, 1),
@@ -111,13 +101,13 @@ def test_deletions_restores_and_rows_at_the_bounds(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, start, end)
 
     assert facts == expected(data, start, end)
-    assert counts(row(facts, lead)) == (1, 1, 0)  # deal 1
-    assert row(facts, lead)["avg_days_to_advance"] == Decimal("2.00")
-    assert counts(row(facts, qualified)) == (3, 0, 0)  # deals 1, 2, 3
+    assert counts(stage_row(facts, lead)) == (1, 1, 0)  # deal 1
+    assert stage_row(facts, lead)["avg_days_to_advance"] == Decimal("2.00")
+    assert counts(stage_row(facts, qualified)) == (3, 0, 0)  # deals 1, 2, 3
 
 
 def test_window_without_start_takes_the_first_entry_ever(engine):
-    data, (lead, qualified, *_), _ = two_pipelines()
+    data, (lead, qualified, *_), _ = two_pipelines(3)
     data.add_deal(DEAL_IDS[0], [(T0 - 300 * D, lead, 1), (T0 - 200 * D, qualified, 1), (T0 - 100 * D, lead, 1),
                                 (T0 - 50 * D, qualified, 1)])
     load(engine, data)
@@ -125,12 +115,12 @@ def test_window_without_start_takes_the_first_entry_ever(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, None, T0)
 
     assert facts == expected(data, None, T0)
-    assert counts(row(facts, lead)) == (1, 1, 0)
-    assert row(facts, lead)["avg_days_to_advance"] == Decimal("100.00")  # from the first entry ever
+    assert counts(stage_row(facts, lead)) == (1, 1, 0)
+    assert stage_row(facts, lead)["avg_days_to_advance"] == Decimal("100.00")  # from the first entry ever
 
 
 def test_empty_window_gives_zero_rows_with_null_rates(engine):
-    data, first, second = two_pipelines()
+    data, first, second = two_pipelines(3)
     data.add_deal(DEAL_IDS[0], [(T0 - 20 * D, first[0], 1), (T0 - 10 * D, first[1], 1)])  # no close date
     data.add_deal(DEAL_IDS[1], [(T0 - 20 * D, second[0], 1, None, T0.date())])  # with a close date
     load(engine, data)
@@ -148,7 +138,7 @@ def test_empty_window_gives_zero_rows_with_null_rates(engine):
 
 
 def test_rates_and_days_are_rounded_once_half_away_from_zero(engine):
-    data, (lead, qualified, proposal, won, _lost), _ = two_pipelines()
+    data, (lead, qualified, proposal, won, _lost), _ = two_pipelines(3)
     # 7 deals enter lead, 3 advance after 1h, 1h and 7h: mean 3h = 0.125 days -> 0.13
     # (rounding each deal first would give (0.04 + 0.04 + 0.29) / 3 -> 0.12)
     for i, hours in enumerate([1, 1, 7, None, None, None, None]):
@@ -163,13 +153,13 @@ def test_rates_and_days_are_rounded_once_half_away_from_zero(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, *WEEK)
 
     assert facts == expected(data, *WEEK)
-    assert row(facts, lead)["conversion_rate"] == Decimal("0.4286")
-    assert row(facts, lead)["avg_days_to_advance"] == Decimal("0.13")
-    assert row(facts, qualified)["conversion_rate"] == Decimal("0.0313")
+    assert stage_row(facts, lead)["conversion_rate"] == Decimal("0.4286")
+    assert stage_row(facts, lead)["avg_days_to_advance"] == Decimal("0.13")
+    assert stage_row(facts, qualified)["conversion_rate"] == Decimal("0.0313")
 
 
 def test_rejects_options_it_does_not_have(engine):
-    data, *_ = two_pipelines()
+    data, *_ = two_pipelines(3)
     load(engine, data)
     with pytest.raises(InputError, match="unknown option 'include_closed'"):
         run(engine, REPORT, data.tenant_id, *WEEK, {"include_closed": True})

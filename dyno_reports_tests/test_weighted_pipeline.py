@@ -12,6 +12,7 @@ from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.weighted_pipeline import expected
 from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
+    two_pipelines,
     DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, T0, TenantData, busy_histories, load, pipeline_selections,
     tenant_histories, windows,
 )
@@ -22,12 +23,6 @@ S = datetime(2025, 6, 1, tzinfo=timezone.utc)
 E = datetime(2025, 7, 1, tzinfo=timezone.utc)
 P0, P1 = PRINCIPAL_IDS[:2]
 A, B = PIPELINE_IDS[:2]
-
-
-def two_pipelines() -> tuple[TenantData, list, list]:
-    """A: lead (0.1), proposal (0.2), won, lost; B: renewal (0.1), won, lost."""
-    data = TenantData()
-    return data, data.add_pipeline(A, ["open", "open", "won", "lost"]), data.add_pipeline(B, ["open", "won", "lost"])
 
 
 def with_probabilities(data: TenantData, stages: list, probabilities: list[str]) -> list:

@@ -12,6 +12,7 @@ from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.win_loss import expected
 from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
 from dyno_reports_tests.support.history import (
+    two_pipelines,
     DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, TenantData, busy_histories, load, pipeline_selections,
     tenant_histories, windows,
 )
@@ -24,12 +25,6 @@ E = datetime(2025, 7, 1, tzinfo=timezone.utc)
 P0, P1 = PRINCIPAL_IDS[:2]
 A, B = PIPELINE_IDS[:2]
 NO_DATE, DELETED = None, True
-
-
-def two_pipelines() -> tuple[TenantData, list, list]:
-    """A: lead, proposal, won, lost; B: renewal, won, lost."""
-    data = TenantData()
-    return data, data.add_pipeline(A, ["open", "open", "won", "lost"]), data.add_pipeline(B, ["open", "won", "lost"])
 
 
 def counts(facts: dict, pipeline_id, owner) -> tuple:

@@ -52,3 +52,8 @@ def assert_matches_reference(engine: Engine, report_type: str, expected: Callabl
     facts = run_and_read(engine, report_type, data.tenant_id, start, end, run_options or None)
 
     assert facts == expected(data, start, end, pipeline_ids, **options)
+
+
+def stage_row(facts: dict[Any, dict], stage) -> dict:
+    """The fact row of a stage-keyed report (dimensions pipeline_id, stage_id)."""
+    return facts[(stage.pipeline_id, stage.stage_id)]

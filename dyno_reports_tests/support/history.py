@@ -110,6 +110,14 @@ def load(engine: Engine, data: TenantData) -> None:
             ])
 
 
+def two_pipelines(open_stages_in_first: int = 2) -> tuple[TenantData, list[Stage], list[Stage]]:
+    """A tenant with pipeline A (`open_stages_in_first` open stages, won, lost) and B (open, won, lost)."""
+    data = TenantData()
+    first = data.add_pipeline(PIPELINE_IDS[0], ["open"] * open_stages_in_first + ["won", "lost"])
+    second = data.add_pipeline(PIPELINE_IDS[1], ["open", "won", "lost"])
+    return data, first, second
+
+
 # --- hypothesis strategies ---------------------------------------------------
 
 # Times on a coarse grid (hours over ~7 weeks around T0), so entries, exits and
