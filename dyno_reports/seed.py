@@ -1,63 +1,35 @@
 """Deterministic synthetic CRM data for `dyno-reports seed`, the demo, tests and benchmarks.
 
-Fills the `crm` tables of the source contract with tenants, owners, pipelines, stages,
-deals and a type-2 history in which deals advance (sometimes skipping a stage), fall
-back, are won or lost, reopened and closed again (sometimes the other way), change
-amount, owner or close date, are deleted and sometimes restored, and move between
-pipelines. Rows lie in `[start, end)`, in whole seconds. The same arguments give
-byte-identical rows, UUIDs included: each tenant and each deal has its own
-`random.Random` derived from (seed, tenant, deal), so deals and their history are
-streamed with COPY in two passes without holding a tenant in memory. A tenant's id
-depends on (seed, index) only; tenants that already exist are skipped (idempotent).
+Loads the world of `synthetic.py` into the `crm` tables with binary COPY, one
+transaction per tenant: the catalog, then the deals (pass 1), then their history
+(pass 2, regenerated deal by deal), so memory stays flat at any size. The same
+arguments give byte-identical rows, UUIDs included. A tenant's id depends on
+(seed, index) only; tenants that already exist are skipped (idempotent).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
-from itertools import accumulate
 from uuid import UUID
 
 import psycopg
 from sqlalchemy import Engine
 
 from dyno_reports.errors import ConfigError, InputError
+from dyno_reports.synthetic import PIPELINES, TenantPlan, deal_header, history_rows, plan_tenant
 
 DEFAULT_START = datetime(2024, 7, 1, tzinfo=timezone.utc)
 DEFAULT_END = datetime(2025, 7, 1, tzinfo=timezone.utc)
 
-COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell")
-FIRST_NAMES = ("Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas")
-LAST_NAMES = ("Meyer", "Okafor", "Novak", "Silva", "Tanaka", "Dubois", "Larsen", "Kowalski")
-PRODUCTS = ("Platform", "Analytics", "Support plan", "Seats", "Integration", "Training", "Upgrade")
-# Per pipeline: (name, probability, kind) at positions 1, 2, ...: open stages, then won, then lost.
-PIPELINES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("New business", (
-        ("Lead", "0.1000", "open"), ("Qualified", "0.2500", "open"), ("Proposal", "0.5000", "open"),
-        ("Negotiation", "0.7500", "open"), ("Won", "1.0000", "won"), ("Lost", "0.0000", "lost"),
-    )),
-    ("Renewals", (
-        ("Upcoming", "0.4000", "open"), ("In discussion", "0.6000", "open"),
-        ("Contract sent", "0.8500", "open"), ("Renewed", "1.0000", "won"), ("Churned", "0.0000", "lost"),
-    )),
-)
-OPEN_EVENTS = ("advance", "back", "win", "lose", "amount", "owner", "close_date", "delete", "move", "rest")
-OPEN_WEIGHTS = tuple(accumulate((40, 8, 10, 10, 10, 6, 8, 3, 3, 2)))  # cumulative
-CLOSED_EVENTS = ("reopen", "flip", "amount", "owner", "delete", "rest")
-CLOSED_WEIGHTS = tuple(accumulate((30, 6, 6, 3, 4, 25)))
-# Seconds between two changes of a deal: minutes, hours, days or weeks.
-GAPS = ((300, 3_600), (3_600, 86_400), (86_400, 7 * 86_400), (7 * 86_400, 40 * 86_400))
-GAP_WEIGHTS = tuple(accumulate((10, 15, 40, 35)))
 PROGRESS_MIN_DEALS = 10_000
 DEAL_COPY = "COPY crm.deal (tenant_id, deal_id, name, created_at) FROM STDIN (FORMAT BINARY)"
 DEAL_TYPES = ("uuid", "uuid", "text", "timestamptz")
 HISTORY_COPY = ("COPY crm.deal_history (tenant_id, deal_id, valid_from, stage_id, owner_principal_id,"
                 " amount, expected_close_date, is_deleted) FROM STDIN (FORMAT BINARY)")
 HISTORY_TYPES = ("uuid", "uuid", "timestamptz", "uuid", "uuid", "numeric", "date", "bool")
-HistoryRow = tuple[UUID, UUID, datetime, UUID, UUID, Decimal, date | None, bool]
 
 
 @dataclass(frozen=True)
@@ -71,122 +43,7 @@ class SeededTenant:
     created: bool
 
 
-@dataclass(frozen=True)
-class _Tenant:
-    seed: int
-    index: int
-    start: datetime
-    end: datetime
-    tenant_id: UUID
-    name: str
-    principals: tuple[UUID, ...]
-    principal_names: tuple[str, ...]
-    pipelines: tuple[UUID, ...]
-    stages: tuple[tuple[UUID, ...], ...]  # per pipeline, by position (layout of PIPELINES)
-    open_counts: tuple[int, ...]  # n open stages per pipeline: indexes 0..n-1, won n, lost n+1
-
-
-@dataclass
-class _State:
-    pipeline: int
-    position: int
-    owner: UUID
-    cents: int
-    close: date | None
-    deleted: bool = False
-
-
-def _uuid(rng: random.Random) -> UUID:
-    return UUID(int=rng.getrandbits(128), version=4)
-
-
-def _tenant(random_seed: int, index: int, start: datetime, end: datetime) -> _Tenant:
-    """Tenant `index` of `random_seed`: its ids and names depend on nothing else."""
-    rng = random.Random(f"dyno-seed:{random_seed}:tenant:{index}")
-    tenant_id = _uuid(rng)
-    people = rng.sample([f"{f} {last}" for f in FIRST_NAMES for last in LAST_NAMES], rng.randint(4, 8))
-    return _Tenant(
-        seed=random_seed, index=index, start=start, end=end, tenant_id=tenant_id,
-        name=f"{COMPANIES[index % len(COMPANIES)]} {index + 1} (seed {random_seed})",
-        principals=tuple(_uuid(rng) for _ in people),
-        principal_names=tuple(people),
-        pipelines=tuple(_uuid(rng) for _ in PIPELINES),
-        stages=tuple(tuple(_uuid(rng) for _ in stages) for _, stages in PIPELINES),
-        open_counts=tuple(sum(kind == "open" for _, _, kind in stages) for _, stages in PIPELINES),
-    )
-
-
-def _deal(t: _Tenant, index: int) -> tuple[random.Random, UUID, str, datetime]:
-    """Deal `index`'s generator after its first draws: deal_id, name and created_at (both passes make them)."""
-    rng = random.Random(f"dyno-seed:{t.seed}:tenant:{t.index}:deal:{index}")
-    deal_id = _uuid(rng)
-    name = f"{rng.choice(COMPANIES)} {rng.choice(PRODUCTS)} #{index + 1}"
-    span = max(int((t.end - t.start).total_seconds()), 1)
-    return rng, deal_id, name, t.start + timedelta(seconds=rng.randrange(span))
-
-
-def _gap(rng: random.Random) -> timedelta:
-    """Integer arithmetic only (no libm), so every platform draws the same instants."""
-    low, high = rng.choices(GAPS, cum_weights=GAP_WEIGHTS)[0]
-    return timedelta(seconds=rng.randint(low, high))
-
-
-def _history(t: _Tenant, index: int) -> Iterator[HistoryRow]:
-    """Deal `index`'s rows, first at its created_at, then one per change until it rests or reaches `end`."""
-    rng, deal_id, _, created = _deal(t, index)
-    pipeline = 0 if rng.random() < 0.75 else 1
-    cents = rng.randint(1_000_00, 20_000_00) * rng.choice((1, 1, 2, 3, 5, 10))
-    close = None if rng.random() < 0.2 else created.date() + timedelta(days=rng.randint(14, 180))
-    state = _State(pipeline, rng.choice((0, 0, 0, 1)), rng.choice(t.principals), cents, close)
-    at = created
-    for _ in range(rng.randint(4, 16)):
-        yield (t.tenant_id, deal_id, at, t.stages[state.pipeline][state.position], state.owner,
-               Decimal(state.cents).scaleb(-2), state.close, state.deleted)
-        at += _gap(rng)
-        if at >= t.end or not _change(rng, t, state, at):
-            return
-
-
-def _change(rng: random.Random, t: _Tenant, s: _State, at: datetime) -> bool:
-    """Apply one random change to `s`; False when the deal rests from now on."""
-    if s.deleted:  # sometimes restored, else deleted for good
-        if rng.random() >= 0.4:
-            return False
-        s.deleted = False
-        return True
-    n_open = t.open_counts[s.pipeline]
-    events, weights = (OPEN_EVENTS, OPEN_WEIGHTS) if s.position < n_open else (CLOSED_EVENTS, CLOSED_WEIGHTS)
-    event = rng.choices(events, cum_weights=weights)[0]
-    if event == "advance" and s.position == n_open - 1:
-        event = "win"  # advancing from the last open stage
-    if event == "rest":
-        return False
-    elif event == "advance":
-        s.position = min(s.position + (2 if rng.random() < 0.2 else 1), n_open - 1)
-    elif event == "back" and s.position > 0:
-        s.position -= 1
-    elif event in ("back", "amount"):
-        s.cents = 0 if rng.random() < 0.02 else max(s.cents, 100_00) * rng.randint(50, 160) // 100
-    elif event == "owner":
-        s.owner = rng.choice([p for p in t.principals if p != s.owner])
-    elif event == "close_date":
-        s.close = None if s.close and rng.random() < 0.15 else at.date() + timedelta(days=rng.randint(7, 120))
-    elif event == "delete":
-        s.deleted = True
-    elif event == "move":
-        s.pipeline = 1 - s.pipeline
-        s.position = rng.randrange(t.open_counts[s.pipeline])
-    elif event == "reopen":
-        s.position = rng.randrange(n_open)
-    elif event == "flip":
-        s.position = n_open + (1 if s.position == n_open else 0)
-    if event in ("win", "lose"):
-        s.position = n_open + (0 if event == "win" else 1)
-        s.close = at.date() if rng.random() < 0.7 else s.close
-    return True
-
-
-def _insert_tenant(cur: psycopg.Cursor, t: _Tenant) -> bool:
+def _insert_tenant(cur: psycopg.Cursor, t: TenantPlan) -> bool:
     """Insert the tenant with its principals, pipelines and stages; False if it already existed."""
     cur.execute(
         "INSERT INTO crm.tenant (tenant_id, name, created_at) VALUES (%s, %s, %s)"
@@ -209,26 +66,26 @@ def _insert_tenant(cur: psycopg.Cursor, t: _Tenant) -> bool:
     return True
 
 
-def _existing(cur: psycopg.Cursor, t: _Tenant) -> SeededTenant:
+def _existing(cur: psycopg.Cursor, t: TenantPlan) -> SeededTenant:
     cur.execute("SELECT (SELECT count(*) FROM crm.deal WHERE tenant_id = %(t)s),"
                 " (SELECT count(*) FROM crm.deal_history WHERE tenant_id = %(t)s)", {"t": t.tenant_id})
     deals, rows = cur.fetchone() or (0, 0)
     return SeededTenant(t.tenant_id, t.name, deals, rows, created=False)
 
 
-def _copy_history(cur: psycopg.Cursor, t: _Tenant, deals: range) -> int:
+def _copy_history(cur: psycopg.Cursor, t: TenantPlan, deals: range) -> int:
     """Pass 2 over `deals`: regenerate each deal and COPY its history rows; returns how many."""
     rows = 0
     with cur.copy(HISTORY_COPY) as copy:
         copy.set_types(HISTORY_TYPES)
         for d in deals:
-            for row in _history(t, d):
+            for row in history_rows(t, d):
                 copy.write_row(row)
                 rows += 1
     return rows
 
 
-def _seed_tenant(conn: psycopg.Connection, t: _Tenant, deals: int, progress: Callable[[str], None]) -> SeededTenant:
+def _seed_tenant(conn: psycopg.Connection, t: TenantPlan, deals: int, progress: Callable[[str], None]) -> SeededTenant:
     """Seed one tenant in one transaction: catalog, then deals (pass 1), then history (pass 2).
 
     Large tenants get their history in ten COPY statements, so the foreign-key checks
@@ -242,7 +99,7 @@ def _seed_tenant(conn: psycopg.Connection, t: _Tenant, deals: int, progress: Cal
         with cur.copy(DEAL_COPY) as copy:
             copy.set_types(DEAL_TYPES)
             for d in range(deals):
-                copy.write_row((t.tenant_id, *_deal(t, d)[1:]))
+                copy.write_row((t.tenant_id, *deal_header(t, d)[1:]))
         rows = 0
         chunk = max(deals // 10 if deals >= PROGRESS_MIN_DEALS else deals, 1)
         for low in range(0, deals, chunk):
@@ -270,7 +127,7 @@ def seed(engine: Engine, *, tenants: int = 3, deals_per_tenant: int = 300, rando
         if not isinstance(conn, psycopg.Connection):
             raise ConfigError("seeding needs a PostgreSQL engine with the psycopg (3) driver")
         # On an error the pool rolls the open transaction back when the connection is returned.
-        seeded = [_seed_tenant(conn, _tenant(random_seed, i, start, end), deals_per_tenant, report)
+        seeded = [_seed_tenant(conn, plan_tenant(random_seed, i, start, end), deals_per_tenant, report)
                   for i in range(tenants)]
         if any(t.created for t in seeded):
             # Fresh statistics, so the reports' plans see the new volume at once (autovacuum may lag).
