@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
 from dyno_reports import config, db
@@ -30,16 +30,6 @@ def dagster_storage_env(url: URL) -> dict[str, str]:
     return {"DAGSTER_POSTGRES_URL": storage.render_as_string(hide_password=False)}
 
 
-def _ensure_database(url: URL, name: str) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar():
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
-
-
 def prepare(echo=print) -> dict[str, str]:
     """Everything but starting Dagster; returns the environment for `dagster dev`."""
     url = db.resolve_database_url()
@@ -52,7 +42,7 @@ def prepare(echo=print) -> dict[str, str]:
     if not tenants:
         echo("no tenants yet: seeding demo data (dyno-reports seed)")
         subprocess.run([sys.executable, "-m", "dyno_reports.cli", "seed"], env=env, check=True)
-    _ensure_database(url, DAGSTER_DATABASE)
+    db.ensure_database(url, DAGSTER_DATABASE)
     home = config.data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
