@@ -64,7 +64,7 @@ def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
                 t.partition_key: executor.build_request(
                     conn, report.report_type, t.tenant_id,
                     period_start=t.period_start, period_end=t.period_end,
-                    options=config.options, dagster_run_id=context.run.run_id,
+                    options=config.options,
                 )
                 for t in targets
             }

@@ -9,14 +9,13 @@ replace this process with `dagster dev -w workspace.yaml`.
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
-from dyno_reports import config, db
+from dyno_reports import config, db, seed
 from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import tenant
 
@@ -40,8 +39,8 @@ def prepare(echo=print) -> dict[str, str]:
     url_text = url.render_as_string(hide_password=False)
     env = {**os.environ, "DYNO_DATABASE_URL": url_text}
     if not tenants:
-        echo("no tenants yet: seeding demo data (dyno-reports seed)")
-        subprocess.run([sys.executable, "-m", "dyno_reports.cli", "seed"], env=env, check=True)
+        echo("no tenants yet: seeding demo data (as `dyno-reports seed` does)")
+        seed.seed(engine, progress=echo)
     db.ensure_database(url, DAGSTER_DATABASE)
     home = config.data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
