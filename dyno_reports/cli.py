@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import click
@@ -29,9 +30,28 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {revision}")
 
 
-@db_group.command("url", help="Print the database URL the commands use (starts the embedded server if needed).")
-def db_url() -> None:
-    click.echo(db.resolve_database_url().render_as_string(hide_password=False))
+@db_group.command("url", help="Print the database URL the commands use, for psql (starts the embedded server if needed).")
+@click.option("--sqlalchemy", "as_sqlalchemy", is_flag=True, help="The SQLAlchemy form (postgresql+psycopg://) instead.")
+def db_url(as_sqlalchemy: bool) -> None:
+    url = db.resolve_database_url()
+    click.echo(url.render_as_string(hide_password=False) if as_sqlalchemy else db.libpq_url(url))
+
+
+@db_group.command(
+    "psql", help="Run psql on the database the commands use; ARGS go to psql (e.g. -c 'select 1').",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("psql_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
+def db_psql(psql_args: tuple[str, ...]) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        raise DynoError("psql is not installed (or not on PATH); `dyno-reports db url` prints the URL for another client")
+    url = db.resolve_database_url()
+    env = dict(os.environ)
+    if url.password:  # through the environment, so the password does not show in `ps`
+        env["PGPASSWORD"] = str(url.password)
+    sys.stdout.flush()
+    os.execve(psql, ["psql", db.libpq_url(url, hide_password=True), *psql_args], env)
 
 
 @db_group.command("stop", help="Stop the embedded PostgreSQL server, if it runs.")

@@ -3,6 +3,7 @@
 import logging
 import warnings
 from functools import lru_cache
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.engine import URL
@@ -24,6 +25,38 @@ def sqlalchemy_url(url: str | URL) -> URL:
 def psycopg2_url(url: str | URL) -> URL:
     """The same database for Dagster's storage, which needs `postgresql+psycopg2`."""
     return sqlalchemy_url(url).set(drivername="postgresql+psycopg2")
+
+
+def libpq_url(url: str | URL, *, hide_password: bool = False) -> str:
+    """The same database as a libpq URL (`postgresql://...`) that psql and other libpq tools accept.
+
+    Query parameters pass through (a Unix socket stays `?host=/socket/dir`);
+    several `host=h:port` parameters (SQLAlchemy's multi-host form) become
+    libpq's `host=h1,h2&port=p1,p2`. `hide_password` leaves the password out.
+    """
+    parsed = sqlalchemy_url(url)
+    userinfo = quote(parsed.username or "", safe="")
+    if parsed.password and not hide_password:
+        userinfo += ":" + quote(str(parsed.password), safe="")
+    host = parsed.host or ""
+    netloc = f"[{host}]" if ":" in host else quote(host, safe="")
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    text = f"postgresql://{userinfo + '@' if userinfo else ''}{netloc}/{quote(parsed.database or '', safe='')}"
+    query = _libpq_query(dict(parsed.query))
+    if query:
+        text += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='/,:')}" for k, v in query.items())
+    return text
+
+
+def _libpq_query(query: dict[str, str | tuple[str, ...]]) -> dict[str, str]:
+    hosts = query.get("host")
+    if isinstance(hosts, tuple):  # SQLAlchemy's multi-host form: host=h1:5432&host=h2:5433
+        names, ports = zip(*(h.rpartition(":")[::2] if ":" in h else (h, "") for h in hosts))
+        query["host"] = ",".join(names)
+        if any(ports):
+            query["port"] = ",".join(ports)
+    return {k: ",".join(v) if isinstance(v, tuple) else v for k, v in query.items()}
 
 
 def resolve_database_url() -> URL:

@@ -1,13 +1,19 @@
-"""The `dyno-reports` command as a user runs it (subprocess, real PostgreSQL): outputs and error paths."""
+"""The `dyno-reports` command as a user runs it (subprocess, real PostgreSQL, psql when installed): outputs and error paths."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL
 
+from dyno_reports.db import libpq_url
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
@@ -112,3 +118,57 @@ def test_sync_tenants_without_a_dagster_home_is_one_clear_line(cli_env):
     done = dyno(env, "sync-tenants")
     assert done.returncode == 1
     assert done.stderr.startswith("error: DAGSTER_HOME must name an existing folder") and done.stderr.count("\n") == 1
+
+
+def test_db_url_is_a_libpq_url_that_psql_accepts(cli_env, database_url):
+    done = dyno(cli_env, "db", "url")
+    url = done.stdout.strip()
+
+    assert done.returncode == 0, done.stderr
+    assert url.startswith("postgresql://") and url == libpq_url(database_url)
+    with psycopg.connect(url) as conn:  # libpq parses it, as psql does
+        assert conn.execute("select current_database()").fetchone() == (database_url.database,)
+    if shutil.which("psql"):
+        psql = subprocess.run(["psql", url, "-Atc", "select current_database()"], capture_output=True, text=True, timeout=30)
+        assert (psql.returncode, psql.stdout.strip()) == (0, database_url.database), psql.stderr
+
+
+def test_db_url_sqlalchemy_flag_keeps_the_driver_form(cli_env, database_url):
+    done = dyno(cli_env, "db", "url", "--sqlalchemy")
+    assert done.stdout.strip() == database_url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def test_libpq_url_through_the_servers_unix_socket(engine, database_url):
+    """The embedded server's form (`?host=/socket/dir`), on the test server's own socket when it is on this machine."""
+    with engine.connect() as conn:
+        socket_dir = conn.execute(text("select split_part(current_setting('unix_socket_directories'), ',', 1)")).scalar()
+    if not socket_dir or not Path(socket_dir).is_dir():
+        pytest.skip("the test server's Unix socket is not on this machine")
+    url = libpq_url(URL.create("postgresql", database_url.username, database_url.password,
+                               database=database_url.database, query={"host": socket_dir}))
+    assert url == f"postgresql://{database_url.username}@/{database_url.database}?host={socket_dir}"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select inet_server_port() is null").fetchone() == (True,)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("postgresql+psycopg://postgres:@/dyno?host=%2Fsrv%2F.dyno%2Fpgdata", "postgresql://postgres@/dyno?host=/srv/.dyno/pgdata"),
+    ("postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require", "postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require"),
+    ("postgresql+psycopg2://u@[::1]:5433/d", "postgresql://u@[::1]:5433/d"),
+    ("postgresql://u@/d?host=h1:5432&host=h2:5433", "postgresql://u@/d?host=h1,h2&port=5432,5433"),
+])
+def test_libpq_url_forms(given, expected):
+    assert libpq_url(given) == expected
+
+
+def test_db_psql_runs_psql_on_the_database(cli_env, database_url):
+    if not shutil.which("psql"):
+        pytest.skip("psql is not installed")
+    done = dyno(cli_env, "db", "psql", "-Atc", "select current_database()")
+    assert (done.returncode, done.stdout.strip()) == (0, database_url.database), done.stderr
+
+
+def test_db_psql_without_psql_is_one_clear_line(cli_env, tmp_path):
+    done = dyno({**cli_env, "PATH": str(tmp_path)}, "db", "psql", "-c", "select 1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: psql is not installed") and done.stderr.count("\n") == 1
