@@ -4,7 +4,7 @@ Everything is built from the report REGISTRY: one asset per report with its chec
 a job and schedule per cadence, the tenant sensor and the failure reapers.
 """
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from dyno_reports.dagster_defs.assets import IO_MANAGER_KEY, report_assets
 from dyno_reports.dagster_defs.checks import all_report_checks
@@ -26,6 +26,9 @@ def build_definitions() -> Definitions:
         schedules=schedules,
         sensors=[tenant_partitions_sensor, report_run_failure_reaper, report_run_cancel_reaper],
         resources={DB_RESOURCE: ReportDatabase(), IO_MANAGER_KEY: ReportRunIOManager()},
+        # One process per run: the report step and its checks run in the run worker itself (no step
+        # subprocesses to start, none left behind when the worker is killed), for jobs and backfills alike.
+        executor=in_process_executor,
     )
 
 

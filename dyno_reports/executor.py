@@ -27,7 +27,7 @@ from dyno_reports.storage.tables import report_run
 
 # RunRequest and build_request are re-exported: callers run reports through this one module.
 __all__ = [
-    "RunRequest", "RunResult", "build_request", "describe_error", "execute", "header_values",
+    "RunRequest", "RunResult", "build_request", "describe_error", "execute", "header_values", "headline_of",
     "record_failure", "record_input_failure",
 ]
 
@@ -86,7 +86,7 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> 
     conn.execute(text("SELECT set_config('dyno.tenant_id', :tenant, true)"), {"tenant": str(request.tenant_id)})
     conn.execute(insert(report_run).values(**header_values(request, run_id, "IN_PROGRESS")))
     fact_rows = conn.execute(_insert_facts(request.report, run_id, request.tenant_id), request.sql_params()).rowcount
-    headline = _headline(conn, request, run_id)
+    headline = headline_of(conn, request.report, request.tenant_id, run_id)
     conn.execute(
         update(report_run)
         .where(report_run.c.tenant_id == request.tenant_id, report_run.c.run_id == run_id)
@@ -108,18 +108,18 @@ def _insert_facts(report: ReportDefinition, run_id: UUID, tenant_id: UUID):
     return statement.execution_options(preserve_rowcount=True)  # SQLAlchemy keeps INSERT rowcounts only when asked
 
 
-def _headline(conn: Connection, request: RunRequest, run_id: UUID) -> dict[str, Decimal | int]:
-    """Sums of the report's additive metrics over the run's facts (the numbers Dagster plots).
+def headline_of(conn: Connection, report: ReportDefinition, tenant_id: UUID, run_id: UUID) -> dict[str, Decimal | int]:
+    """Sums of the report's additive metrics over a run's facts (the numbers Dagster plots).
 
     sum(bigint) is numeric in PostgreSQL: sums of count columns are cast back to bigint.
     """
-    table = request.report.fact_table
+    table = report.fact_table
     sums = []
-    for name in request.report.headline_metrics:
+    for name in report.headline_metrics:
         total = func.coalesce(func.sum(table.c[name]), 0)
         is_count = isinstance(table.c[name].type, BigInteger)
         sums.append((cast(total, BigInteger) if is_count else total).label(name))
-    row = conn.execute(select(*sums).where(table.c.tenant_id == request.tenant_id, table.c.run_id == run_id)).one()
+    row = conn.execute(select(*sums).where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)).one()
     return dict(row._mapping)
 
 

@@ -11,6 +11,7 @@ import pytest
 from dagster import (
     AssetKey,
     DagsterEventType,
+    DagsterInvalidConfigError,
     SensorResult,
     build_run_status_sensor_context,
     build_schedule_context,
@@ -18,11 +19,16 @@ from dagster import (
     instance_for_test,
     materialize,
 )
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 
 from dyno_reports import executor
 from dyno_reports.dagster_defs.assets import report_assets
-from dyno_reports.dagster_defs.checks import report_checks
+from dyno_reports.dagster_defs.checks import (
+    facts_not_from_succeeded_runs,
+    negative_metric_facts,
+    report_checks,
+    stages_missing_from_overview,
+)
 from dyno_reports.dagster_defs.failures import report_run_failure_reaper
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
@@ -80,7 +86,10 @@ def headers_of(engine, dagster_run_id: str) -> list:
 def test_every_registered_report_is_an_asset_with_its_cadence():
     from dyno_reports.definitions import defs
 
-    graph = defs.get_repository_def().asset_graph
+    repository = defs.get_repository_def()
+    # one process per run: jobs, and the implicit asset job that backfills use, run steps in the run worker
+    assert {job.executor_def.name for job in repository.get_all_jobs()} == {"in_process"}
+    graph = repository.asset_graph
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY)
     for name, report in REGISTRY.items():
         node = graph.get(AssetKey(name))
@@ -109,14 +118,36 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
     assert "| pipeline_id | stage_id |" in md["preview"].value
 
 
-def test_bad_options_fail_the_run_and_leave_a_failed_header_without_facts(env, engine, tenant, instance):
+def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instance):
     result = materialize(
         [asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance, resources=resources(env),
-        run_config={"ops": {REPORT: {"config": {"options": '{"include_closed": "yes"}'}}}}, raise_on_error=False,
+        run_config={"ops": {REPORT: {"config": {"include_closed": True}}}},
+    )
+    assert result.success
+    (header,) = headers_of(engine, result.run_id)
+    assert header.input_params["options"] == {"include_closed": True, "pipeline_ids": None}
+
+
+def test_the_run_config_schema_is_the_options_model(env, instance, tenant):
+    with pytest.raises(DagsterInvalidConfigError, match="include_closed"):
+        materialize([asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance,
+                    resources=resources(env), run_config={"ops": {REPORT: {"config": {"include_closed": "yes"}}}})
+    with pytest.raises(DagsterInvalidConfigError, match="options"):  # the old JSON-string field is gone
+        materialize([asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance,
+                    resources=resources(env), run_config={"ops": {REPORT: {"config": {"options": "{}"}}}})
+
+
+def test_refused_options_fail_with_one_clear_message_and_a_failed_header(env, engine, tenant, instance):
+    result = materialize(
+        [asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance, resources=resources(env),
+        run_config={"ops": {REPORT: {"config": {"pipeline_ids": ["not-a-uuid"]}}}}, raise_on_error=False,
     )
     assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    error = failure.step_failure_data.user_failure_data
+    assert error.description.startswith("pipeline_overview: invalid options: option 'pipeline_ids")
     (header,) = headers_of(engine, result.run_id)
-    assert header.status == "FAILED" and "include_closed" in header.error_message
+    assert header.status == "FAILED" and "pipeline_ids" in header.error_message
     assert header.period_start == T0 + 7 * D
     with engine.connect() as conn:
         assert conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).first() is None
@@ -124,7 +155,7 @@ def test_bad_options_fail_the_run_and_leave_a_failed_header_without_facts(env, e
 
 def test_failed_execution_is_recorded_once(env, engine, tenant, instance, monkeypatch):
     """The executor records its own FAILED run; the failure hook must not add a second header."""
-    monkeypatch.setattr(executor, "_headline", lambda *a: 1 / 0)
+    monkeypatch.setattr(executor, "headline_of", lambda *a: 1 / 0)
     result = materialize([asset_of(REPORT)], partition_key=f"2025-06-16|{tenant}", instance=instance,
                          resources=resources(env), raise_on_error=False)
     assert not result.success
@@ -167,23 +198,6 @@ def test_tenant_sensor_registers_new_tenants(env, tenant):
         assert tenant_partitions_sensor(context).__class__.__name__ == "SkipReason"
 
 
-@pytest.mark.parametrize("schedule_name, at, period", [
-    ("weekly_reports_schedule", datetime(2025, 6, 9, 2, tzinfo=timezone.utc), "2025-06-02"),
-    ("monthly_reports_schedule", datetime(2025, 7, 1, 2, tzinfo=timezone.utc), "2025-06-01"),
-])
-def test_schedules_request_the_closed_period_for_every_tenant(env, instance, tenant, schedule_name, at, period):
-    from dyno_reports.definitions import build_definitions
-
-    defs = build_definitions()
-    other = str(uuid.uuid4())
-    instance.add_dynamic_partitions("tenant", [other])
-    schedule = defs.get_repository_def().get_schedule_def(schedule_name)
-    context = build_schedule_context(instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def())
-    requests = schedule.evaluate_tick(context).run_requests
-    assert sorted(r.partition_key for r in requests) == sorted(f"{period}|{t}" for t in (tenant, other))
-    assert all(r.run_key == r.partition_key and r.tags["dyno/tenant"] == r.partition_key.split("|")[1] for r in requests)
-
-
 def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant, instance):
     from dyno_reports.definitions import build_definitions
 
@@ -203,30 +217,39 @@ def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant
     assert header.period_start == datetime(2025, 6, 23, tzinfo=timezone.utc)
 
 
-def test_asset_checks_pass_then_fail_on_bad_facts(env, engine, tenant, instance):
-    materialize([asset_of(REPORT)], partition_key=f"2025-06-30|{tenant}", instance=instance, resources=resources(env))
-    checks = {c.check_key.name: c for c in report_checks(REGISTRY[REPORT])}
-    db_resource = ReportDatabase(database_url=env)
-    assert all(check(dyno_db=db_resource).passed for check in checks.values())
+def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, instance):
+    checks = report_checks(REGISTRY[REPORT])
+    result = materialize([asset_of(REPORT), *checks], partition_key=f"2025-06-30|{tenant}", instance=instance,
+                         resources=resources(env))
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"facts_from_succeeded_runs", "metrics_not_negative", "stage_rows_complete"}
+    assert all(e.passed and e.metadata["report_runs_checked"].value == 1 for e in evaluations.values())
 
-    # The database refuses facts of a run that is not SUCCEEDED (deferred trigger), but not
-    # facts filed under another report's run: a SUCCEEDED stage_conversion run owning
-    # pipeline_overview facts, one of them with a negative duration.
-    bad_run = uuid.uuid4()
-    other = executor.RunRequest(REGISTRY["stage_conversion"], uuid.UUID(tenant), executor.periods.Window(T0, T0 + 7 * D),
-                                REGISTRY["stage_conversion"].options_model())
+
+def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant):
+    """Facts the database guards would refuse, slipped in with triggers off, under one Dagster run id."""
+    bad_run, dagster_run_id = uuid.uuid4(), f"bad-{uuid.uuid4()}"
+    request = executor.RunRequest(REGISTRY[REPORT], uuid.UUID(tenant), executor.periods.Window(T0, T0 + 7 * D),
+                                  REGISTRY[REPORT].options_model(), dagster_run_id)
     with engine.begin() as conn:
-        conn.execute(insert(report_run).values(**executor.header_values(other, bad_run, "SUCCEEDED")))
+        conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers: a FAILED run with facts
+        conn.execute(insert(report_run).values(**executor.header_values(request, bad_run, "FAILED"),
+                                               error_message="x"))
         conn.execute(insert(pipeline_overview_fact).values(
             run_id=bad_run, tenant_id=uuid.UUID(tenant), pipeline_id=PIPELINE_IDS[0], stage_id=uuid.uuid4(),
             deal_count=1, total_amount=1, avg_amount=1, avg_days_in_stage=-3, entered_count=0))
+    count = lambda query: engine.connect().execute(query).scalar_one()  # noqa: E731
     try:
-        assert not checks["facts_from_succeeded_runs"](dyno_db=db_resource).passed
-        assert not checks["metrics_not_negative"](dyno_db=db_resource).passed
+        assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], dagster_run_id)) == 1
+        assert count(negative_metric_facts(REGISTRY[REPORT], dagster_run_id)) == 1
+        assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], "another-run")) == 0
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(update(report_run).where(report_run.c.run_id == bad_run).values(status="SUCCEEDED"))
+        # the run covers the tenant's two open stages; its only fact row names neither of them
+        assert count(stages_missing_from_overview(dagster_run_id)) == 2
     finally:
         with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text("DELETE FROM reporting.report_pipeline_overview_fact WHERE run_id = :r"), {"r": bad_run})
             conn.execute(text("DELETE FROM reporting.report_run WHERE run_id = :r"), {"r": bad_run})
-    with engine.begin() as conn:  # a stage the latest run does not cover
-        conn.execute(text("INSERT INTO crm.stage VALUES (:t, :s, :p, 'new', 9, 0.5, 'open')"),
-                     {"t": tenant, "s": uuid.uuid4(), "p": PIPELINE_IDS[0]})
-    assert not checks["stage_rows_complete"](dyno_db=db_resource).passed

@@ -1,44 +1,48 @@
 """One asset per registered report: key = report_type, partitioned tenant x period by its cadence.
 
-The body only turns each partition into tenant + `[period_start, period_end)` and
-validates it with `executor.build_request` (bad options or an unknown tenant fail
-the run before anything is written); the IO manager then executes the requests.
+The body turns each partition into tenant + `[period_start, period_end)` and
+validates it with `executor.build_request`; the IO manager then executes the
+requests. Options come from the typed run config (`run_config.py`): options the
+report refuses fail the whole run with one `Failure` before anything is written,
+while a partition whose tenant is refused (say, deleted from crm.tenant) is
+handed over as a `RefusedPartition`, so one tenant of a batch cannot stop the others.
 """
 
 import warnings
 
 from dagster import (
     AssetExecutionContext,
-    BetaWarning,
     AssetsDefinition,
     BackfillPolicy,
+    BetaWarning,
     Config,
+    Failure,
     asset,
 )
-from pydantic import Field
 
-from dyno_reports import executor
+from dyno_reports import executor, periods
 from dyno_reports.dagster_defs.failures import report_failure_hook
+from dyno_reports.dagster_defs.io_manager import RefusedPartition
 from dyno_reports.dagster_defs.partitions import report_partitions, target_of
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.run_config import options_of, report_config_class
+from dyno_reports.errors import InputError
 from dyno_reports.reports import REGISTRY
-from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.base import ReportDefinition, parse_options
 
 GROUP = "dyno_reports"
 POOL = "dyno_source_db"
 IO_MANAGER_KEY = "report_io_manager"
-MAX_PARTITIONS_PER_RUN = 26  # a tenant's half year of weeks, or two years of months, per backfill run
+# One run holds up to 50 partitions: a tenant's 26-week backfill is one run, and
+# "every tenant, one period" (a schedule tick or a UI backfill) is N / 50 runs.
+MAX_PARTITIONS_PER_RUN = 50
 
-
-class ReportConfig(Config):
-    """Run config of a report asset (Launchpad: ops.<report_type>.config.options)."""
-
-    options: str = Field(
-        default="{}", description='report options as a JSON object, e.g. {"include_closed": true}; {} = defaults'
-    )
+PartitionWork = executor.RunRequest | RefusedPartition
 
 
 def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
+    report_config = report_config_class(report)
+
     @asset(
         name=report.report_type,
         group_name=GROUP,
@@ -56,26 +60,40 @@ def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
             "options": report.option_fields(),
         },
     )
-    def _report(context: AssetExecutionContext, config: ReportConfig, dyno_db: ReportDatabase):
-        partitions_def = context.assets_def.partitions_def
-        targets = [target_of(partitions_def, key) for key in sorted(context.partition_keys)]
-        with dyno_db.engine().connect() as conn:
-            requests = {
-                t.partition_key: executor.build_request(
-                    conn, report.report_type, t.tenant_id,
-                    period_start=t.period_start, period_end=t.period_end,
-                    options=config.options,
-                )
-                for t in targets
-            }
-        context.log.info(f"{report.report_type}: {len(requests)} partition(s) validated")
-        return requests
+    def _report(context: AssetExecutionContext, config: report_config, dyno_db: ReportDatabase):  # type: ignore[valid-type]
+        return partition_requests(context, report, config, dyno_db)
 
     return _report
+
+
+def partition_requests(
+    context: AssetExecutionContext, report: ReportDefinition, config: Config, dyno_db: ReportDatabase
+) -> dict[str, PartitionWork]:
+    """Validated requests by partition key; refused options fail the run at once with one clear message."""
+    options = options_of(config)
+    try:
+        parse_options(report.options_model, options)
+    except InputError as exc:
+        raise Failure(description=f"{report.report_type}: {exc}", allow_retries=False) from None
+    partitions_def = context.assets_def.partitions_def
+    work: dict[str, PartitionWork] = {}
+    with dyno_db.engine().connect() as conn:
+        for key in sorted(context.partition_keys):
+            target = target_of(partitions_def, key)
+            try:
+                work[key] = executor.build_request(
+                    conn, report.report_type, target.tenant_id,
+                    period_start=target.period_start, period_end=target.period_end, options=options,
+                )
+            except InputError as exc:
+                window = periods.Window(target.period_start, target.period_end)
+                work[key] = RefusedPartition(report.report_type, target.tenant_id, window, options, exc)
+    refused = sum(isinstance(w, RefusedPartition) for w in work.values())
+    context.log.info(f"{report.report_type}: {len(work)} partition(s) validated, {refused} refused")
+    return work
 
 
 def report_assets(start: str) -> list[AssetsDefinition]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # backfill_policy is beta; we rely on multi_run deliberately
         return [report_asset(report, start) for _, report in sorted(REGISTRY.items())]
-

@@ -1,72 +1,116 @@
-"""Asset checks on the fact tables, generic per report plus pipeline_overview's stage completeness.
+"""Asset checks on the facts this Dagster run wrote: generic per report, plus pipeline_overview's stage rows.
 
 Checks of a partitioned asset run once per run without a partition, so each
-looks at the whole fact table (indexed joins on run_id).
+looks at the report runs whose `dagster_run_id` is this run (indexed), and at
+their facts through the fact table's `(run_id, ...)` key: never a scan of the
+whole fact table. They run in the run's own process (in-process executor).
 """
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
-from sqlalchemy import Engine, text
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    asset_check,
+)
+from sqlalchemy import Engine, Text, and_, cast, func, not_, or_, select, true
+from sqlalchemy.sql import Select
 
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.reports import REGISTRY
 from dyno_reports.reports.base import ReportDefinition
-
-STAGE_ROWS_COMPLETE_SQL = """
-WITH latest AS (
-    SELECT DISTINCT ON (tenant_id) run_id, tenant_id, input_params -> 'options' AS o
-    FROM reporting.report_run
-    WHERE report_type = 'pipeline_overview' AND status = 'SUCCEEDED'
-    ORDER BY tenant_id, period_end DESC, generated_at DESC
-)
-SELECT count(*)
-FROM latest l
-JOIN crm.stage s ON s.tenant_id = l.tenant_id
-WHERE (COALESCE((l.o ->> 'include_closed')::boolean, false) OR s.kind = 'open')
-  AND (jsonb_typeof(l.o -> 'pipeline_ids') IS DISTINCT FROM 'array' OR (l.o -> 'pipeline_ids') ? s.pipeline_id::text)
-  AND NOT EXISTS (SELECT 1 FROM reporting.report_pipeline_overview_fact f
-                  WHERE f.run_id = l.run_id AND f.stage_id = s.stage_id)
-"""
+from dyno_reports.storage.tables import pipeline_overview_fact, report_run, stage
 
 
-def _count(engine: Engine, sql: str) -> int:
+def _count(engine: Engine, query: Select) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
+        return int(conn.execute(query).scalar_one())
 
 
-def _result(bad: int, what: str, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+def _result(bad: int, what: str, runs: int, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
     return AssetCheckResult(
-        passed=bad == 0, severity=severity, metadata={"offending_rows": bad},
-        description=f"{bad} {what}" if bad else f"no {what}",
+        passed=bad == 0, severity=severity, metadata={"offending_rows": bad, "report_runs_checked": runs},
+        description=f"{bad} {what}" if bad else f"no {what} in {runs} report run(s) of this Dagster run",
+    )
+
+
+def _runs_of(dagster_run_id: str, report_type: str) -> Select:
+    """The report runs this Dagster run wrote for one report (whatever their status)."""
+    return select(report_run.c.run_id, report_run.c.tenant_id, report_run.c.status, report_run.c.input_params).where(
+        report_run.c.dagster_run_id == dagster_run_id, report_run.c.report_type == report_type
+    )
+
+
+def _run_count(engine: Engine, dagster_run_id: str, report_type: str) -> int:
+    return _count(engine, select(func.count()).select_from(_runs_of(dagster_run_id, report_type).subquery()))
+
+
+def facts_not_from_succeeded_runs(report: ReportDefinition, dagster_run_id: str) -> Select:
+    fact = report.fact_table
+    runs = _runs_of(dagster_run_id, report.report_type).subquery()
+    return select(func.count()).select_from(fact.join(runs, runs.c.run_id == fact.c.run_id)).where(
+        or_(runs.c.status != "SUCCEEDED", runs.c.tenant_id != fact.c.tenant_id)
+    )
+
+
+def negative_metric_facts(report: ReportDefinition, dagster_run_id: str) -> Select:
+    fact = report.fact_table
+    runs = _runs_of(dagster_run_id, report.report_type).subquery()
+    return select(func.count()).select_from(
+        fact.join(runs, and_(runs.c.run_id == fact.c.run_id, runs.c.tenant_id == fact.c.tenant_id))
+    ).where(or_(*(fact.c[m] < 0 for m in report.metrics)))
+
+
+def stages_missing_from_overview(dagster_run_id: str) -> Select:
+    """Stages in a SUCCEEDED pipeline_overview run's scope (its options) that have no fact row."""
+    runs = _runs_of(dagster_run_id, "pipeline_overview").where(report_run.c.status == "SUCCEEDED").subquery()
+    options = runs.c.input_params["options"]
+    include_closed = func.coalesce(options["include_closed"].as_boolean(), False)
+    pipeline_ids = options["pipeline_ids"]
+    in_scope = and_(
+        or_(include_closed, stage.c.kind == "open"),
+        or_(func.jsonb_typeof(pipeline_ids).is_distinct_from("array"),
+            pipeline_ids.has_key(cast(stage.c.pipeline_id, Text))),
+    )
+    has_row = (
+        select(true()).where(
+            pipeline_overview_fact.c.run_id == runs.c.run_id,
+            pipeline_overview_fact.c.tenant_id == runs.c.tenant_id,
+            pipeline_overview_fact.c.stage_id == stage.c.stage_id,
+        ).exists()
+    )
+    return select(func.count()).select_from(runs.join(stage, stage.c.tenant_id == runs.c.tenant_id)).where(
+        in_scope, not_(has_row)
     )
 
 
 def report_checks(report: ReportDefinition) -> list[AssetChecksDefinition]:
-    table = f"reporting.{report.fact_table.name}"
     rt = report.report_type
 
     @asset_check(asset=rt, name="facts_from_succeeded_runs",
-                 description="every fact row belongs to a SUCCEEDED run of this report and the same tenant")
-    def facts_from_succeeded_runs(dyno_db: ReportDatabase) -> AssetCheckResult:
-        bad = _count(dyno_db.engine(), f"""
-            SELECT count(*) FROM {table} f JOIN reporting.report_run r ON r.run_id = f.run_id
-            WHERE r.status <> 'SUCCEEDED' OR r.report_type <> '{rt}' OR r.tenant_id <> f.tenant_id""")
-        return _result(bad, "fact rows of a run that is not a SUCCEEDED run of this report and tenant")
+                 description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant")
+    def facts_from_succeeded_runs(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
+        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
+        bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
+        return _result(bad, "fact rows of a run that is not SUCCEEDED or of another tenant",
+                       _run_count(engine, dagster_run_id, rt))
 
-    negative = " OR ".join(f"f.{m} < 0" for m in report.metrics)
-
-    @asset_check(asset=rt, name="metrics_not_negative", description="no negative count, amount, rate or duration")
-    def metrics_not_negative(dyno_db: ReportDatabase) -> AssetCheckResult:
-        bad = _count(dyno_db.engine(), f"SELECT count(*) FROM {table} f WHERE {negative}")
-        return _result(bad, "fact rows with a negative metric")
+    @asset_check(asset=rt, name="metrics_not_negative",
+                 description="no negative count, amount, rate or duration in the facts this Dagster run wrote")
+    def metrics_not_negative(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
+        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
+        bad = _count(engine, negative_metric_facts(report, dagster_run_id))
+        return _result(bad, "fact rows with a negative metric", _run_count(engine, dagster_run_id, rt))
 
     checks = [facts_from_succeeded_runs, metrics_not_negative]
     if rt == "pipeline_overview":
 
         @asset_check(asset=rt, name="stage_rows_complete",
-                     description="each tenant's latest SUCCEEDED run has a row for every stage in its scope")
-        def stage_rows_complete(dyno_db: ReportDatabase) -> AssetCheckResult:
-            bad = _count(dyno_db.engine(), STAGE_ROWS_COMPLETE_SQL)
-            return _result(bad, "stages missing from the latest runs (a stage added since shows here too)",
+                     description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope")
+        def stage_rows_complete(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
+            engine, dagster_run_id = dyno_db.engine(), context.run.run_id
+            bad = _count(engine, stages_missing_from_overview(dagster_run_id))
+            return _result(bad, "stages missing from the runs' facts", _run_count(engine, dagster_run_id, rt),
                            AssetCheckSeverity.WARN)
 
         checks.append(stage_rows_complete)

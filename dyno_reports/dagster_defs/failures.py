@@ -1,24 +1,39 @@
-"""Failure bookkeeping: every partition of a failed Dagster run ends with a FAILED `report_run` header.
+"""One truth after any failure or kill: Dagster's materialisations and `report_run` agree.
 
-- The failure hook (on every report asset) covers errors in the asset body (e.g.
-  invalid options, unknown tenant) and in the IO manager.
-- The run failure / cancel sensors cover runs whose process died or was killed,
-  where hooks never fire.
-Both call `fail_run_partitions`, which is idempotent: partitions that already
-have a header from this Dagster run (the executor records its own FAILED runs)
-are left alone; IN_PROGRESS headers of the run become FAILED; the rest get a
-FAILED header inserted with `dagster_run_id` set.
+The invariant, for every partition a Dagster run targeted, once the failure hook
+or a reaper has run: the partition is materialised in Dagster with a report
+run_id in its metadata exactly when its latest Dagster-launched `report_run` is
+SUCCEEDED and carries that run_id; a partition that never ran has a FAILED
+header; no header stays IN_PROGRESS. `reconcile_run` restores it:
+
+- partitions with no header from this run get a FAILED one (`dagster_run_id` set);
+- IN_PROGRESS headers of the run become FAILED (a transaction cut off before its
+  rollback reached the server);
+- committed SUCCEEDED partitions that Dagster never materialised (the step failed
+  on another partition, or the run worker was killed between a commit and the
+  step's end) are reported as runless materialisations with the same metadata.
+
+The failure hook calls it inside the run (errors in the body or IO manager); the
+run failure and cancel sensors call it for runs whose process died, where hooks
+never fire. It is idempotent. Its queries select by `dagster_run_id`, which
+spans the tenants of one batch run; each row then carries its own tenant.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
     DagsterRun,
     DagsterRunStatus,
+    DefaultSensorStatus,
     HookContext,
+    MetadataValue,
     PartitionKeyRange,
     PartitionsDefinition,
+    RunFailureSensorContext,
     RunStatusSensorContext,
     SkipReason,
     failure_hook,
@@ -26,12 +41,15 @@ from dagster import (
     run_failure_sensor,
     run_status_sensor,
 )
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, exists, select, update
+from sqlalchemy.orm import aliased
 
 from dyno_reports import executor, periods
-from dyno_reports.errors import InputError
-from dyno_reports.dagster_defs.partitions import report_partitions, start_date, target_of
+from dyno_reports.dagster_defs.metadata import partition_metadata
+from dyno_reports.dagster_defs.partitions import PartitionTarget, report_partitions, start_date, target_of
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.run_config import options_of
+from dyno_reports.errors import InputError
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import report_run
 
@@ -53,15 +71,25 @@ def run_partition_keys(instance: Any, run: DagsterRun, partitions_def: Partition
     return []
 
 
-def run_options(run_config: Mapping[str, Any], report_type: str) -> Any:
-    return (((run_config or {}).get("ops") or {}).get(report_type) or {}).get("config", {}).get("options")
+def run_options(run_config: Mapping[str, Any], report_type: str) -> dict[str, Any]:
+    """The report options a run's config named (config fields left unset are the defaults)."""
+    return options_of((((run_config or {}).get("ops") or {}).get(report_type) or {}).get("config"))
 
 
-def fail_run_partitions(
+def reconcile_run(
     engine: Engine, instance: Any, run: DagsterRun, report_type: str, message: str, options: Any = None
-) -> int:
-    """Leave a FAILED header for every partition of `run` lacking one; returns how many headers changed."""
+) -> tuple[int, int]:
+    """Restore the invariant for `run`'s partitions; returns (headers marked FAILED, materialisations reported)."""
     partitions_def = report_partitions(REGISTRY[report_type].cadence, start_date())
+    keys = run_partition_keys(instance, run, partitions_def)
+    targets = {key: target_of(partitions_def, key) for key in keys}
+    failed = _fail_unrecorded(engine, run, report_type, targets, message, options)
+    reported = _report_committed(engine, instance, run, report_type, targets)
+    return failed, reported
+
+
+def _fail_unrecorded(engine: Engine, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget],
+                     message: str, options: Any) -> int:
     with engine.begin() as conn:
         changed = conn.execute(
             update(report_run)
@@ -77,8 +105,7 @@ def fail_run_partitions(
                 )
             )
         }
-    for key in run_partition_keys(instance, run, partitions_def):
-        target = target_of(partitions_def, key)
+    for target in targets.values():
         if (target.tenant_id, target.period_start) in recorded:
             continue
         window = periods.Window(target.period_start, target.period_end)
@@ -92,37 +119,97 @@ def fail_run_partitions(
     return changed
 
 
+def _latest_succeeded(engine: Engine, run: DagsterRun, report_type: str) -> list[Any]:
+    """SUCCEEDED headers of `run` that no later Dagster-launched run of the same partition superseded."""
+    newer = aliased(report_run)
+    with engine.connect() as conn:
+        return conn.execute(
+            select(report_run.c.run_id, report_run.c.tenant_id, report_run.c.period_start).where(
+                report_run.c.dagster_run_id == run.run_id,
+                report_run.c.report_type == report_type,
+                report_run.c.status == "SUCCEEDED",
+                ~exists().where(and_(
+                    newer.c.tenant_id == report_run.c.tenant_id,
+                    newer.c.report_type == report_run.c.report_type,
+                    newer.c.period_start.is_not_distinct_from(report_run.c.period_start),
+                    newer.c.period_end == report_run.c.period_end,
+                    newer.c.dagster_run_id.is_not(None),
+                    newer.c.generated_at > report_run.c.generated_at,
+                )),
+            )
+        ).all()
+
+
+def _report_committed(engine: Engine, instance: Any, run: DagsterRun, report_type: str,
+                      targets: dict[str, PartitionTarget]) -> int:
+    key_of = {(t.tenant_id, t.period_start): k for k, t in targets.items()}
+    asset_key = AssetKey(report_type)
+    reported = 0
+    for header in _latest_succeeded(engine, run, report_type):
+        partition_key = key_of.get((str(header.tenant_id), header.period_start))
+        if partition_key is None:
+            continue
+        latest = instance.fetch_materializations(AssetRecordsFilter(asset_key, [partition_key]), limit=1).records
+        metadata = latest[0].asset_materialization.metadata if latest else {}
+        if "run_id" in metadata and metadata["run_id"].value == str(header.run_id):
+            continue
+        event_metadata = partition_metadata(engine, header.tenant_id, header.run_id)
+        event_metadata["dagster_run_id"] = MetadataValue.text(run.run_id)
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key=asset_key, partition=partition_key, metadata=event_metadata,
+                                 description=f"committed by Dagster run {run.run_id}, which then failed")
+        )
+        reported += 1
+    return reported
+
+
 @failure_hook(required_resource_keys={DB_RESOURCE})
 def report_failure_hook(context: HookContext) -> None:
-    """Body or IO manager failed: record FAILED headers for the partitions still lacking one."""
+    """Body or IO manager failed: FAILED headers for the rest, materialisations for what committed."""
     report_type = context.op.name
     if report_type not in REGISTRY:
         return
     run = context.instance.get_run_by_id(context.run_id)
+    if run is None:
+        return
     message = executor.describe_error(context.op_exception) if context.op_exception else "Dagster step failed"
-    options = (context.op_config or {}).get("options")
-    changed = fail_run_partitions(context.resources.dyno_db.engine(), context.instance, run, report_type, message, options)
-    context.log.info(f"{report_type}: {changed} FAILED report_run header(s) recorded for Dagster run {context.run_id}")
-
-
-def _reap(context: RunStatusSensorContext, dyno_db: ReportDatabase, message: str):
-    run = context.dagster_run
-    reports = [key.to_user_string() for key in (run.asset_selection or ()) if key.to_user_string() in REGISTRY]
-    changed = sum(
-        fail_run_partitions(dyno_db.engine(), context.instance, run, report_type, message, run_options(run.run_config, report_type))
-        for report_type in reports
+    options = options_of(context.op_config)
+    failed, reported = reconcile_run(
+        context.resources.dyno_db.engine(), context.instance, run, report_type, message, options
     )
-    return SkipReason(f"{changed} report_run header(s) marked FAILED for Dagster run {run.run_id}")
+    context.log.info(f"{report_type}: {failed} FAILED report_run header(s) recorded, "
+                     f"{reported} committed partition(s) reported as materialised, for Dagster run {context.run_id}")
 
 
-@run_failure_sensor(name="report_run_failure_reaper", monitor_all_code_locations=False, minimum_interval_seconds=30)
-def report_run_failure_reaper(context: RunStatusSensorContext, dyno_db: ReportDatabase):
-    """A failed run (including a process killed and then failed by run monitoring): FAILED headers."""
+def reports_of_run(instance: Any, run: DagsterRun) -> list[str]:
+    """The reports a run targeted: its asset selection, else (a run of a whole job) its plan's steps."""
+    names = [key.to_user_string() for key in (run.asset_selection or ())]
+    if not names and run.execution_plan_snapshot_id:
+        names = [step.key for step in instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps]
+    return sorted(name for name in set(names) if name in REGISTRY)
+
+
+def _reap(context: RunStatusSensorContext, dyno_db: ReportDatabase, message: str) -> SkipReason:
+    run = context.dagster_run
+    failed = reported = 0
+    for report_type in reports_of_run(context.instance, run):
+        f, r = reconcile_run(dyno_db.engine(), context.instance, run, report_type, message,
+                             run_options(run.run_config, report_type))
+        failed, reported = failed + f, reported + r
+    return SkipReason(f"Dagster run {run.run_id}: {failed} report_run header(s) marked FAILED, "
+                      f"{reported} committed partition(s) reported as materialised")
+
+
+@run_failure_sensor(name="report_run_failure_reaper", monitor_all_code_locations=False,
+                    minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def report_run_failure_reaper(context: RunFailureSensorContext, dyno_db: ReportDatabase) -> SkipReason:
+    """A failed run (including a process killed and then failed by run monitoring): reconcile its partitions."""
     reason = context.failure_event.message if context.failure_event else "unknown"
     return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} failed: {reason}")
 
 
-@run_status_sensor(run_status=DagsterRunStatus.CANCELED, name="report_run_cancel_reaper", minimum_interval_seconds=30)
-def report_run_cancel_reaper(context: RunStatusSensorContext, dyno_db: ReportDatabase):
-    """A canceled (terminated) run: FAILED headers for its partitions."""
+@run_status_sensor(run_status=DagsterRunStatus.CANCELED, name="report_run_cancel_reaper",
+                   minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def report_run_cancel_reaper(context: RunStatusSensorContext, dyno_db: ReportDatabase) -> SkipReason:
+    """A canceled (terminated) run: reconcile its partitions."""
     return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} was canceled")

@@ -1,27 +1,41 @@
 """The IO manager that writes report runs: one executor run (header + facts, one transaction) per partition.
 
-The asset body hands over validated `executor.RunRequest`s keyed by partition key;
-`handle_output` executes them in partition order, each in its own transaction
-with its own `report_run` row (`dagster_run_id` = this Dagster run), and attaches
-metadata to each partition's materialisation separately. Metadata goes through the
-step's per-partition asset metadata, because `add_output_metadata` would copy one
-dict onto every partition of a multi-partition (backfill) run.
+The asset body hands over validated `executor.RunRequest`s keyed by partition key
+(or the `RefusedPartition` a partition's input got). `handle_output` executes
+them in partition order, each in its own transaction with its own `report_run`
+row (`dagster_run_id` = this Dagster run), and attaches metadata to each
+partition's materialisation separately, through the step's per-partition asset
+metadata (`add_output_metadata` would copy one dict onto every partition).
+
+One partition's failure does not stop the others. If any failed, the step ends
+with one `Failure` naming them; Dagster then records no materialisation for the
+step, and the failure hook reports the committed partitions itself
+(`failures.reconcile_run`), so Dagster and `report_run` agree.
 """
 
 import dataclasses
-from decimal import Decimal
 from typing import Any
 
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 from pydantic import Field
-from sqlalchemy import Engine, Integer, select
 
-from dyno_reports import executor
+from dyno_reports import executor, periods
+from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import engine_for
+from dyno_reports.errors import InputError
+
+FAILURES_SHOWN = 5
 
 
-class ReportRunFailed(Exception):
-    """At least one partition's report run ended FAILED (its header records the error)."""
+@dataclasses.dataclass(frozen=True)
+class RefusedPartition:
+    """A partition whose inputs the executor refused (e.g. a tenant no longer in crm.tenant)."""
+
+    report_type: str
+    tenant_id: str
+    window: periods.Window
+    options: dict[str, Any]
+    error: InputError
 
 
 class ReportRunIOManager(ConfigurableIOManager):
@@ -32,22 +46,46 @@ class ReportRunIOManager(ConfigurableIOManager):
     )
     preview_rows: int = Field(default=10, description="fact rows shown in the markdown preview")
 
-    def handle_output(self, context: OutputContext, obj: dict[str, executor.RunRequest]) -> None:
+    def handle_output(self, context: OutputContext, obj: dict[str, executor.RunRequest | RefusedPartition]) -> None:
         engine = engine_for(self.database_url)
-        failed = []
+        failed: dict[str, str] = {}
         for partition_key in sorted(obj):
-            request = dataclasses.replace(obj[partition_key], dagster_run_id=context.run_id)
-            result = executor.execute(engine, request)
+            work = obj[partition_key]
+            if isinstance(work, RefusedPartition):
+                failed[partition_key] = str(work.error)
+                _record_refusal(engine, work, context.run_id)
+                continue
+            result = executor.execute(engine, dataclasses.replace(work, dagster_run_id=context.run_id))
             context.log.info(f"{partition_key}: report run {result.run_id} {result.status} ({result.fact_rows} fact rows)")
             if not result.succeeded:
-                failed.append(f"{partition_key}: report run {result.run_id} FAILED: {result.error_message}")
+                failed[partition_key] = f"report run {result.run_id} FAILED: {result.error_message}"
                 continue
-            _add_partition_metadata(context, partition_key, run_metadata(engine, result, self.preview_rows), len(obj))
+            metadata = partition_metadata(engine, work.tenant_id, result.run_id, self.preview_rows)
+            _add_partition_metadata(context, partition_key, metadata, len(obj))
         if failed:
-            raise ReportRunFailed("; ".join(failed))
+            raise _partitions_failed(failed, len(obj))
 
     def load_input(self, context: InputContext) -> Any:
         raise NotImplementedError("report facts live in reporting.<fact table>; query them by report_run.run_id")
+
+
+def _record_refusal(engine: Any, refused: RefusedPartition, dagster_run_id: str) -> None:
+    try:
+        executor.record_input_failure(
+            engine, refused.report_type, refused.tenant_id, refused.window, refused.options, str(refused.error),
+            dagster_run_id=dagster_run_id,
+        )
+    except InputError:  # not a tenant UUID: nothing a header could describe
+        pass
+
+
+def _partitions_failed(failed: dict[str, str], total: int) -> Failure:
+    shown = [f"{key}: {message}" for key, message in list(failed.items())[:FAILURES_SHOWN]]
+    more = f" (and {len(failed) - FAILURES_SHOWN} more)" if len(failed) > FAILURES_SHOWN else ""
+    return Failure(
+        description=f"{len(failed)} of {total} partition(s) failed{more}: " + "; ".join(shown),
+        metadata={"failed_partitions": MetadataValue.json(failed)},
+    )
 
 
 def _add_partition_metadata(context: OutputContext, partition_key: str, metadata: dict, partitions: int) -> None:
@@ -61,46 +99,3 @@ def _add_partition_metadata(context: OutputContext, partition_key: str, metadata
             return
     if partitions == 1:
         context.add_output_metadata(metadata)
-
-
-def run_metadata(engine: Engine, result: executor.RunResult, preview_rows: int) -> dict[str, Any]:
-    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview."""
-    summary = result.summary()
-    metadata: dict[str, Any] = {
-        "run_id": MetadataValue.text(summary["run_id"]),
-        "tenant_id": MetadataValue.text(summary["tenant_id"]),
-        "period": MetadataValue.text(f"[{summary['period_start']}, {summary['period_end']})"),
-        "options": MetadataValue.json(summary["options"]),
-        "dagster/row_count": MetadataValue.int(result.fact_rows),
-    }
-    table = result.request.report.fact_table
-    for name, value in result.headline.items():  # sum(bigint) comes back as numeric: counts stay ints
-        is_count = isinstance(table.c[name].type, Integer)
-        metadata[name] = MetadataValue.int(int(value)) if is_count else MetadataValue.float(float(value))
-    metadata["preview"] = MetadataValue.md(facts_preview(engine, result, preview_rows))
-    return metadata
-
-
-def facts_preview(engine: Engine, result: executor.RunResult, limit: int) -> str:
-    report = result.request.report
-    table = report.fact_table
-    columns = [table.c[name] for name in report.fact_columns]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(*columns)
-            .where(table.c.tenant_id == result.request.tenant_id, table.c.run_id == result.run_id)
-            .order_by(*(table.c[d] for d in report.dimensions)).limit(limit)
-        ).all()
-    header = "| " + " | ".join(report.fact_columns) + " |"
-    rule = "|" + "---|" * len(report.fact_columns)
-    lines = [header, rule, *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)]
-    shown = f"first {len(rows)} of {result.fact_rows}" if result.fact_rows > len(rows) else f"{len(rows)}"
-    return f"**{report.title}**: {shown} fact rows\n\n" + "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)

@@ -2,7 +2,7 @@
 
 import os
 
-from dagster import DagsterInstance, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 from sqlalchemy import Engine, select
 
 from dyno_reports.dagster_defs.partitions import TENANT, tenant_partitions
@@ -43,7 +43,12 @@ def sync_tenants_from_environment() -> list[str]:
         return sync_tenants(db.get_engine(), instance)
 
 
-@sensor(name="tenant_partitions_sensor", minimum_interval_seconds=60, description="Registers every crm.tenant as a tenant partition.")
+@sensor(
+    name="tenant_partitions_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Registers every crm.tenant as a tenant partition.",
+)
 def tenant_partitions_sensor(context: SensorEvaluationContext, dyno_db: ReportDatabase):
     new = missing_tenants(dyno_db.engine(), context.instance)
     if not new:
