@@ -115,7 +115,8 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
     assert md["run_id"].value == str(header.run_id)
     assert md["dagster/row_count"].value == 2
     assert md["deal_count"].value == 2 and md["total_amount"].value == 290.0 and md["entered_count"].value == 1
-    assert "| pipeline_id | stage_id |" in md["preview"].value
+    assert "| pipeline | stage |" in md["preview"].value and "| pipeline 0 (" in md["preview"].value
+    assert md["tenant"].value.startswith("test ")  # the tenant's name beside its id
 
 
 def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instance):

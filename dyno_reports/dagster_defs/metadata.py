@@ -5,14 +5,14 @@ failure hook and reapers when they report a committed partition that the killed
 or failed Dagster run never got to materialise.
 """
 
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from dagster import MetadataValue
 from sqlalchemy import Engine, Integer, func, select
 
-from dyno_reports import executor
+from dyno_reports import executor, names
+from dyno_reports.dagster_defs.preview import facts_preview
 from dyno_reports.reports import get_report
 from dyno_reports.storage.tables import report_run
 
@@ -29,10 +29,12 @@ def partition_metadata(engine: Engine, tenant_id: UUID, run_id: UUID, preview_ro
             select(func.count()).where(table.c.tenant_id == header.tenant_id, table.c.run_id == run_id)
         ).scalar_one()
         headline = executor.headline_of(conn, report, header.tenant_id, run_id)
+        tenant = names.tenant_name(conn, header.tenant_id)
     start = "" if header.period_start is None else header.period_start.isoformat()
     metadata: dict[str, Any] = {
         "run_id": MetadataValue.text(str(run_id)),
         "tenant_id": MetadataValue.text(str(header.tenant_id)),
+        "tenant": MetadataValue.text(tenant or ""),
         "period": MetadataValue.text(f"[{start}, {header.period_end.isoformat()})"),
         "options": MetadataValue.json(header.input_params.get("options", {})),
         "dagster/row_count": MetadataValue.int(fact_rows),
@@ -40,31 +42,5 @@ def partition_metadata(engine: Engine, tenant_id: UUID, run_id: UUID, preview_ro
     for name, value in headline.items():  # sum(bigint) comes back as numeric: counts stay ints
         is_count = isinstance(table.c[name].type, Integer)
         metadata[name] = MetadataValue.int(int(value)) if is_count else MetadataValue.float(float(value))
-    metadata["preview"] = MetadataValue.md(facts_preview(engine, header.report_type, header.tenant_id, run_id,
-                                                         fact_rows, preview_rows))
+    metadata["preview"] = MetadataValue.md(facts_preview(engine, report, header.tenant_id, run_id, fact_rows, preview_rows))
     return metadata
-
-
-def facts_preview(engine: Engine, report_type: str, tenant_id: UUID, run_id: UUID, fact_rows: int, limit: int) -> str:
-    report = get_report(report_type)
-    table = report.fact_table
-    columns = [table.c[name] for name in report.fact_columns]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(*columns)
-            .where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
-            .order_by(*(table.c[d] for d in report.dimensions)).limit(limit)
-        ).all()
-    header = "| " + " | ".join(report.fact_columns) + " |"
-    rule = "|" + "---|" * len(report.fact_columns)
-    lines = [header, rule, *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)]
-    shown = f"first {len(rows)} of {fact_rows}" if fact_rows > len(rows) else f"{len(rows)}"
-    return f"**{report.title}**: {shown} fact rows\n\n" + "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
