@@ -6,7 +6,7 @@ materialisation, and one refused tenant does not stop the others.
 """
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from dagster import (
@@ -22,9 +22,16 @@ from sqlalchemy import select
 
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
-from dyno_reports.dagster_defs.partitions import report_partitions
+from dyno_reports.dagster_defs.partitions import (
+    HISTORY_MONTHS_ENV,
+    START_DATE_ENV,
+    report_partitions,
+    start_covering,
+    start_date,
+)
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.schedules import RANGE_END_TAG, RANGE_START_TAG
+from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
@@ -113,3 +120,18 @@ def test_a_batch_run_gives_each_tenant_its_run_and_one_refused_tenant_stops_none
             assert metadata["dagster_run_id"].value == result.run_id
         assert not instance.fetch_materializations(
             AssetRecordsFilter(AssetKey(REPORT), [f"2025-06-02|{unknown}"]), limit=5).records
+
+
+def test_the_first_period_rolls_a_year_back_unless_fixed(monkeypatch):
+    monkeypatch.delenv(START_DATE_ENV, raising=False)
+    monkeypatch.delenv(HISTORY_MONTHS_ENV, raising=False)
+    assert start_date(date(2026, 11, 26)) == "2025-11-01"
+    assert start_date(date(2026, 1, 1)) == "2025-01-01"
+    monkeypatch.setenv(HISTORY_MONTHS_ENV, "3")
+    assert start_date(date(2026, 2, 10)) == "2025-11-01"
+    monkeypatch.setenv(HISTORY_MONTHS_ENV, "0")
+    with pytest.raises(ConfigError, match=HISTORY_MONTHS_ENV):
+        start_date()
+    monkeypatch.setenv(START_DATE_ENV, "2024-07-01")
+    assert start_date(date(2026, 11, 26)) == "2024-07-01"
+    assert start_covering(["2023-05-01|t"]) == "2023-05-01"  # bookkeeping of a run older than the start

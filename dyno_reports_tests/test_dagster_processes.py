@@ -45,10 +45,11 @@ def tenant(history) -> str:
 
 @pytest.fixture(scope="module")
 def dagster_env(database_url, tmp_path_factory) -> dict[str, str]:
-    """Only DYNO_DATABASE_URL and an empty DAGSTER_HOME, as in the issue's acceptance path."""
+    """DYNO_DATABASE_URL, an empty DAGSTER_HOME and a first period covering the test's week."""
     home = tmp_path_factory.mktemp("dagster_home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DYNO_"))}
-    return {**env, "DYNO_DATABASE_URL": url_string(database_url), "DAGSTER_HOME": str(home)}
+    return {**env, "DYNO_DATABASE_URL": url_string(database_url), "DAGSTER_HOME": str(home),
+            "DYNO_DAGSTER_START_DATE": "2025-01-01"}
 
 
 def test_cli_sync_tenants_then_dagster_asset_materialize(dagster_env, engine, history, tenant):

@@ -46,7 +46,7 @@ from sqlalchemy.orm import aliased
 
 from dyno_reports import executor, periods
 from dyno_reports.dagster_defs.metadata import partition_metadata
-from dyno_reports.dagster_defs.partitions import PartitionTarget, report_partitions, start_date, target_of
+from dyno_reports.dagster_defs.partitions import PartitionTarget, report_partitions, start_covering, target_of
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.run_config import options_of
 from dyno_reports.errors import InputError
@@ -80,7 +80,8 @@ def reconcile_run(
     engine: Engine, instance: Any, run: DagsterRun, report_type: str, message: str, options: Any = None
 ) -> tuple[int, int]:
     """Restore the invariant for `run`'s partitions; returns (headers marked FAILED, materialisations reported)."""
-    partitions_def = report_partitions(REGISTRY[report_type].cadence, start_date())
+    tagged = [run.tags[tag] for tag in (PARTITION_TAG, RANGE_START_TAG) if tag in run.tags]
+    partitions_def = report_partitions(REGISTRY[report_type].cadence, start_covering(tagged))
     keys = run_partition_keys(instance, run, partitions_def)
     targets = {key: target_of(partitions_def, key) for key in keys}
     failed = _fail_unrecorded(engine, run, report_type, targets, message, options)

@@ -1,13 +1,20 @@
 """Partitions: `period` (weekly from Monday, or monthly, per report cadence) x `tenant` (dynamic).
 
 Multi-partition keys are ordered by dimension name, so a key reads
-`2025-06-02|<tenant uuid>`. The first period is `DYNO_DAGSTER_START_DATE`
-(default 2024-01-01), read when the definitions are built, not at import.
+`2025-06-02|<tenant uuid>`. The first period is `DYNO_DAGSTER_START_DATE` when
+set, else rolling: the first day of the month `DYNO_DAGSTER_HISTORY_MONTHS`
+(default 12) months back. Read when the definitions are built, not at import.
+
+Why rolling: an asset has periods x tenants partitions, and that product is
+the partition budget (docs/scaling.md): Dagster advises at most about 100,000
+per asset. A fixed start grows the weekly assets by 52 partitions per tenant a
+year without bound; a rolling year keeps them at 53 per tenant. The start moves
+once a month, so definitions change only then.
 """
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import lru_cache
 
 from dagster import (
@@ -22,22 +29,40 @@ from dagster import (
 
 from dyno_reports.errors import ConfigError
 
-DEFAULT_START_DATE = "2024-01-01"
 START_DATE_ENV = "DYNO_DAGSTER_START_DATE"
+HISTORY_MONTHS_ENV = "DYNO_DAGSTER_HISTORY_MONTHS"
+DEFAULT_HISTORY_MONTHS = 12
 TENANT = "tenant"
 PERIOD = "period"
+MULTI_KEY_SEPARATOR = "|"
 
 tenant_partitions = DynamicPartitionsDefinition(name=TENANT)
 
 
-def start_date() -> str:
+def start_date(today: date | None = None) -> str:
     """First period start (ISO date); weekly partitions begin on the first Monday from it."""
-    raw = os.environ.get(START_DATE_ENV) or DEFAULT_START_DATE
-    try:
-        date.fromisoformat(raw)
-    except ValueError:
-        raise ConfigError(f"{START_DATE_ENV} must be an ISO date like 2024-01-01, got {raw!r}") from None
-    return raw
+    raw = os.environ.get(START_DATE_ENV)
+    if raw:
+        try:
+            date.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(f"{START_DATE_ENV} must be an ISO date like 2024-01-01, got {raw!r}") from None
+        return raw
+    months_raw = os.environ.get(HISTORY_MONTHS_ENV) or str(DEFAULT_HISTORY_MONTHS)
+    if not months_raw.isdigit() or not 1 <= int(months_raw) <= 120:
+        raise ConfigError(f"{HISTORY_MONTHS_ENV} must be a whole number of months from 1 to 120, got {months_raw!r}")
+    today = today or datetime.now(timezone.utc).date()
+    months = today.year * 12 + today.month - 1 - int(months_raw)
+    return date(months // 12, months % 12 + 1, 1).isoformat()
+
+
+def start_covering(partition_keys: list[str]) -> str:
+    """The configured start, moved back if needed so that the periods of the keys given are partitions.
+
+    For bookkeeping of old runs: a rolling start may have moved past their periods since.
+    """
+    periods = [key.split(MULTI_KEY_SEPARATOR, 1)[0] for key in partition_keys]  # keys read `period|tenant`
+    return min([start_date(), *periods])
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,161 @@
+"""The partition budget: what 1,000 registered tenants cost the Dagster UI and a schedule tick.
+
+    python -m benchmarks.partition_budget [--tenants 1000] [--start 2024-01-01 --start rolling] [--repeats 3]
+
+For each first period (`DYNO_DAGSTER_START_DATE`, `rolling` = the default), in a
+throwaway Dagster storage database on the configured server (DYNO_DATABASE_URL,
+else the embedded one): register the tenants as partitions, record one
+materialised week and month per tenant, start `dagster-webserver` on loopback and
+time, as medians over --repeats, the GraphQL queries the asset page and the
+backfill dialog depend on (partition keys, partition status ranges, partition
+counts) for the weekly and the monthly asset, plus a weekly schedule tick
+evaluated in-process. Prints one row per (start, asset).
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, build_schedule_context
+from sqlalchemy import create_engine
+
+from dyno_reports import db
+from dyno_reports.dagster_defs import partitions
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ASSETS = {"pipeline_overview": ("week", "2025-06-02"), "win_loss": ("month", "2025-06-01")}
+KEYS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
+  partitionKeysByDimension { name partitionKeys } } } }"""
+STATUS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
+  assetPartitionStatuses { ... on MultiPartitionStatuses { primaryDimensionName ranges {
+    primaryDimStartKey primaryDimEndKey secondaryDim { ... on DefaultPartitionStatuses { materializedPartitions } } } } } } } }"""
+STATS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
+  partitionStats { numMaterialized numPartitions numFailed numMaterializing } } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_home(home: Path, storage_env: dict[str, str], tenants: list[str]) -> None:
+    home.joinpath("dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
+    os.environ.update(storage_env, DAGSTER_HOME=str(home))
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("tenant", tenants)
+        for asset, (_cadence, period) in ASSETS.items():
+            for tenant in tenants:
+                instance.report_runless_asset_event(
+                    AssetMaterialization(asset_key=asset, partition=f"{period}|{tenant}", metadata={"bench": 1}))
+
+
+def start_webserver(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [BIN / "dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(PROJECT / "workspace.yaml")],
+        env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            reply = requests.post(url, json={"query": STATS_QUERY, "variables": {"k": {"path": ["win_loss"]}}}, timeout=60)
+            if reply.ok and reply.json().get("data", {}).get("assetNodeOrError", {}).get("partitionStats"):
+                return server, url
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("the webserver did not answer")
+
+
+def timed_query(url: str, query: str, asset: str, repeats: int) -> tuple[float, dict]:
+    times, reply = [], {}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        reply = requests.post(url, json={"query": query, "variables": {"k": {"path": [asset]}}}, timeout=600).json()
+        times.append(time.perf_counter() - started)
+        assert "errors" not in reply, reply
+    return statistics.median(times), reply["data"]["assetNodeOrError"]
+
+
+def tick_seconds(repeats: int) -> tuple[float, int]:
+    from dyno_reports.definitions import build_definitions
+
+    repository = build_definitions().get_repository_def()
+    schedule = repository.get_schedule_def("weekly_reports_schedule")
+    times, runs = [], 0
+    with DagsterInstance.get() as instance:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            context = build_schedule_context(instance=instance, repository_def=repository,
+                                             scheduled_execution_time=datetime.now(timezone.utc))
+            runs = len(list(schedule.evaluate_tick(context).run_requests))
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), runs
+
+
+def measure(start: str, tenants: list[str], repeats: int) -> list[str]:
+    server_url = db.resolve_database_url()
+    name = f"dagster_budget_{uuid.uuid4().hex[:8]}"
+    db.ensure_database(server_url, name)
+    env_start = {} if start == "rolling" else {partitions.START_DATE_ENV: start}
+    os.environ.pop(partitions.START_DATE_ENV, None)
+    os.environ.update(env_start)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            storage = {"DAGSTER_POSTGRES_URL": db.psycopg2_url(server_url).set(database=name)
+                       .render_as_string(hide_password=False)}
+            prepare_home(Path(home), storage, tenants)
+            tick, runs = tick_seconds(repeats)
+            server, url = start_webserver({**os.environ})
+            try:
+                for asset in ASSETS:
+                    keys_s, keys = timed_query(url, KEYS_QUERY, asset, repeats)
+                    status_s, _ = timed_query(url, STATUS_QUERY, asset, repeats)
+                    stats_s, stats = timed_query(url, STATS_QUERY, asset, repeats)
+                    periods = len(keys["partitionKeysByDimension"][0]["partitionKeys"])
+                    rows.append(f"| {start} ({partitions.start_date()}) | {asset} | {periods} x {len(tenants)} = "
+                                f"{stats['partitionStats']['numPartitions']:,} | {keys_s:.2f} | {status_s:.2f} | "
+                                f"{stats_s:.2f} | {tick:.2f} ({runs} runs) |")
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    finally:
+        engine = create_engine(server_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--start", action="append", help="ISO date or 'rolling' (repeatable)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    tenants = [str(uuid.UUID(int=i + 1)) for i in range(args.tenants)]
+    print("| first period | asset | partitions | keys s | status s | stats s | weekly tick s |")
+    print("|---|---|---|---|---|---|---|")
+    for start in args.start or ["2024-01-01", "rolling"]:
+        for row in measure(start, tenants, args.repeats):
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
