@@ -40,5 +40,7 @@ clean:
 
 ## Dagster UI on the embedded PostgreSQL: upgrade, seed if empty, sync tenants, `dagster dev`.
 ## DAGSTER_HOME is .dyno/dagster_home; pass e.g. DEV_ARGS="-p 3001" for another port.
+## Ctrl-C or SIGTERM stops every Dagster process within seconds; the embedded PostgreSQL
+## keeps running (`make stop-db`) unless DEV_ARGS="--stop-db".
 dev: $(STAMP)
 	$(BIN)/python -m dyno_reports.dagster_defs.dev $(DEV_ARGS)

@@ -34,6 +34,12 @@ def data_dir() -> Path:
     return base / ".dyno"
 
 
+def dagster_database() -> str:
+    """Database for Dagster's own storage under `make dev`, on the server of the reporting database:
+    `DYNO_DAGSTER_DATABASE`, else `dagster`."""
+    return os.environ.get("DYNO_DAGSTER_DATABASE") or "dagster"
+
+
 def default_window() -> timedelta:
     """Length of the window a run gets when no period is given (`DYNO_DEFAULT_WINDOW_DAYS`)."""
     raw = os.environ.get("DYNO_DEFAULT_WINDOW_DAYS", str(DEFAULT_WINDOW_DAYS))
