@@ -448,10 +448,11 @@ def step_seconds(world: World, run_id: str) -> dict[str, float]:
 
 
 def partition_log_gaps(world: World, run_id: str) -> list[float]:
-    """Seconds between the IO manager's consecutive "<partition>: report run ..." log lines in one run."""
-    stamps = [e.timestamp for e in world.instance.all_logs(run_id)
-              if e.dagster_event is None and ": report run " in (e.user_message or "")]
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    """Seconds between consecutive partition commits of one run (report_run.generated_at, in commit order)."""
+    with world.engine.connect() as conn:
+        stamps = sorted(conn.execute(select(report_run.c.generated_at).where(
+            report_run.c.dagster_run_id == run_id, report_run.c.status == "SUCCEEDED")).scalars())
+    return [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
 
 
 # --- the reporting side: seeds, direct executor runs, report_run headers ------------------------------

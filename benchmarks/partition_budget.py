@@ -1,6 +1,6 @@
 """The partition budget: what 1,000 registered tenants cost the Dagster UI and a schedule tick.
 
-    python -m benchmarks.partition_budget [--tenants 1000] [--start 2024-01-01 --start rolling] [--repeats 3]
+    python -m benchmarks.partition_budget [--tenants 1000] [--start 2024-01-01 --start rolling] [--repeats 3] [--ui]
 
 For each first period (`DYNO_DAGSTER_START_DATE`, `rolling` = the default), in a
 throwaway Dagster storage database on the configured server (DYNO_DATABASE_URL,
@@ -9,7 +9,9 @@ materialised week and month per tenant, start `dagster-webserver` on loopback an
 time, as medians over --repeats, the GraphQL queries the asset page and the
 backfill dialog depend on (partition keys, partition status ranges, partition
 counts) for the weekly and the monthly asset, plus a weekly schedule tick
-evaluated in-process. Prints one row per (start, asset).
+evaluated in-process. With --ui, also the asset page and the backfill dialog in
+headless Chromium (`benchmarks/ui_timing.py`: needs selenium and Debian's
+chromium + chromium-driver). Prints one row per (start, asset).
 """
 
 import argparse
@@ -107,7 +109,17 @@ def tick_seconds(repeats: int) -> tuple[float, int]:
     return statistics.median(times), runs
 
 
-def measure(start: str, tenants: list[str], repeats: int) -> list[str]:
+def ui_cells(url: str, asset: str, ui: bool) -> str:
+    if not ui:
+        return ""
+    from benchmarks.ui_timing import time_asset_page
+
+    timed = time_asset_page(url.removesuffix("/graphql"), asset)
+    return (f" {timed['page_s']:.2f} | {timed['dialog_s']:.2f} | {timed['select_all_s']:.2f} "
+            f"({timed['selected']}) |")
+
+
+def measure(start: str, tenants: list[str], repeats: int, ui: bool = False) -> list[str]:
     server_url = db.resolve_database_url()
     name = f"dagster_budget_{uuid.uuid4().hex[:8]}"
     db.ensure_database(server_url, name)
@@ -130,7 +142,7 @@ def measure(start: str, tenants: list[str], repeats: int) -> list[str]:
                     periods = len(keys["partitionKeysByDimension"][0]["partitionKeys"])
                     rows.append(f"| {start} ({partitions.start_date()}) | {asset} | {periods} x {len(tenants)} = "
                                 f"{stats['partitionStats']['numPartitions']:,} | {keys_s:.2f} | {status_s:.2f} | "
-                                f"{stats_s:.2f} | {tick:.2f} ({runs} runs) |")
+                                f"{stats_s:.2f} | {tick:.2f} ({runs} runs) |" + ui_cells(url, asset, ui))
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -147,13 +159,15 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--start", action="append", help="ISO date or 'rolling' (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ui", action="store_true", help="also time the asset page in headless Chromium")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     tenants = [str(uuid.UUID(int=i + 1)) for i in range(args.tenants)]
-    print("| first period | asset | partitions | keys s | status s | stats s | weekly tick s |")
-    print("|---|---|---|---|---|---|---|")
+    ui_header = " page s | dialog s | select all s |" if args.ui else ""
+    print("| first period | asset | partitions | keys s | status s | stats s | weekly tick s |" + ui_header)
+    print("|---|---|---|---|---|---|---|" + "---|" * (3 if args.ui else 0))
     for start in args.start or ["2024-01-01", "rolling"]:
-        for row in measure(start, tenants, args.repeats):
+        for row in measure(start, tenants, args.repeats, args.ui):
             print(row, flush=True)
 
 

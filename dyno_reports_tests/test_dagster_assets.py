@@ -219,8 +219,7 @@ def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant
 
 
 def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, instance):
-    checks = report_checks(REGISTRY[REPORT])
-    result = materialize([asset_of(REPORT), *checks], partition_key=f"2025-06-30|{tenant}", instance=instance,
+    result = materialize([asset_of(REPORT), report_checks(REGISTRY[REPORT])], partition_key=f"2025-06-30|{tenant}", instance=instance,
                          resources=resources(env))
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"facts_from_succeeded_runs", "metrics_not_negative", "stage_rows_complete"}

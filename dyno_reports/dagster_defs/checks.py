@@ -3,15 +3,19 @@
 Checks of a partitioned asset run once per run without a partition, so each
 looks at the report runs whose `dagster_run_id` is this run (indexed), and at
 their facts through the fact table's `(run_id, ...)` key: never a scan of the
-whole fact table. They run in the run's own process (in-process executor).
+whole fact table. A report's checks are one step (a multi-asset check), run in
+the run's own process (in-process executor).
 """
+
+from collections.abc import Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
-    asset_check,
+    AssetCheckSpec,
+    multi_asset_check,
 )
 from sqlalchemy import Engine, Text, and_, cast, func, not_, or_, select, true
 from sqlalchemy.sql import Select
@@ -27,9 +31,11 @@ def _count(engine: Engine, query: Select) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _result(bad: int, what: str, runs: int, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+def _result(name: str, asset: str, bad: int, what: str, runs: int,
+            severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
     return AssetCheckResult(
-        passed=bad == 0, severity=severity, metadata={"offending_rows": bad, "report_runs_checked": runs},
+        check_name=name, asset_key=asset, passed=bad == 0, severity=severity,
+        metadata={"offending_rows": bad, "report_runs_checked": runs},
         description=f"{bad} {what}" if bad else f"no {what} in {runs} report run(s) of this Dagster run",
     )
 
@@ -84,38 +90,39 @@ def stages_missing_from_overview(dagster_run_id: str) -> Select:
     )
 
 
-def report_checks(report: ReportDefinition) -> list[AssetChecksDefinition]:
+def report_checks(report: ReportDefinition) -> AssetChecksDefinition:
+    """The report's checks as one step (each check step costs the run a few stored events)."""
     rt = report.report_type
-
-    @asset_check(asset=rt, name="facts_from_succeeded_runs",
-                 description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant")
-    def facts_from_succeeded_runs(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
-        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
-        bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
-        return _result(bad, "fact rows of a run that is not SUCCEEDED or of another tenant",
-                       _run_count(engine, dagster_run_id, rt))
-
-    @asset_check(asset=rt, name="metrics_not_negative",
-                 description="no negative count, amount, rate or duration in the facts this Dagster run wrote")
-    def metrics_not_negative(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
-        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
-        bad = _count(engine, negative_metric_facts(report, dagster_run_id))
-        return _result(bad, "fact rows with a negative metric", _run_count(engine, dagster_run_id, rt))
-
-    checks = [facts_from_succeeded_runs, metrics_not_negative]
+    specs = [
+        AssetCheckSpec("facts_from_succeeded_runs", asset=rt,
+                       description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant"),
+        AssetCheckSpec("metrics_not_negative", asset=rt,
+                       description="no negative count, amount, rate or duration in the facts this Dagster run wrote"),
+    ]
     if rt == "pipeline_overview":
+        specs.append(AssetCheckSpec("stage_rows_complete", asset=rt,
+                                    description="each SUCCEEDED run of this Dagster run has a row for every stage "
+                                                "in its scope"))
 
-        @asset_check(asset=rt, name="stage_rows_complete",
-                     description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope")
-        def stage_rows_complete(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> AssetCheckResult:
-            engine, dagster_run_id = dyno_db.engine(), context.run.run_id
+    @multi_asset_check(specs=specs, name=f"{rt}_checks", can_subset=True)
+    def _checks(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> Iterator[AssetCheckResult]:
+        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
+        runs = _run_count(engine, dagster_run_id, rt)
+        selected = {key.name for key in context.selected_asset_check_keys}
+        if "facts_from_succeeded_runs" in selected:
+            bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
+            yield _result("facts_from_succeeded_runs", rt, bad,
+                          "fact rows of a run that is not SUCCEEDED or of another tenant", runs)
+        if "metrics_not_negative" in selected:
+            bad = _count(engine, negative_metric_facts(report, dagster_run_id))
+            yield _result("metrics_not_negative", rt, bad, "fact rows with a negative metric", runs)
+        if "stage_rows_complete" in selected:
             bad = _count(engine, stages_missing_from_overview(dagster_run_id))
-            return _result(bad, "stages missing from the runs' facts", _run_count(engine, dagster_run_id, rt),
-                           AssetCheckSeverity.WARN)
+            yield _result("stage_rows_complete", rt, bad, "stages missing from the runs' facts", runs,
+                          AssetCheckSeverity.WARN)
 
-        checks.append(stage_rows_complete)
-    return checks
+    return _checks
 
 
 def all_report_checks() -> list[AssetChecksDefinition]:
-    return [check for _, report in sorted(REGISTRY.items()) for check in report_checks(report)]
+    return [report_checks(report) for _, report in sorted(REGISTRY.items())]

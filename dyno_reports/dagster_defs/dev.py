@@ -4,7 +4,9 @@ Steps: resolve the database (DYNO_DATABASE_URL, else the embedded PostgreSQL),
 upgrade it, seed demo data when there is no tenant yet, create a `dagster`
 database on the same server for Dagster's own storage, write
 `.dyno/dagster_home/dagster.yaml`, register the tenants as partitions, and run
-`dagster dev -w workspace.yaml` in a process group of its own. Ctrl-C, SIGTERM
+`dagster dev -w workspace.yaml` in a process group of its own. The partitions
+start at the demo history's first month unless DYNO_DAGSTER_START_DATE says
+otherwise. Ctrl-C, SIGTERM
 or SIGHUP stop that whole group (webserver, daemon, code servers, runs) within
 seconds: SIGINT, then SIGTERM, then SIGKILL (`dyno_reports.process_group`).
 The embedded PostgreSQL keeps running for later commands unless `--stop-db` is
@@ -25,6 +27,9 @@ from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import tenant
 
 PROJECT = Path(__file__).resolve().parents[2]
+# The seeded demo history's periods must be partitions, though the rolling default
+# start would leave them out.
+DEMO_START_DATE = seed.DEFAULT_START.date().isoformat()
 
 
 def dagster_storage_env(url: URL) -> dict[str, str]:
@@ -42,7 +47,7 @@ def prepare(echo=print) -> dict[str, str]:
     with engine.connect() as conn:
         tenants = conn.execute(select(func.count()).select_from(tenant)).scalar_one()
     url_text = url.render_as_string(hide_password=False)
-    env = {**os.environ, "DYNO_DATABASE_URL": url_text}
+    env = {"DYNO_DAGSTER_START_DATE": DEMO_START_DATE, **os.environ, "DYNO_DATABASE_URL": url_text}
     if not tenants:
         echo("no tenants yet: seeding demo data (as `dyno-reports seed` does)")
         seed.seed(engine, progress=echo)

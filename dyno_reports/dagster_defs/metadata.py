@@ -17,18 +17,26 @@ from dyno_reports.reports import get_report
 from dyno_reports.storage.tables import report_run
 
 
-def partition_metadata(engine: Engine, tenant_id: UUID, run_id: UUID, preview_rows: int = 10) -> dict[str, Any]:
-    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview."""
+def partition_metadata(
+    engine: Engine, tenant_id: UUID, run_id: UUID, preview_rows: int = 10, result: executor.RunResult | None = None
+) -> dict[str, Any]:
+    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview.
+
+    `result`, when the caller has just executed the run, saves reading its counts back.
+    """
     with engine.connect() as conn:
         header = conn.execute(
             select(report_run).where(report_run.c.tenant_id == tenant_id, report_run.c.run_id == run_id)
         ).one()
         report = get_report(header.report_type)
         table = report.fact_table
-        fact_rows = conn.execute(
-            select(func.count()).where(table.c.tenant_id == header.tenant_id, table.c.run_id == run_id)
-        ).scalar_one()
-        headline = executor.headline_of(conn, report, header.tenant_id, run_id)
+        if result is not None:
+            fact_rows, headline = result.fact_rows, result.headline
+        else:
+            fact_rows = conn.execute(
+                select(func.count()).where(table.c.tenant_id == header.tenant_id, table.c.run_id == run_id)
+            ).scalar_one()
+            headline = executor.headline_of(conn, report, header.tenant_id, run_id)
         tenant = names.tenant_name(conn, header.tenant_id)
     start = "" if header.period_start is None else header.period_start.isoformat()
     metadata: dict[str, Any] = {

@@ -3,7 +3,7 @@
 Counted: every stint of a population deal in the stage whose exit (the deal's next
 entry) is at a time in W, repeated visits included. Percentiles are computed
 exactly on numeric, with percentile_cont's interpolation (PostgreSQL's own
-percentile_cont works on double precision). See docs/reports/deal_velocity_design.md.
+percentile_cont works on double precision). See docs/reports/deal_velocity_design_details.md.
 """
 
 from dyno_reports.reports.base import ReportDefinition, ReportOptions

@@ -3,7 +3,7 @@
 The cohort of a stage s is the population deals with an entry into s in W, each
 with t0 = its first such entry. A cohort deal advanced when it has a later entry
 (before E) into a won stage, or an open stage of greater position, of s's own
-pipeline. See docs/reports/stage_conversion_design.md.
+pipeline. See docs/reports/stage_conversion_design_details.md.
 """
 
 from dyno_reports.reports.base import ReportDefinition, ReportOptions
