@@ -530,7 +530,10 @@ def tick_scenario(world: World, tenants: list[str], table: Table) -> float:
     week = date.fromisoformat(next(t["value"] for t in requests[0]["tags"] if t["key"] == "dyno/period"))
     sql = executor_seconds(world.engine, [(rt, tenant, week) for tenant in tenants for rt in WEEKLY_REPORTS])
     pickup = min(t.launched - t.enqueued for t in times)
-    budget = 3 * sql + evaluation + pickup
+    # The daemon's own tick latency: what passes before any report SQL can start, whatever the tenants'
+    # work: evaluating the tick, creating and enqueueing its runs, the queue's pick-up, a worker's start.
+    latency = evaluation + min(t.started for t in times) - launched_at
+    budget = 3 * sql + latency
     table.add(name, "end to end (first launch -> last run ended)", f"{end_to_end:.1f} s",
               f"<= 3 x SQL + tick latency = {budget:.1f} s", end_to_end <= budget)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(header_statuses(world.engine, run_ids).items()))
@@ -538,7 +541,8 @@ def tick_scenario(world: World, tenants: list[str], table: Table) -> float:
               f"{2 * len(tenants)} SUCCEEDED")
     table.add(name, "SQL: the same report runs via the executor", f"{sql:.2f} s ({2 * len(tenants)} runs, sequential)")
     table.add(name, "ratio end to end / SQL", f"{end_to_end / sql:.1f}")
-    table.add(name, "tick latency: evaluation (code server) + queue pick-up", f"{evaluation:.2f} s + {pickup:.2f} s")
+    table.add(name, "tick latency: evaluation + until the first run started", f"{evaluation:.2f} s + "
+              f"{latency - evaluation:.2f} s (of which queue pick-up {pickup:.2f} s)")
     table.add(name, "launchMultipleRuns (create + enqueue)", f"{launching:.2f} s for {len(run_ids)} runs")
     add_run_phases(table, name, times)
     add_step_split(table, name, world, times)

@@ -104,7 +104,7 @@ class _Progress:
         if self.done == self.total or now - self.last >= PROGRESS_SECONDS:
             self.last = now
             self.context.log.info(f"{self.done}/{self.total} partition(s) done in {now - self.started:.1f} s "
-                                  f"({len(failed)} failed); last {partition_key}")
+                                  f"({len(failed)} failed or refused); last {partition_key}")
 
 
 def _add_partition_metadata(context: OutputContext, partition_key: str, metadata: dict, partitions: int) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from dagster import MetadataValue
-from sqlalchemy import Engine, Integer, func, select
+from sqlalchemy import Connection, Engine, Integer, func, select
 
 from dyno_reports import executor, names
-from dyno_reports.dagster_defs.preview import facts_preview
+from dyno_reports.dagster_defs.preview import preview_markdown
+from dyno_reports.run_request import iso
 from dyno_reports.reports import get_report
 from dyno_reports.storage.tables import report_run
 
@@ -22,33 +23,42 @@ def partition_metadata(
 ) -> dict[str, Any]:
     """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview.
 
-    `result`, when the caller has just executed the run, saves reading its counts back.
+    `result`, when the caller has just executed the run, saves reading its header and counts back.
     """
     with engine.connect() as conn:
-        header = conn.execute(
-            select(report_run).where(report_run.c.tenant_id == tenant_id, report_run.c.run_id == run_id)
-        ).one()
-        report = get_report(header.report_type)
-        table = report.fact_table
-        if result is not None:
-            fact_rows, headline = result.fact_rows, result.headline
-        else:
-            fact_rows = conn.execute(
-                select(func.count()).where(table.c.tenant_id == header.tenant_id, table.c.run_id == run_id)
-            ).scalar_one()
-            headline = executor.headline_of(conn, report, header.tenant_id, run_id)
-        tenant = names.tenant_name(conn, header.tenant_id)
-    start = "" if header.period_start is None else header.period_start.isoformat()
+        summary = result.summary() if result is not None else _summary_of(conn, tenant_id, run_id)
+        report = get_report(summary["report_type"])
+        run_names = names.run_names(conn, report.fact_table, tenant_id, run_id)
+        preview = preview_markdown(conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, run_names)
     metadata: dict[str, Any] = {
         "run_id": MetadataValue.text(str(run_id)),
-        "tenant_id": MetadataValue.text(str(header.tenant_id)),
-        "tenant": MetadataValue.text(tenant or ""),
-        "period": MetadataValue.text(f"[{start}, {header.period_end.isoformat()})"),
-        "options": MetadataValue.json(header.input_params.get("options", {})),
-        "dagster/row_count": MetadataValue.int(fact_rows),
+        "tenant_id": MetadataValue.text(str(tenant_id)),
+        "tenant": MetadataValue.text(run_names.tenant or ""),
+        "period": MetadataValue.text(f"[{summary['period_start'] or ''}, {summary['period_end']})"),
+        "options": MetadataValue.json(summary["options"]),
+        "dagster/row_count": MetadataValue.int(summary["fact_rows"]),
     }
-    for name, value in headline.items():  # sum(bigint) comes back as numeric: counts stay ints
-        is_count = isinstance(table.c[name].type, Integer)
+    for name, value in summary["headline"].items():  # sum(bigint) comes back as numeric: counts stay ints
+        is_count = isinstance(report.fact_table.c[name].type, Integer)
         metadata[name] = MetadataValue.int(int(value)) if is_count else MetadataValue.float(float(value))
-    metadata["preview"] = MetadataValue.md(facts_preview(engine, report, header.tenant_id, run_id, fact_rows, preview_rows))
+    metadata["preview"] = MetadataValue.md(preview)
     return metadata
+
+
+def _summary_of(conn: Connection, tenant_id: UUID, run_id: UUID) -> dict[str, Any]:
+    """What `RunResult.summary()` says of a committed run, read back from its header and facts."""
+    header = conn.execute(
+        select(report_run).where(report_run.c.tenant_id == tenant_id, report_run.c.run_id == run_id)
+    ).one()
+    report = get_report(header.report_type)
+    table = report.fact_table
+    return {
+        "report_type": header.report_type,
+        "period_start": iso(header.period_start),
+        "period_end": iso(header.period_end),
+        "options": header.input_params.get("options", {}),
+        "fact_rows": conn.execute(
+            select(func.count()).where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
+        ).scalar_one(),
+        "headline": executor.headline_of(conn, report, tenant_id, run_id),
+    }

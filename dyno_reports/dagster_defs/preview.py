@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from dyno_reports import names
 from dyno_reports.reports.base import ReportDefinition
@@ -26,15 +26,21 @@ def tenant_name(engine: Engine, tenant_id: UUID) -> str | None:
 def facts_preview(engine: Engine, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int,
                   limit: int) -> str:
     """`**<title>** for <tenant>: first N of M fact rows`, then the first `limit` rows as a markdown table."""
+    with engine.connect() as conn:
+        run_names = names.run_names(conn, report.fact_table, tenant_id, run_id)
+        return preview_markdown(conn, report, tenant_id, run_id, fact_rows, limit, run_names)
+
+
+def preview_markdown(conn: Connection, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int,
+                     limit: int, run_names: names.RunNames) -> str:
+    """`facts_preview` on an open connection, with the run's names already looked up."""
     table = report.fact_table
     columns = report.fact_columns
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(*(table.c[name] for name in columns))
-            .where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
-            .order_by(*(table.c[d] for d in report.dimensions)).limit(limit)
-        ).all()
-        run_names = names.run_names(conn, table, tenant_id, run_id)
+    rows = conn.execute(
+        select(*(table.c[name] for name in columns))
+        .where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
+        .order_by(*(table.c[d] for d in report.dimensions)).limit(limit)
+    ).all()
     header = "| " + " | ".join(HEADERS.get(c, c) for c in columns) + " |"
     rule = "|" + "---|" * len(columns)
     body = ["| " + " | ".join(_named_cell(run_names, c, v) for c, v in zip(columns, row)) + " |" for row in rows]

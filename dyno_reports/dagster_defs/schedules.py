@@ -1,7 +1,7 @@
 """Schedules: after each week / month closes, run the just-closed period for every tenant, in batches.
 
 One job per cadence (the assets of a cadence share one partitions definition).
-A tick asks for ceil(N / 50) runs for N tenants: each run covers one period and a
+A tick asks for ceil(N / 100) runs for N tenants: each run covers one period and a
 contiguous slice of the tenant partitions (in their registration order, which is
 the order Dagster's partition ranges follow), as a partition range. Every
 partition still gets its own `report_run` and its own materialisation, and one
