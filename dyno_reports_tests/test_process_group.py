@@ -40,7 +40,8 @@ def test_stop_group_escalates_until_the_whole_group_is_gone(ignored):
     process_group.stop_group(child, QUICK)
 
     assert process_group.group_members(child.pid, child) == []
-    assert time.monotonic() - started < 0.5 * ignored.count("SIG") + 0.5
+    # the escalation's own budget (2 s), with room for a loaded CI machine; the point is that it ends
+    assert time.monotonic() - started < sum(wait for _, wait in QUICK) + 3
     assert child.returncode is not None
 
 
