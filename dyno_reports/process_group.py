@@ -56,8 +56,7 @@ def stop_group(child: subprocess.Popen, steps=STOP_STEPS, received: list[int] | 
         members = group_members(group, child)
         if not members:
             return
-        if echo:
-            echo(f"{sig.name} to {len(members)} process(es) of group {group}")
+        _say(echo, f"{sig.name} to {len(members)} process(es) of group {group}")
         try:
             os.killpg(group, sig)
         except ProcessLookupError:
@@ -68,6 +67,16 @@ def stop_group(child: subprocess.Popen, steps=STOP_STEPS, received: list[int] | 
             if not group_members(group, child):
                 return
             time.sleep(POLL_SECONDS)
+
+
+def _say(echo: Callable[[str], None] | None, line: str) -> None:
+    """Report a step; a reader that went away (Ctrl-C also ends `make dev | tee`) must not stop the stopping."""
+    if echo is None:
+        return
+    try:
+        echo(line)
+    except OSError:
+        pass
 
 
 def group_members(group: int, child: subprocess.Popen | None = None) -> list[int]:

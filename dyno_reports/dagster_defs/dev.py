@@ -76,21 +76,28 @@ def main(argv: list[str] | None = None) -> None:
         [str(dagster), "dev", "-w", str(PROJECT / "workspace.yaml"), *args], env=env, cwd=env["DAGSTER_HOME"],
         echo=lambda line: print(f"stopping dagster dev: {line}", file=sys.stderr, flush=True),
     )
-    print(f"dagster dev stopped ({signal.Signals(received).name})" if received else f"dagster dev exited ({status})")
+    _print(f"dagster dev stopped ({signal.Signals(received).name})" if received else f"dagster dev exited ({status})")
     if embedded:
         _after_embedded(stop_db)
-    sys.stdout.flush()
     if received:  # end as the signal would have ended us, so make and shells see an interrupt
         signal.signal(received, signal.SIG_DFL)
         os.kill(os.getpid(), received)
     sys.exit(status if status >= 0 else 128 - status)  # killed by a signal: the shell's convention
 
 
+def _print(line: str) -> None:
+    """Print, unless the reader is gone (Ctrl-C also ends the `tee` of `make dev | tee`)."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass
+
+
 def _after_embedded(stop_db: bool) -> None:
     if stop_db:
-        print("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
+        _print("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
     else:
-        print(f"embedded PostgreSQL still running in {config.data_dir()}: stop it with `make stop-db` "
+        _print(f"embedded PostgreSQL still running in {config.data_dir()}: stop it with `make stop-db` "
               "(or `.venv/bin/dyno-reports db stop`)")
 
 
