@@ -5,12 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-thorough dev bench clean stop-db
+.PHONY: install demo test test-thorough lint format lock dev bench clean stop-db
 
-$(STAMP): pyproject.toml
+# Installs are pinned by constraints.txt (the whole dependency tree); `make lock` refreshes it.
+CONSTRAINTS := constraints.txt
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,lint]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +26,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+## Lint, format check and types (CI runs it before the tests; .pre-commit-config.yaml runs the same).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Apply the formatter and the safe lint fixes.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
 ## The property-based tests with many more examples.
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest
@@ -31,6 +45,16 @@ test-thorough: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.report_runs
 	$(BIN)/python -m benchmarks.dagster_overhead
+
+## Refresh constraints.txt: resolve pyproject.toml's ranges afresh in a throwaway venv and pin the result.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,lint]"
+	( echo "# Every package of the dependency tree, pinned; installed with pip -c by make. Refresh: make lock"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' ) > $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 stop-db: $(STAMP)
 	$(BIN)/dyno-reports db stop

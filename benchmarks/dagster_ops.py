@@ -37,6 +37,8 @@ is ended, in a finally. Numbers are wall-clock on a shared machine: noisy.
 """
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -52,7 +54,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,7 @@ START_DATE = "2024-07-01"
 LOCATION = {"repositoryLocationName": "dyno_reports", "repositoryName": "__repository__"}
 BACKFILL_FROM = date(2025, 1, 6)  # backfill scenario: 26 weeks up to 2025-06-30
 KILL_FROM = date(2024, 7, 8)  # kill scenario: 26 other weeks, never materialised before
-WEEKLY_TICK = datetime(2025, 6, 30, 2, 0, tzinfo=timezone.utc)  # requests the week of 2025-06-23
+WEEKLY_TICK = datetime(2025, 6, 30, 2, 0, tzinfo=UTC)  # requests the week of 2025-06-23
 WEEKLY_SCHEDULE = "weekly_reports_schedule"
 WEEKLY_REPORTS = ("pipeline_overview", "stage_conversion")
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -104,10 +106,13 @@ class Table:
         for row in self.rows:
             shown = ("" if row[0] == last else row[0], *row[1:])
             last = row[0]
-            print("  ".join(cell.ljust(w) for cell, w in zip(shown, widths)).rstrip(), flush=True)
-        print("*   outside steps: run time not in any step (waits for dyno_source_db pool slots, run set-up)\n"
-              "**  median gap between the IO manager's per-partition log lines; executor: mean direct run\n"
-              "*** per-run launchMultipleRuns time of the weekly tick scenario (runs not launched here)", flush=True)
+            print("  ".join(cell.ljust(w) for cell, w in zip(shown, widths, strict=True)).rstrip(), flush=True)
+        print(
+            "*   outside steps: run time not in any step (waits for dyno_source_db pool slots, run set-up)\n"
+            "**  median gap between the IO manager's per-partition log lines; executor: mean direct run\n"
+            "*** per-run launchMultipleRuns time of the weekly tick scenario (runs not launched here)",
+            flush=True,
+        )
 
 
 # --- the throwaway world: databases, DAGSTER_HOME, `dagster dev` -------------------------------------
@@ -130,8 +135,9 @@ class World:
 
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", body,
-                                         {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql", body, {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=300) as response:
             payload = json.load(response)
         if payload.get("errors"):
@@ -153,7 +159,8 @@ def environment(world: World) -> dict[str, str]:
     return {
         "DAGSTER_HOME": str(world.home),
         "DAGSTER_POSTGRES_URL": db.psycopg2_url(world.server.set(database=world.dagster_db)).render_as_string(
-            hide_password=False),
+            hide_password=False
+        ),
         "DYNO_DATABASE_URL": world.report_url.render_as_string(hide_password=False),
         "DYNO_DAGSTER_START_DATE": START_DATE,
     }
@@ -188,10 +195,13 @@ def drop_databases(world: World) -> None:
 def start_dagster(world: World) -> None:
     """`dagster dev` in a session of its own (its children inherit it), output to a log in DAGSTER_HOME."""
     dagster = Path(sys.executable).with_name("dagster")
-    log = open(world.home / "dagster_dev.log", "wb")
+    log = open(world.home / "dagster_dev.log", "wb")  # noqa: SIM115 (open for the life of the subprocess)
     world.dev = subprocess.Popen(
         [str(dagster), "dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(world.port)],
-        env={**os.environ, **environment(world)}, cwd=world.home, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **environment(world)},
+        cwd=world.home,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
@@ -204,13 +214,19 @@ def location_loaded(world: World) -> bool:
     if world.dev is not None and world.dev.poll() is not None:
         raise RuntimeError(f"dagster dev exited ({world.dev.returncode}); see {world.home / 'dagster_dev.log'}")
     try:
-        data = world.graphql("{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
-                             "locationOrLoadError { __typename } } } } }", {})
+        data = world.graphql(
+            "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
+            "locationOrLoadError { __typename } } } } }",
+            {},
+        )
     except OSError:
         return False
     entries = data["workspaceOrError"].get("locationEntries") or []
-    return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries) and all(
-        e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
+    return (
+        bool(entries)
+        and all(e["loadStatus"] == "LOADED" for e in entries)
+        and all(e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
+    )
 
 
 def our_processes(world: World) -> list[int]:
@@ -239,16 +255,12 @@ def stop_dagster(world: World) -> list[str]:
         return []
     if world.dev.poll() is None:
         world.dev.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             world.dev.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
     leftover = {pid: command_line(pid) for pid in our_processes(world) if alive(pid)}
     for pid in leftover:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if world.dev.poll() is None:
         world.dev.kill()
     world.dev.wait()
@@ -337,8 +349,12 @@ mutation LaunchMultipleRuns($executionParamsList: [ExecutionParams!]!) {
 
 
 def launch_backfill(world: World, report_type: str, partition_keys: list[str]) -> str:
-    params = {"assetSelection": [{"path": [report_type]}], "partitionNames": partition_keys,
-              "fromFailure": False, "tags": []}
+    params = {
+        "assetSelection": [{"path": [report_type]}],
+        "partitionNames": partition_keys,
+        "fromFailure": False,
+        "tags": [],
+    }
     result = world.graphql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"launchPartitionBackfill: {result}")
@@ -348,8 +364,9 @@ def launch_backfill(world: World, report_type: str, partition_keys: list[str]) -
 def evaluate_tick(world: World, schedule: str, tick: datetime) -> tuple[list[dict], float]:
     """The code server evaluates the tick (what the scheduler daemon asks it); returns run requests, seconds."""
     started = time.perf_counter()
-    result = world.graphql(SCHEDULE_DRY_RUN, {"selectorData": {**LOCATION, "scheduleName": schedule},
-                                              "timestamp": tick.timestamp()})["scheduleDryRun"]
+    result = world.graphql(
+        SCHEDULE_DRY_RUN, {"selectorData": {**LOCATION, "scheduleName": schedule}, "timestamp": tick.timestamp()}
+    )["scheduleDryRun"]
     seconds = time.perf_counter() - started
     evaluation = result.get("evaluationResult") or {}
     if result["__typename"] != "DryRunInstigationTick" or evaluation.get("error"):
@@ -364,17 +381,29 @@ def execution_params(request: dict, schedule: str, job_name: str) -> dict[str, A
     either, the whole job runs, checks included, as for the daemon's own runs.
     """
     tags = [{"key": t["key"], "value": t["value"]} for t in request["tags"]]
-    tags += [{"key": "dagster/schedule_name", "value": schedule}, {"key": "dagster/run_key", "value": request["runKey"]}]
-    selector = {**LOCATION, "jobName": request["jobName"] or job_name,
-                "assetSelection": [{"path": key["path"]} for key in request["assetSelection"] or []]}
-    return {"runConfigData": request["runConfigYaml"], "selector": selector, "mode": "default",
-            "executionMetadata": {"tags": tags}}
+    tags += [
+        {"key": "dagster/schedule_name", "value": schedule},
+        {"key": "dagster/run_key", "value": request["runKey"]},
+    ]
+    selector = {
+        **LOCATION,
+        "jobName": request["jobName"] or job_name,
+        "assetSelection": [{"path": key["path"]} for key in request["assetSelection"] or []],
+    }
+    return {
+        "runConfigData": request["runConfigYaml"],
+        "selector": selector,
+        "mode": "default",
+        "executionMetadata": {"tags": tags},
+    }
 
 
 def launch_runs(world: World, params: list[dict[str, Any]]) -> list[str]:
     result = world.graphql(LAUNCH_MULTIPLE_RUNS, {"executionParamsList": params})["launchMultipleRuns"]
     launched = result.get("launchMultipleRunsResult") or []
-    if result["__typename"] != "LaunchMultipleRunsResult" or any(r["__typename"] != "LaunchRunSuccess" for r in launched):
+    if result["__typename"] != "LaunchMultipleRunsResult" or any(
+        r["__typename"] != "LaunchRunSuccess" for r in launched
+    ):
         raise RuntimeError(f"launchMultipleRuns: {result}")
     return [r["run"]["runId"] for r in launched]
 
@@ -403,9 +432,17 @@ def run_times(world: World, run_ids: list[str] | None = None, tags: dict | None 
     for record in records:
         stats = world.instance.get_run_stats(record.dagster_run.run_id)
         created = record.create_timestamp.timestamp()
-        times.append(RunTimes(record.dagster_run.run_id, record.dagster_run.status.value, created,
-                              stats.enqueued_time or created, stats.launch_time or 0.0,
-                              stats.start_time or 0.0, stats.end_time or 0.0))
+        times.append(
+            RunTimes(
+                record.dagster_run.run_id,
+                record.dagster_run.status.value,
+                created,
+                stats.enqueued_time or created,
+                stats.launch_time or 0.0,
+                stats.start_time or 0.0,
+                stats.end_time or 0.0,
+            )
+        )
     return sorted(times, key=lambda t: t.created)
 
 
@@ -436,7 +473,8 @@ def materialised_run_id(world: World, report_type: str, partition_key: str) -> s
     from dagster import AssetKey, AssetRecordsFilter
 
     records = world.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(report_type), asset_partitions=[partition_key]), limit=1).records
+        AssetRecordsFilter(asset_key=AssetKey(report_type), asset_partitions=[partition_key]), limit=1
+    ).records
     if not records:
         return None
     metadata = records[0].asset_materialization.metadata
@@ -450,9 +488,14 @@ def step_seconds(world: World, run_id: str) -> dict[str, float]:
 def partition_log_gaps(world: World, run_id: str) -> list[float]:
     """Seconds between consecutive partition commits of one run (report_run.generated_at, in commit order)."""
     with world.engine.connect() as conn:
-        stamps = sorted(conn.execute(select(report_run.c.generated_at).where(
-            report_run.c.dagster_run_id == run_id, report_run.c.status == "SUCCEEDED")).scalars())
-    return [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
+        stamps = sorted(
+            conn.execute(
+                select(report_run.c.generated_at).where(
+                    report_run.c.dagster_run_id == run_id, report_run.c.status == "SUCCEEDED"
+                )
+            ).scalars()
+        )
+    return [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
 
 
 # --- the reporting side: seeds, direct executor runs, report_run headers ------------------------------
@@ -467,7 +510,7 @@ def seed_and_register(world: World, tenants: int, deals: int, random_seed: int) 
 
 
 def week_start(week: date) -> datetime:
-    return datetime(week.year, week.month, week.day, tzinfo=timezone.utc)
+    return datetime(week.year, week.month, week.day, tzinfo=UTC)
 
 
 def executor_seconds(engine: Engine, work: list[tuple[str, str, date]]) -> float:
@@ -476,8 +519,13 @@ def executor_seconds(engine: Engine, work: list[tuple[str, str, date]]) -> float
     for report_type, tenant_id, week in work:
         started = time.perf_counter()
         with engine.connect() as conn:
-            request = executor.build_request(conn, report_type, tenant_id, period_start=week_start(week),
-                                             period_end=week_start(week) + timedelta(weeks=1))
+            request = executor.build_request(
+                conn,
+                report_type,
+                tenant_id,
+                period_start=week_start(week),
+                period_end=week_start(week) + timedelta(weeks=1),
+            )
         result = executor.execute(engine, request)
         total += time.perf_counter() - started
         if not result.succeeded:
@@ -487,8 +535,11 @@ def executor_seconds(engine: Engine, work: list[tuple[str, str, date]]) -> float
 
 def header_statuses(engine: Engine, run_ids: list[str]) -> dict[str, int]:
     with engine.connect() as conn:
-        rows = conn.execute(select(report_run.c.status, func.count()).where(report_run.c.dagster_run_id.in_(run_ids))
-                            .group_by(report_run.c.status)).all()
+        rows = conn.execute(
+            select(report_run.c.status, func.count())
+            .where(report_run.c.dagster_run_id.in_(run_ids))
+            .group_by(report_run.c.status)
+        ).all()
     return {status: count for status, count in rows}
 
 
@@ -513,8 +564,12 @@ def add_step_split(table: Table, scenario: str, world: World, times: list[RunTim
         reports.append(sum(v for k, v in seconds.items() if k in WEEKLY_REPORTS))
         checks.append(sum(v for k, v in seconds.items() if k not in WEEKLY_REPORTS))
         outside.append(t.ended - t.started - sum(seconds.values()))
-    table.add(scenario, "  of which report / check steps / outside steps*", f"{statistics.median(reports):.1f} / "
-              f"{statistics.median(checks):.1f} / {statistics.median(outside):.1f} s (medians per run)")
+    table.add(
+        scenario,
+        "  of which report / check steps / outside steps*",
+        f"{statistics.median(reports):.1f} / "
+        f"{statistics.median(checks):.1f} / {statistics.median(outside):.1f} s (medians per run)",
+    )
 
 
 def tick_scenario(world: World, tenants: list[str], table: Table) -> float:
@@ -534,15 +589,27 @@ def tick_scenario(world: World, tenants: list[str], table: Table) -> float:
     # work: evaluating the tick, creating and enqueueing its runs, the queue's pick-up, a worker's start.
     latency = evaluation + min(t.started for t in times) - launched_at
     budget = 3 * sql + latency
-    table.add(name, "end to end (first launch -> last run ended)", f"{end_to_end:.1f} s",
-              f"<= 3 x SQL + tick latency = {budget:.1f} s", end_to_end <= budget)
+    table.add(
+        name,
+        "end to end (first launch -> last run ended)",
+        f"{end_to_end:.1f} s",
+        f"<= 3 x SQL + tick latency = {budget:.1f} s",
+        end_to_end <= budget,
+    )
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(header_statuses(world.engine, run_ids).items()))
-    table.add(name, "runs / report_run headers", f"{len(times)} ({_statuses(times)}) / {statuses}",
-              f"{2 * len(tenants)} SUCCEEDED")
+    table.add(
+        name,
+        "runs / report_run headers",
+        f"{len(times)} ({_statuses(times)}) / {statuses}",
+        f"{2 * len(tenants)} SUCCEEDED",
+    )
     table.add(name, "SQL: the same report runs via the executor", f"{sql:.2f} s ({2 * len(tenants)} runs, sequential)")
     table.add(name, "ratio end to end / SQL", f"{end_to_end / sql:.1f}")
-    table.add(name, "tick latency: evaluation + until the first run started", f"{evaluation:.2f} s + "
-              f"{latency - evaluation:.2f} s (of which queue pick-up {pickup:.2f} s)")
+    table.add(
+        name,
+        "tick latency: evaluation + until the first run started",
+        f"{evaluation:.2f} s + {latency - evaluation:.2f} s (of which queue pick-up {pickup:.2f} s)",
+    )
     table.add(name, "launchMultipleRuns (create + enqueue)", f"{launching:.2f} s for {len(run_ids)} runs")
     add_run_phases(table, name, times)
     add_step_split(table, name, world, times)
@@ -566,23 +633,45 @@ def backfill_scenario(world: World, tenant: str, deals: int, weeks: int, table: 
     times = run_times(world, tags={"dagster/backfill": backfill_id})
     sql = executor_seconds(world.engine, [("pipeline_overview", tenant, d) for d in days])
     run_seconds = sum(t.ended - t.started for t in times)
-    table.add(name, "end to end (launch -> backfill completed)", f"{finished_at - launched_at:.1f} s "
-              f"({backfill.status.value})")
-    statuses = ", ".join(f"{k} {v}" for k, v in sorted(header_statuses(world.engine, [t.run_id for t in times]).items()))
-    table.add(name, "runs / report_run headers", f"{len(times)} ({_statuses(times)}) / {statuses}", f"{weeks} SUCCEEDED")
-    table.add(name, "Dagster run time (RUN_START -> RUN_SUCCESS)", f"{run_seconds:.2f} s",
-              f"<= SQL + 1 s = {sql + 1:.2f} s", run_seconds <= sql + 1)
+    table.add(
+        name,
+        "end to end (launch -> backfill completed)",
+        f"{finished_at - launched_at:.1f} s ({backfill.status.value})",
+    )
+    statuses = ", ".join(
+        f"{k} {v}" for k, v in sorted(header_statuses(world.engine, [t.run_id for t in times]).items())
+    )
+    table.add(
+        name, "runs / report_run headers", f"{len(times)} ({_statuses(times)}) / {statuses}", f"{weeks} SUCCEEDED"
+    )
+    table.add(
+        name,
+        "Dagster run time (RUN_START -> RUN_SUCCESS)",
+        f"{run_seconds:.2f} s",
+        f"<= SQL + 1 s = {sql + 1:.2f} s",
+        run_seconds <= sql + 1,
+    )
     table.add(name, "SQL: the same report runs via the executor", f"{sql:.2f} s ({weeks} runs)")
     table.add(name, "backfill daemon (launch -> run created)", f"{min(t.created for t in times) - launched_at:.1f} s")
     add_run_phases(table, name, times)
     seconds = step_seconds(world, times[0].run_id)
     report_step = seconds.get("pipeline_overview", 0)
-    table.add(name, "  of which report / check steps / outside steps*", f"{report_step:.1f} / "
-              f"{sum(seconds.values()) - report_step:.1f} / {times[0].ended - times[0].started - sum(seconds.values()):.1f} s")
+    table.add(
+        name,
+        "  of which report / check steps / outside steps*",
+        f"{report_step:.1f} / "
+        f"{sum(seconds.values()) - report_step:.1f} / "
+        f"{times[0].ended - times[0].started - sum(seconds.values()):.1f} s",
+    )
     gaps = partition_log_gaps(world, times[0].run_id)
-    table.add(name, "  per partition: IO manager** vs executor", f"{statistics.median(gaps) * 1000:.0f} ms vs "
-              f"{sql / weeks * 1000:.0f} ms")
-    table.add(name, "backfill daemon (last run ended -> completed)", f"{finished_at - max(t.ended for t in times):.1f} s")
+    table.add(
+        name,
+        "  per partition: IO manager** vs executor",
+        f"{statistics.median(gaps) * 1000:.0f} ms vs {sql / weeks * 1000:.0f} ms",
+    )
+    table.add(
+        name, "backfill daemon (last run ended -> completed)", f"{finished_at - max(t.ended for t in times):.1f} s"
+    )
 
 
 @dataclass(frozen=True)
@@ -599,9 +688,13 @@ class Agreement:
 def agreement(world: World, run_id: str, report_type: str, weeks: dict[str, date], tenant: str) -> Agreement:
     """Dagster vs report_run, for every partition a Dagster run targeted (all of one tenant)."""
     with world.engine.connect() as conn:
-        headers = conn.execute(select(report_run.c.period_start, report_run.c.status, report_run.c.run_id).where(
-            report_run.c.dagster_run_id == run_id, report_run.c.report_type == report_type,
-            report_run.c.tenant_id == uuid.UUID(tenant))).all()
+        headers = conn.execute(
+            select(report_run.c.period_start, report_run.c.status, report_run.c.run_id).where(
+                report_run.c.dagster_run_id == run_id,
+                report_run.c.report_type == report_type,
+                report_run.c.tenant_id == uuid.UUID(tenant),
+            )
+        ).all()
     materialised, failed, disagreeing = 0, 0, []
     for key, week in weeks.items():
         mine = [h for h in headers if h.period_start == week_start(week)]
@@ -619,8 +712,9 @@ def agreement(world: World, run_id: str, report_type: str, weeks: dict[str, date
 
 def committed(world: World, run_id: str) -> int:
     with world.engine.connect() as conn:
-        return conn.execute(select(func.count()).where(report_run.c.dagster_run_id == run_id,
-                                                       report_run.c.status == "SUCCEEDED")).scalar_one()
+        return conn.execute(
+            select(func.count()).where(report_run.c.dagster_run_id == run_id, report_run.c.status == "SUCCEEDED")
+        ).scalar_one()
 
 
 def started_run(world: World, backfill_id: str) -> RunTimes | None:
@@ -647,17 +741,29 @@ def kill_scenario(world: World, tenant: str, weeks: int, table: Table) -> None:
     killed_at, done_then, family = kill_worker(world, run.run_id, max(2, weeks // 3))
     time.sleep(2)
     survivors = [pid for pid in family if alive(pid)]
-    failed = wait_for(lambda: _status_time(world, run.run_id, {"FAILURE", "CANCELED", "SUCCESS"}), WAIT_SECONDS,
-                      "the killed run to be marked failed")
-    agreed = wait_for(lambda: agreement(world, run.run_id, "pipeline_overview", days, tenant).holds and time.time(),
-                      WAIT_SECONDS, "Dagster and report_run to agree", every=1.0)
+    failed = wait_for(
+        lambda: _status_time(world, run.run_id, {"FAILURE", "CANCELED", "SUCCESS"}),
+        WAIT_SECONDS,
+        "the killed run to be marked failed",
+    )
+    agreed = wait_for(
+        lambda: agreement(world, run.run_id, "pipeline_overview", days, tenant).holds and time.time(),
+        WAIT_SECONDS,
+        "Dagster and report_run to agree",
+        every=1.0,
+    )
     final = agreement(world, run.run_id, "pipeline_overview", days, tenant)
     table.add(name, "partitions committed when killed", f"{done_then} of {weeks}")
     table.add(name, "surviving processes of the run", f"{len(survivors)} of {len(family)}", "0", not survivors)
     table.add(name, "kill -> run marked failed", f"{failed[1] - killed_at:.1f} s (status {failed[0]})")
     table.add(name, "kill -> Dagster and report_run agree", f"{agreed - killed_at:.1f} s")
-    table.add(name, "agreement per partition", f"{final.materialised} materialised = SUCCEEDED, {final.failed} "
-              f"FAILED, {len(final.disagreeing)} disagreeing", "0 disagreeing", final.holds)
+    table.add(
+        name,
+        "agreement per partition",
+        f"{final.materialised} materialised = SUCCEEDED, {final.failed} FAILED, {len(final.disagreeing)} disagreeing",
+        "0 disagreeing",
+        final.holds,
+    )
     table.add(name, "failure recorded by Dagster", _failure_message(world, run.run_id))
 
 
@@ -670,7 +776,9 @@ def _failure_message(world: World, run_id: str) -> str:
     """Who failed the run: the code server's orphan check says why the worker died; else the RUN_FAILURE text."""
     from dagster import DagsterEventType
 
-    messages = [e.dagster_event.message or "" for e in world.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
+    messages = [
+        e.dagster_event.message or "" for e in world.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+    ]
     crash = [m for m in messages if "Run execution process for" in m]  # "[DagsterApiServer] Run execution ..."
     failures = world.instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
     message = crash[-1] if crash else (failures[-1].dagster_event.message if failures else "(no RUN_FAILURE event)")
@@ -690,19 +798,35 @@ def scale_scenario(world: World, tenants: int, repeats: int, creation: float, ta
     schedule, repository = defs.get_schedule_def(WEEKLY_SCHEDULE), defs.get_repository_def()
     in_process, requested = [], 0
     for _ in range(repeats):
-        context = build_schedule_context(instance=world.instance, scheduled_execution_time=WEEKLY_TICK,
-                                         repository_def=repository)
+        context = build_schedule_context(
+            instance=world.instance, scheduled_execution_time=WEEKLY_TICK, repository_def=repository
+        )
         started = time.perf_counter()
         requested = len(schedule.evaluate_tick(context).run_requests or [])
         in_process.append(time.perf_counter() - started)
     served = [evaluate_tick(world, WEEKLY_SCHEDULE, WEEKLY_TICK) for _ in range(repeats)]
     through = statistics.median(seconds for _, seconds in served)
-    table.add(name, "runs requested", f"{requested} (code server: {len(served[0][0])})", "<= 40",
-              requested <= 40 and len(served[0][0]) <= 40)
-    table.add(name, "evaluation in-process (build_schedule_context)", f"{statistics.median(in_process):.2f} s "
-              f"(median of {repeats})", "<= 10 s", statistics.median(in_process) <= 10)
-    table.add(name, "evaluation by the code server (scheduleDryRun)", f"{through:.2f} s (median of {repeats})",
-              "<= 10 s", through <= 10)
+    table.add(
+        name,
+        "runs requested",
+        f"{requested} (code server: {len(served[0][0])})",
+        "<= 40",
+        requested <= 40 and len(served[0][0]) <= 40,
+    )
+    table.add(
+        name,
+        "evaluation in-process (build_schedule_context)",
+        f"{statistics.median(in_process):.2f} s (median of {repeats})",
+        "<= 10 s",
+        statistics.median(in_process) <= 10,
+    )
+    table.add(
+        name,
+        "evaluation by the code server (scheduleDryRun)",
+        f"{through:.2f} s (median of {repeats})",
+        "<= 10 s",
+        through <= 10,
+    )
     table.add(name, "creating its runs (estimate***)", f"{requested} x {creation:.2f} s = {requested * creation:.0f} s")
 
 
@@ -712,12 +836,15 @@ def scale_scenario(world: World, tenants: int, repeats: int, creation: float, ta
 def run_scenarios(world: World, sizes: Sizes, kill: bool, table: Table) -> None:
     started = time.perf_counter()
     small = seed_and_register(world, sizes.small_tenants, sizes.small_deals, random_seed=3)
-    print(f"seeded {len(small)} tenants of {sizes.small_deals} deals in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"seeded {len(small)} tenants of {sizes.small_deals} deals in {time.perf_counter() - started:.1f} s", flush=True
+    )
     started = time.perf_counter()
     start_dagster(world)
-    print(f"dagster dev up (webserver :{world.port}, daemon, code location) in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"dagster dev up (webserver :{world.port}, daemon, code location) in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     creation = tick_scenario(world, small, table)
     print("tick scenario done", flush=True)
     started = time.perf_counter()
@@ -740,8 +867,11 @@ def main() -> None:
     sizes = QUICK if args.quick else Sizes()
     world = new_world(os.environ.get("DYNO_DATABASE_URL") or DEFAULT_SERVER)
     table = Table()
-    print(f"databases {world.report_db}, {world.dagster_db} on {world.server.render_as_string(hide_password=True)}; "
-          f"DAGSTER_HOME {world.home}", flush=True)
+    print(
+        f"databases {world.report_db}, {world.dagster_db} on {world.server.render_as_string(hide_password=True)}; "
+        f"DAGSTER_HOME {world.home}",
+        flush=True,
+    )
     try:
         create_databases(world)
         run_scenarios(world, sizes, not args.no_kill, table)
@@ -750,8 +880,11 @@ def main() -> None:
             table.print()
         try:
             leftover = stop_dagster(world)
-            print(f"dagster dev stopped; {len(leftover)} of its processes outlived it and were killed"
-                  f"{': ' if leftover else ''}{'; '.join(leftover)}", flush=True)
+            print(
+                f"dagster dev stopped; {len(leftover)} of its processes outlived it and were killed"
+                f"{': ' if leftover else ''}{'; '.join(leftover)}",
+                flush=True,
+            )
         finally:
             drop_databases(world)
             shutil.rmtree(world.home, ignore_errors=True)

@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 import warnings
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import AssetKey, DagsterInstance, materialize
 
@@ -49,23 +49,28 @@ def main() -> None:
 
     def direct():
         for w in weeks:
-            start = datetime.fromisoformat(w).replace(tzinfo=timezone.utc)
+            start = datetime.fromisoformat(w).replace(tzinfo=UTC)
             with engine.connect() as conn:
-                request = executor.build_request(conn, REPORT, tenant.tenant_id, period_start=start,
-                                                 period_end=start + timedelta(weeks=1))
+                request = executor.build_request(
+                    conn, REPORT, tenant.tenant_id, period_start=start, period_end=start + timedelta(weeks=1)
+                )
             assert executor.execute(engine, request).succeeded
 
     def one_run_per_partition():
         for key in keys:
-            assert materialize([asset], partition_key=key, instance=instance, resources=resources,
-                               run_config=QUIET).success
+            assert materialize(
+                [asset], partition_key=key, instance=instance, resources=resources, run_config=QUIET
+            ).success
 
     def one_run_for_the_range():
         tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
         assert materialize([asset], instance=instance, resources=resources, tags=tags, run_config=QUIET).success
 
-    ways = {"executor only": direct, "materialize per partition": one_run_per_partition,
-            "materialize one range run": one_run_for_the_range}
+    ways = {
+        "executor only": direct,
+        "materialize per partition": one_run_per_partition,
+        "materialize one range run": one_run_for_the_range,
+    }
     for way in ways.values():
         way()  # warm up
     timings: dict[str, list[float]] = {name: [] for name in ways}
@@ -75,7 +80,10 @@ def main() -> None:
             way()
             timings[name].append((time.perf_counter() - started) / len(keys) * 1000)
     base = statistics.median(timings["executor only"])
-    print(f"{len(keys)} weekly partitions of {REPORT}, tenant of {tenant.deals} deals; ms per partition (median of {args.repeats})")
+    print(
+        f"{len(keys)} weekly partitions of {REPORT}, tenant of {tenant.deals} deals; "
+        f"ms per partition (median of {args.repeats})"
+    )
     for name, values in timings.items():
         per = statistics.median(values)
         print(f"  {name:<28} {per:8.1f} ms   orchestration {per - base:8.1f} ms")

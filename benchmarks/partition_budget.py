@@ -24,11 +24,11 @@ import tempfile
 import time
 import uuid
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, build_schedule_context
+from dagster import AssetMaterialization, DagsterInstance, build_schedule_context
 from sqlalchemy import create_engine
 
 from dyno_reports import db
@@ -41,7 +41,8 @@ KEYS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ...
   partitionKeysByDimension { name partitionKeys } } } }"""
 STATUS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
   assetPartitionStatuses { ... on MultiPartitionStatuses { primaryDimensionName ranges {
-    primaryDimStartKey primaryDimEndKey secondaryDim { ... on DefaultPartitionStatuses { materializedPartitions } } } } } } } }"""
+    primaryDimStartKey primaryDimEndKey
+    secondaryDim { ... on DefaultPartitionStatuses { materializedPartitions } } } } } } } }"""
 STATS_QUERY = """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
   partitionStats { numMaterialized numPartitions numFailed numMaterializing } } } }"""
 
@@ -60,20 +61,26 @@ def prepare_home(home: Path, storage_env: dict[str, str], tenants: list[str]) ->
         for asset, (_cadence, period) in ASSETS.items():
             for tenant in tenants:
                 instance.report_runless_asset_event(
-                    AssetMaterialization(asset_key=asset, partition=f"{period}|{tenant}", metadata={"bench": 1}))
+                    AssetMaterialization(asset_key=asset, partition=f"{period}|{tenant}", metadata={"bench": 1})
+                )
 
 
 def start_webserver(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
         [BIN / "dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(PROJECT / "workspace.yaml")],
-        env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=env["DAGSTER_HOME"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/graphql"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            reply = requests.post(url, json={"query": STATS_QUERY, "variables": {"k": {"path": ["win_loss"]}}}, timeout=60)
+            reply = requests.post(
+                url, json={"query": STATS_QUERY, "variables": {"k": {"path": ["win_loss"]}}}, timeout=60
+            )
             if reply.ok and reply.json().get("data", {}).get("assetNodeOrError", {}).get("partitionStats"):
                 return server, url
         except requests.ConnectionError:
@@ -102,8 +109,9 @@ def tick_seconds(repeats: int) -> tuple[float, int]:
     with DagsterInstance.get() as instance:
         for _ in range(repeats):
             started = time.perf_counter()
-            context = build_schedule_context(instance=instance, repository_def=repository,
-                                             scheduled_execution_time=datetime.now(timezone.utc))
+            context = build_schedule_context(
+                instance=instance, repository_def=repository, scheduled_execution_time=datetime.now(UTC)
+            )
             runs = len(list(schedule.evaluate_tick(context).run_requests))
             times.append(time.perf_counter() - started)
     return statistics.median(times), runs
@@ -115,8 +123,7 @@ def ui_cells(url: str, asset: str, ui: bool) -> str:
     from benchmarks.ui_timing import time_asset_page
 
     timed = time_asset_page(url.removesuffix("/graphql"), asset)
-    return (f" {timed['page_s']:.2f} | {timed['dialog_s']:.2f} | {timed['select_all_s']:.2f} "
-            f"({timed['selected']}) |")
+    return f" {timed['page_s']:.2f} | {timed['dialog_s']:.2f} | {timed['select_all_s']:.2f} ({timed['selected']}) |"
 
 
 def measure(start: str, tenants: list[str], repeats: int, ui: bool = False) -> list[str]:
@@ -129,8 +136,11 @@ def measure(start: str, tenants: list[str], repeats: int, ui: bool = False) -> l
     rows = []
     try:
         with tempfile.TemporaryDirectory() as home:
-            storage = {"DAGSTER_POSTGRES_URL": db.psycopg2_url(server_url).set(database=name)
-                       .render_as_string(hide_password=False)}
+            storage = {
+                "DAGSTER_POSTGRES_URL": db.psycopg2_url(server_url)
+                .set(database=name)
+                .render_as_string(hide_password=False)
+            }
             prepare_home(Path(home), storage, tenants)
             tick, runs = tick_seconds(repeats)
             server, url = start_webserver({**os.environ})
@@ -140,9 +150,11 @@ def measure(start: str, tenants: list[str], repeats: int, ui: bool = False) -> l
                     status_s, _ = timed_query(url, STATUS_QUERY, asset, repeats)
                     stats_s, stats = timed_query(url, STATS_QUERY, asset, repeats)
                     periods = len(keys["partitionKeysByDimension"][0]["partitionKeys"])
-                    rows.append(f"| {start} ({partitions.start_date()}) | {asset} | {periods} x {len(tenants)} = "
-                                f"{stats['partitionStats']['numPartitions']:,} | {keys_s:.2f} | {status_s:.2f} | "
-                                f"{stats_s:.2f} | {tick:.2f} ({runs} runs) |" + ui_cells(url, asset, ui))
+                    rows.append(
+                        f"| {start} ({partitions.start_date()}) | {asset} | {periods} x {len(tenants)} = "
+                        f"{stats['partitionStats']['numPartitions']:,} | {keys_s:.2f} | {status_s:.2f} | "
+                        f"{stats_s:.2f} | {tick:.2f} ({runs} runs) |" + ui_cells(url, asset, ui)
+                    )
             finally:
                 server.terminate()
                 server.wait(timeout=30)

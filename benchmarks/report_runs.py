@@ -11,7 +11,7 @@ tenant, so the tenant predicate has something to exclude). Prints medians of
 import argparse
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import create_engine, text
@@ -21,8 +21,10 @@ from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import migrate
 
 BENCH_DATABASE = "dyno_bench"
-PERIOD = {"week": (datetime(2025, 6, 23, tzinfo=timezone.utc), timedelta(weeks=1)),
-          "month": (datetime(2025, 6, 1, tzinfo=timezone.utc), relativedelta(months=1))}
+PERIOD = {
+    "week": (datetime(2025, 6, 23, tzinfo=UTC), timedelta(weeks=1)),
+    "month": (datetime(2025, 6, 1, tzinfo=UTC), relativedelta(months=1)),
+}
 
 
 def bench_engine():
@@ -40,8 +42,9 @@ def timed(fn) -> float:
 def measure(engine, report, tenant_id, repeats: int) -> tuple[list[float], list[float], int]:
     start, length = PERIOD[report.cadence]
     with engine.connect() as conn:
-        request = executor.build_request(conn, report.report_type, tenant_id, period_start=start,
-                                         period_end=start + length)
+        request = executor.build_request(
+            conn, report.report_type, tenant_id, period_start=start, period_end=start + length
+        )
     params = request.sql_params()
 
     def bare():
@@ -75,8 +78,10 @@ def main() -> None:
     # The random seed is the size, so each size gets its own tenant in the one bench database.
     (big,) = seed.seed(engine, tenants=1, deals_per_tenant=args.deals, random_seed=args.deals)
     seed.seed(engine, tenants=1, deals_per_tenant=1000, random_seed=1)
-    print(f"tenant {big.tenant_id}: {big.deals} deals, {big.history_rows} history rows "
-          f"(seeded or found in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"tenant {big.tenant_id}: {big.deals} deals, {big.history_rows} history rows "
+        f"(seeded or found in {time.perf_counter() - started:.1f} s)"
+    )
     print(f"{'report':<20} {'bare SQL ms':>12} {'full run ms':>12} {'ratio':>6} {'fact rows':>9}")
     for report in REGISTRY.values():
         bare_times, full_times, rows = measure(engine, report, big.tenant_id, args.repeats)

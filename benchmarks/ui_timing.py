@@ -11,9 +11,17 @@ import re
 import tempfile
 import time
 
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,1000"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
 TIMEOUT = 300
 
 
@@ -69,7 +77,9 @@ def time_asset_page(base_url: str, asset: str) -> dict[str, float | str]:
         _until(driver, r"[0-9,]+ Partitions[\s\S]*Missing \(")
         page = time.perf_counter() - started
         _dismiss_overlays(driver)
-        button = next(b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip().startswith("Materialize"))
+        button = next(
+            b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip().startswith("Materialize")
+        )
         started = time.perf_counter()
         driver.execute_script("arguments[0].click()", button)
         _until(driver, r"Launch backfill")
@@ -78,7 +88,6 @@ def time_asset_page(base_url: str, asset: str) -> dict[str, float | str]:
         for all_button in driver.find_elements(By.XPATH, "//*[@role='dialog']//button[normalize-space()='All']"):
             driver.execute_script("arguments[0].click()", all_button)
         selected = _until(driver, r"Partition selection\s*([0-9,]{4,}) partitions").group(1)
-        return {"page_s": page, "dialog_s": dialog, "select_all_s": time.perf_counter() - started,
-                "selected": selected}
+        return {"page_s": page, "dialog_s": dialog, "select_all_s": time.perf_counter() - started, "selected": selected}
     finally:
         driver.quit()

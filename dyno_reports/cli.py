@@ -30,22 +30,29 @@ def db_upgrade() -> None:
     click.echo(f"database at revision {revision}")
 
 
-@db_group.command("url", help="Print the database URL the commands use, for psql (starts the embedded server if needed).")
-@click.option("--sqlalchemy", "as_sqlalchemy", is_flag=True, help="The SQLAlchemy form (postgresql+psycopg://) instead.")
+@db_group.command(
+    "url", help="Print the database URL the commands use, for psql (starts the embedded server if needed)."
+)
+@click.option(
+    "--sqlalchemy", "as_sqlalchemy", is_flag=True, help="The SQLAlchemy form (postgresql+psycopg://) instead."
+)
 def db_url(as_sqlalchemy: bool) -> None:
     url = db.resolve_database_url()
     click.echo(url.render_as_string(hide_password=False) if as_sqlalchemy else db.libpq_url(url))
 
 
 @db_group.command(
-    "psql", help="Run psql on the database the commands use; ARGS go to psql (e.g. -c 'select 1').",
+    "psql",
+    help="Run psql on the database the commands use; ARGS go to psql (e.g. -c 'select 1').",
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.argument("psql_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
 def db_psql(psql_args: tuple[str, ...]) -> None:
     psql = shutil.which("psql")
     if psql is None:
-        raise DynoError("psql is not installed (or not on PATH); `dyno-reports db url` prints the URL for another client")
+        raise DynoError(
+            "psql is not installed (or not on PATH); `dyno-reports db url` prints the URL for another client"
+        )
     url = db.resolve_database_url()
     env = dict(os.environ)
     if url.password:  # through the environment, so the password does not show in `ps`
@@ -77,10 +84,10 @@ def list_reports(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(listing))
         return
-    for name, item in listing.items():
-        click.echo(f"{name}  ({item['cadence']}ly)  -> {item['fact_table']}")
-        click.echo(f"    {item['description']}")
-        for option, described in item["options"].items():
+    for name, report in sorted(REGISTRY.items()):
+        click.echo(f"{name}  ({report.cadence}ly)  -> reporting.{report.fact_table.name}")
+        click.echo(f"    {report.description}")
+        for option, described in report.option_fields().items():
             click.echo(f"    --options {option}: {described}")
 
 
@@ -89,15 +96,21 @@ def list_reports(as_json: bool) -> None:
 @click.option("--tenant", "tenant_id", required=True, help="Tenant UUID.")
 @click.option("--period-start", default=None, help="Inclusive start, ISO date or timestamp (UTC if no offset).")
 @click.option("--period-end", default=None, help="Exclusive end, ISO date or timestamp (default: today 00:00 UTC).")
-@click.option("--options", "options_json", default=None, help='Report options as JSON, e.g. \'{"include_closed": true}\'.')
+@click.option(
+    "--options", "options_json", default=None, help="Report options as JSON, e.g. '{\"include_closed\": true}'."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
     engine = db.get_engine()
     migrate.require_head(engine)
     with engine.connect() as conn:
         request = executor.build_request(
-            conn, report_type, tenant_id,
-            period_start=period_start, period_end=period_end, options=options_json,
+            conn,
+            report_type,
+            tenant_id,
+            period_start=period_start,
+            period_end=period_end,
+            options=options_json,
         )
     result = executor.execute(engine, request)
     summary = result.summary()
@@ -122,14 +135,21 @@ def seed_command(tenants: int, deals_per_tenant: int, random_seed: int) -> None:
     engine = db.get_engine()
     migrate.require_head(engine)
     for seeded in seed.seed(
-        engine, tenants=tenants, deals_per_tenant=deals_per_tenant, random_seed=random_seed,
+        engine,
+        tenants=tenants,
+        deals_per_tenant=deals_per_tenant,
+        random_seed=random_seed,
         progress=lambda line: click.echo(line, err=True),
     ):
         state = "created" if seeded.created else "already there"
-        click.echo(f"{seeded.tenant_id}  {seeded.name}  deals {seeded.deals}  history rows {seeded.history_rows}  ({state})")
+        click.echo(
+            f"{seeded.tenant_id}  {seeded.name}  deals {seeded.deals}  history rows {seeded.history_rows}  ({state})"
+        )
 
 
-@cli.command("sync-tenants", help="Register every crm.tenant as a `tenant` partition in the Dagster instance of DAGSTER_HOME.")
+@cli.command(
+    "sync-tenants", help="Register every crm.tenant as a `tenant` partition in the Dagster instance of DAGSTER_HOME."
+)
 def sync_tenants_command() -> None:
     from dyno_reports.dagster_defs.tenants import sync_tenants_from_environment
 

@@ -52,7 +52,7 @@ def libpq_url(url: str | URL, *, hide_password: bool = False) -> str:
 def _libpq_query(query: dict[str, str | tuple[str, ...]]) -> dict[str, str]:
     hosts = query.get("host")
     if isinstance(hosts, tuple):  # SQLAlchemy's multi-host form: host=h1:5432&host=h2:5433
-        names, ports = zip(*(h.rpartition(":")[::2] if ":" in h else (h, "") for h in hosts))
+        names, ports = zip(*(h.rpartition(":")[::2] if ":" in h else (h, "") for h in hosts), strict=True)
         query["host"] = ",".join(names)
         if any(ports):
             query["port"] = ",".join(ports)

@@ -1,7 +1,7 @@
 """`dyno-reports demo`: upgrade, seed a few tenants, run every report over a few periods, summarise."""
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -13,8 +13,8 @@ DEMO_TENANTS = 3
 DEMO_DEALS = 300
 DEMO_SEED = 7
 # The seeded history runs from 2024-07-01 to 2025-07-01: report the last periods before its end.
-LAST_WEEK = datetime(2025, 6, 23, tzinfo=timezone.utc)  # a Monday
-LAST_MONTH = datetime(2025, 6, 1, tzinfo=timezone.utc)
+LAST_WEEK = datetime(2025, 6, 23, tzinfo=UTC)  # a Monday
+LAST_MONTH = datetime(2025, 6, 1, tzinfo=UTC)
 PERIODS_PER_REPORT = 3
 
 
@@ -35,8 +35,10 @@ def run_demo(echo: Callable[[str], None] = print) -> list[executor.RunResult]:
     echo(f"migrations: at {migrate.upgrade(engine)}")
     tenants = seed.seed(engine, tenants=DEMO_TENANTS, deals_per_tenant=DEMO_DEALS, random_seed=DEMO_SEED)
     for t in tenants:
-        echo(f"tenant {t.tenant_id}  {t.name}: {t.deals} deals, {t.history_rows} history rows"
-             + ("" if t.created else " (already seeded)"))
+        echo(
+            f"tenant {t.tenant_id}  {t.name}: {t.deals} deals, {t.history_rows} history rows"
+            + ("" if t.created else " (already seeded)")
+        )
     results = []
     for report in REGISTRY.values():
         echo(f"\n{report.report_type} ({report.cadence}ly): {report.title}")
@@ -45,8 +47,10 @@ def run_demo(echo: Callable[[str], None] = print) -> list[executor.RunResult]:
             for start, end in demo_periods(report.cadence):
                 results.append(_run_one(engine, report.report_type, tenant.tenant_id, start, end, echo))
     failed = [r for r in results if not r.succeeded]
-    echo(f"\n{len(results)} report runs, {len(results) - len(failed)} SUCCEEDED, {len(failed)} FAILED."
-         " Facts are in reporting.report_<name>_fact, headers in reporting.report_run.")
+    echo(
+        f"\n{len(results)} report runs, {len(results) - len(failed)} SUCCEEDED, {len(failed)} FAILED."
+        " Facts are in reporting.report_<name>_fact, headers in reporting.report_run."
+    )
     return results
 
 

@@ -27,8 +27,15 @@ from dyno_reports.storage.tables import report_run
 
 # RunRequest and build_request are re-exported: callers run reports through this one module.
 __all__ = [
-    "RunRequest", "RunResult", "build_request", "describe_error", "execute", "header_values", "headline_of",
-    "record_failure", "record_input_failure",
+    "RunRequest",
+    "RunResult",
+    "build_request",
+    "describe_error",
+    "execute",
+    "header_values",
+    "headline_of",
+    "record_failure",
+    "record_input_failure",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,14 +198,26 @@ def record_input_failure(
         record_failure(engine, RunRequest(report, tenant_uuid, window, parsed, dagster_run_id), run_id, message)
         return run_id
     canonical = {
-        "tenant_id": str(tenant_uuid), "report_type": report_type,
-        "period_start": iso(window.start), "period_end": iso(window.end), "options_raw": options,
+        "tenant_id": str(tenant_uuid),
+        "report_type": report_type,
+        "period_start": iso(window.start),
+        "period_end": iso(window.end),
+        "options_raw": options,
     }
     with engine.begin() as conn:
-        conn.execute(insert(report_run).values(
-            run_id=run_id, tenant_id=tenant_uuid, report_type=report_type,
-            period_start=window.start, period_end=window.end, period_grain=window.grain,
-            input_params={"options_raw": options, "period_grain": window.grain}, input_fingerprint=fingerprint(canonical),
-            status="FAILED", error_message=message[:ERROR_MESSAGE_LIMIT], dagster_run_id=dagster_run_id,
-        ))
+        conn.execute(
+            insert(report_run).values(
+                run_id=run_id,
+                tenant_id=tenant_uuid,
+                report_type=report_type,
+                period_start=window.start,
+                period_end=window.end,
+                period_grain=window.grain,
+                input_params={"options_raw": options, "period_grain": window.grain},
+                input_fingerprint=fingerprint(canonical),
+                status="FAILED",
+                error_message=message[:ERROR_MESSAGE_LIMIT],
+                dagster_run_id=dagster_run_id,
+            )
+        )
     return run_id

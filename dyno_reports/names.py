@@ -60,8 +60,7 @@ def tenant_name(conn: Connection, tenant_id: UUID) -> str | None:
 def run_names(conn: Connection, fact_table: Table, tenant_id: UUID, run_id: UUID) -> RunNames:
     """Names of every named id that appears in the run's facts: one query per id column."""
     by_column = {
-        column: _names_in_facts(conn, fact_table.c[column], tenant_id, run_id)
-        for column in named_columns(fact_table)
+        column: _names_in_facts(conn, fact_table.c[column], tenant_id, run_id) for column in named_columns(fact_table)
     }
     return RunNames(tenant=tenant_name(conn, tenant_id), by_column=by_column)
 

@@ -1,7 +1,7 @@
 """Report windows `[period_start, period_end)`: parsing, the default window, and the grain."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -22,9 +22,7 @@ class Window:
         if self.end.tzinfo is None or (self.start is not None and self.start.tzinfo is None):
             raise ValueError("window bounds must be timezone-aware")
         if self.start is not None and self.end <= self.start:
-            raise InputError(
-                f"period end {self.end.isoformat()} must be after period start {self.start.isoformat()}"
-            )
+            raise InputError(f"period end {self.end.isoformat()} must be after period start {self.start.isoformat()}")
 
     @property
     def grain(self) -> str:
@@ -36,18 +34,20 @@ def parse_instant(raw: str, what: str) -> datetime:
     text = raw.strip()
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"{what} {raw!r} is not an ISO date or timestamp (e.g. 2025-06-02 or 2025-06-02T00:00:00Z)") from None
+        raise InputError(
+            f"{what} {raw!r} is not an ISO date or timestamp (e.g. 2025-06-02 or 2025-06-02T00:00:00Z)"
+        ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def start_of_today(now: datetime | None = None) -> datetime:
-    current = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    return datetime.combine(current.date(), time(), tzinfo=timezone.utc)
+    current = (now or datetime.now(UTC)).astimezone(UTC)
+    return datetime.combine(current.date(), time(), tzinfo=UTC)
 
 
 def resolve_window(

@@ -6,6 +6,7 @@ group stops every one of them, including step processes orphaned by a killed run
 worker. POSIX only.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,8 +24,9 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_SECONDS = 0.05
 
 
-def run_until_signalled(args: Sequence[str], *, steps=STOP_STEPS, echo: Callable[[str], None] | None = None,
-                        **popen_kwargs) -> tuple[int, int | None]:
+def run_until_signalled(
+    args: Sequence[str], *, steps=STOP_STEPS, echo: Callable[[str], None] | None = None, **popen_kwargs
+) -> tuple[int, int | None]:
     """Run `args` as a new session; on SIGINT, SIGTERM or SIGHUP (or when it exits) stop its whole group.
 
     Returns (the command's exit status, the signal received or None). While the
@@ -47,8 +49,12 @@ def run_until_signalled(args: Sequence[str], *, steps=STOP_STEPS, echo: Callable
             signal.signal(sig, handler)
 
 
-def stop_group(child: subprocess.Popen, steps=STOP_STEPS, received: list[int] | None = None,
-               echo: Callable[[str], None] | None = None) -> None:
+def stop_group(
+    child: subprocess.Popen,
+    steps=STOP_STEPS,
+    received: list[int] | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> None:
     """Signal `child`'s process group step by step until no live process is left in it."""
     received = received if received is not None else []
     group = child.pid
@@ -73,10 +79,8 @@ def _say(echo: Callable[[str], None] | None, line: str) -> None:
     """Report a step; a reader that went away (Ctrl-C also ends `make dev | tee`) must not stop the stopping."""
     if echo is None:
         return
-    try:
+    with contextlib.suppress(OSError):
         echo(line)
-    except OSError:
-        pass
 
 
 def group_members(group: int, child: subprocess.Popen | None = None) -> list[int]:

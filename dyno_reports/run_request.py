@@ -67,9 +67,7 @@ def build_request(
     """Validate every input against the database; raise InputError before anything is written."""
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
-    window = periods.resolve_window(
-        _instant(period_start, "period start"), _instant(period_end, "period end")
-    )
+    window = periods.resolve_window(_instant(period_start, "period start"), _instant(period_end, "period end"))
     parsed_options = parse_options(report.options_model, options_dict(options))
     _check_tenant(conn, tenant_uuid)
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -21,14 +21,16 @@ from sqlalchemy import Engine
 from dyno_reports.errors import ConfigError, InputError
 from dyno_reports.synthetic import PIPELINES, TenantPlan, deal_header, history_rows, plan_tenant
 
-DEFAULT_START = datetime(2024, 7, 1, tzinfo=timezone.utc)
-DEFAULT_END = datetime(2025, 7, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2024, 7, 1, tzinfo=UTC)
+DEFAULT_END = datetime(2025, 7, 1, tzinfo=UTC)
 
 PROGRESS_MIN_DEALS = 10_000
 DEAL_COPY = "COPY crm.deal (tenant_id, deal_id, name, created_at) FROM STDIN (FORMAT BINARY)"
 DEAL_TYPES = ("uuid", "uuid", "text", "timestamptz")
-HISTORY_COPY = ("COPY crm.deal_history (tenant_id, deal_id, valid_from, stage_id, owner_principal_id,"
-                " amount, expected_close_date, is_deleted) FROM STDIN (FORMAT BINARY)")
+HISTORY_COPY = (
+    "COPY crm.deal_history (tenant_id, deal_id, valid_from, stage_id, owner_principal_id,"
+    " amount, expected_close_date, is_deleted) FROM STDIN (FORMAT BINARY)"
+)
 HISTORY_TYPES = ("uuid", "uuid", "timestamptz", "uuid", "uuid", "numeric", "date", "bool")
 
 
@@ -52,23 +54,32 @@ def _insert_tenant(cur: psycopg.Cursor, t: TenantPlan) -> bool:
     )
     if cur.fetchone() is None:
         return False
-    cur.executemany("INSERT INTO crm.principal (tenant_id, principal_id, display_name) VALUES (%s, %s, %s)",
-                    [(t.tenant_id, pid, name) for pid, name in zip(t.principals, t.principal_names)])
-    cur.executemany("INSERT INTO crm.pipeline (tenant_id, pipeline_id, name) VALUES (%s, %s, %s)",
-                    [(t.tenant_id, pid, name) for pid, (name, _) in zip(t.pipelines, PIPELINES)])
+    cur.executemany(
+        "INSERT INTO crm.principal (tenant_id, principal_id, display_name) VALUES (%s, %s, %s)",
+        [(t.tenant_id, pid, name) for pid, name in zip(t.principals, t.principal_names, strict=True)],
+    )
+    cur.executemany(
+        "INSERT INTO crm.pipeline (tenant_id, pipeline_id, name) VALUES (%s, %s, %s)",
+        [(t.tenant_id, pid, name) for pid, (name, _) in zip(t.pipelines, PIPELINES, strict=True)],
+    )
     cur.executemany(
         "INSERT INTO crm.stage (tenant_id, stage_id, pipeline_id, name, position, probability, kind)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [(t.tenant_id, sid, pid, name, pos, Decimal(prob), kind)
-         for pid, sids, (_, stages) in zip(t.pipelines, t.stages, PIPELINES)
-         for pos, (sid, (name, prob, kind)) in enumerate(zip(sids, stages), start=1)],
+        [
+            (t.tenant_id, sid, pid, name, pos, Decimal(prob), kind)
+            for pid, sids, (_, stages) in zip(t.pipelines, t.stages, PIPELINES, strict=True)
+            for pos, (sid, (name, prob, kind)) in enumerate(zip(sids, stages, strict=True), start=1)
+        ],
     )
     return True
 
 
 def _existing(cur: psycopg.Cursor, t: TenantPlan) -> SeededTenant:
-    cur.execute("SELECT (SELECT count(*) FROM crm.deal WHERE tenant_id = %(t)s),"
-                " (SELECT count(*) FROM crm.deal_history WHERE tenant_id = %(t)s)", {"t": t.tenant_id})
+    cur.execute(
+        "SELECT (SELECT count(*) FROM crm.deal WHERE tenant_id = %(t)s),"
+        " (SELECT count(*) FROM crm.deal_history WHERE tenant_id = %(t)s)",
+        {"t": t.tenant_id},
+    )
     deals, rows = cur.fetchone() or (0, 0)
     return SeededTenant(t.tenant_id, t.name, deals, rows, created=False)
 
@@ -112,9 +123,16 @@ def _seed_tenant(conn: psycopg.Connection, t: TenantPlan, deals: int, progress: 
     return SeededTenant(t.tenant_id, t.name, deals, rows, created=True)
 
 
-def seed(engine: Engine, *, tenants: int = 3, deals_per_tenant: int = 300, random_seed: int = 7,
-         start: datetime = DEFAULT_START, end: datetime = DEFAULT_END,
-         progress: Callable[[str], None] | None = None) -> list[SeededTenant]:
+def seed(
+    engine: Engine,
+    *,
+    tenants: int = 3,
+    deals_per_tenant: int = 300,
+    random_seed: int = 7,
+    start: datetime = DEFAULT_START,
+    end: datetime = DEFAULT_END,
+    progress: Callable[[str], None] | None = None,
+) -> list[SeededTenant]:
     """Seed `tenants` tenants of `deals_per_tenant` deals each; one committed transaction per tenant."""
     if tenants < 0 or deals_per_tenant < 0:
         raise InputError("the numbers of tenants and deals must not be negative")
@@ -127,8 +145,10 @@ def seed(engine: Engine, *, tenants: int = 3, deals_per_tenant: int = 300, rando
         if not isinstance(conn, psycopg.Connection):
             raise ConfigError("seeding needs a PostgreSQL engine with the psycopg (3) driver")
         # On an error the pool rolls the open transaction back when the connection is returned.
-        seeded = [_seed_tenant(conn, plan_tenant(random_seed, i, start, end), deals_per_tenant, report)
-                  for i in range(tenants)]
+        seeded = [
+            _seed_tenant(conn, plan_tenant(random_seed, i, start, end), deals_per_tenant, report)
+            for i in range(tenants)
+        ]
         if any(t.created for t in seeded):
             # Fresh statistics, so the reports' plans see the new volume at once (autovacuum may lag).
             conn.execute("ANALYZE crm.deal, crm.deal_history, crm.stage")

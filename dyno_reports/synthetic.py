@@ -27,14 +27,27 @@ LAST_NAMES = ("Meyer", "Okafor", "Novak", "Silva", "Tanaka", "Dubois", "Larsen",
 PRODUCTS = ("Platform", "Analytics", "Support plan", "Seats", "Integration", "Training", "Upgrade")
 # Per pipeline: (name, probability, kind) at positions 1, 2, ...: open stages, then won, then lost.
 PIPELINES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("New business", (
-        ("Lead", "0.1000", "open"), ("Qualified", "0.2500", "open"), ("Proposal", "0.5000", "open"),
-        ("Negotiation", "0.7500", "open"), ("Won", "1.0000", "won"), ("Lost", "0.0000", "lost"),
-    )),
-    ("Renewals", (
-        ("Upcoming", "0.4000", "open"), ("In discussion", "0.6000", "open"),
-        ("Contract sent", "0.8500", "open"), ("Renewed", "1.0000", "won"), ("Churned", "0.0000", "lost"),
-    )),
+    (
+        "New business",
+        (
+            ("Lead", "0.1000", "open"),
+            ("Qualified", "0.2500", "open"),
+            ("Proposal", "0.5000", "open"),
+            ("Negotiation", "0.7500", "open"),
+            ("Won", "1.0000", "won"),
+            ("Lost", "0.0000", "lost"),
+        ),
+    ),
+    (
+        "Renewals",
+        (
+            ("Upcoming", "0.4000", "open"),
+            ("In discussion", "0.6000", "open"),
+            ("Contract sent", "0.8500", "open"),
+            ("Renewed", "1.0000", "won"),
+            ("Churned", "0.0000", "lost"),
+        ),
+    ),
 )
 OPEN_EVENTS = ("advance", "back", "win", "lose", "amount", "owner", "close_date", "delete", "move", "rest")
 OPEN_WEIGHTS = tuple(accumulate((40, 8, 10, 10, 10, 6, 8, 3, 3, 2)))  # cumulative
@@ -80,7 +93,11 @@ def plan_tenant(random_seed: int, index: int, start: datetime, end: datetime) ->
     tenant_id = _uuid(rng)
     people = rng.sample([f"{f} {last}" for f in FIRST_NAMES for last in LAST_NAMES], rng.randint(4, 8))
     return TenantPlan(
-        seed=random_seed, index=index, start=start, end=end, tenant_id=tenant_id,
+        seed=random_seed,
+        index=index,
+        start=start,
+        end=end,
+        tenant_id=tenant_id,
         name=f"{COMPANIES[index % len(COMPANIES)]} {index + 1} (seed {random_seed})",
         principals=tuple(_uuid(rng) for _ in people),
         principal_names=tuple(people),
@@ -114,8 +131,16 @@ def history_rows(t: TenantPlan, index: int) -> Iterator[HistoryRow]:
     state = _State(pipeline, rng.choice((0, 0, 0, 1)), rng.choice(t.principals), cents, close)
     at = created
     for _ in range(rng.randint(4, 16)):
-        yield (t.tenant_id, deal_id, at, t.stages[state.pipeline][state.position], state.owner,
-               Decimal(state.cents).scaleb(-2), state.close, state.deleted)
+        yield (
+            t.tenant_id,
+            deal_id,
+            at,
+            t.stages[state.pipeline][state.position],
+            state.owner,
+            Decimal(state.cents).scaleb(-2),
+            state.close,
+            state.deleted,
+        )
         at += _gap(rng)
         if at >= t.end or not _change(rng, t, state, at):
             return

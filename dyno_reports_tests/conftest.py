@@ -17,12 +17,8 @@ from sqlalchemy.engine import URL
 from dyno_reports import config, db
 from dyno_reports.storage import migrate
 
-settings.register_profile(
-    "default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "thorough", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

@@ -1,7 +1,9 @@
-"""The `dyno-reports` command as a user runs it (subprocess, real PostgreSQL, psql when installed): outputs and error paths."""
+"""The `dyno-reports` command as a user runs it (subprocess, real PostgreSQL, psql when installed).
+
+Outputs and error paths.
+"""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,8 +21,9 @@ from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, Tenan
 
 
 def dyno(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +44,29 @@ def run_count(engine) -> int:
 
 def test_run_json_last_line_is_the_outcome(cli_env, engine, tenants):
     mine, _ = tenants
-    done = dyno(cli_env, "run", "pipeline_overview", "--tenant", str(mine.tenant_id), "--period-start", "2025-06-02",
-                "--period-end", "2025-06-09", "--options", '{"include_closed": true}', "--json")
+    done = dyno(
+        cli_env,
+        "run",
+        "pipeline_overview",
+        "--tenant",
+        str(mine.tenant_id),
+        "--period-start",
+        "2025-06-02",
+        "--period-end",
+        "2025-06-09",
+        "--options",
+        '{"include_closed": true}',
+        "--json",
+    )
 
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["status"] == "SUCCEEDED" and outcome["fact_rows"] == 2
     assert outcome["tenant_id"] == str(mine.tenant_id) and outcome["report_type"] == "pipeline_overview"
-    assert (outcome["period_start"], outcome["period_end"]) == ("2025-06-02T00:00:00+00:00", "2025-06-09T00:00:00+00:00")
+    assert (outcome["period_start"], outcome["period_end"]) == (
+        "2025-06-02T00:00:00+00:00",
+        "2025-06-09T00:00:00+00:00",
+    )
     assert outcome["run_id"]
 
 
@@ -96,11 +114,18 @@ def test_bad_input_is_one_line_nonzero_exit_and_changes_nothing(cli_env, engine,
 
 
 def test_unknown_report_and_another_tenants_pipeline_are_refused(cli_env, engine, tenants):
-    mine, other = tenants
+    mine, _other = tenants
     before = run_count(engine)
     unknown = dyno(cli_env, "run", "pipeline_overveiw", "--tenant", str(mine.tenant_id))
-    foreign = dyno(cli_env, "run", "pipeline_overview", "--tenant", str(mine.tenant_id),
-                   "--options", json.dumps({"pipeline_ids": [str(PIPELINE_IDS[1])]}))
+    foreign = dyno(
+        cli_env,
+        "run",
+        "pipeline_overview",
+        "--tenant",
+        str(mine.tenant_id),
+        "--options",
+        json.dumps({"pipeline_ids": [str(PIPELINE_IDS[1])]}),
+    )
 
     assert unknown.returncode == 2 and "unknown report 'pipeline_overveiw'" in unknown.stderr
     assert foreign.returncode == 2 and "do not belong to tenant" in foreign.stderr
@@ -129,34 +154,56 @@ def test_db_url_is_a_libpq_url_that_psql_accepts(cli_env, database_url):
     with psycopg.connect(url) as conn:  # libpq parses it, as psql does
         assert conn.execute("select current_database()").fetchone() == (database_url.database,)
     if shutil.which("psql"):
-        psql = subprocess.run(["psql", url, "-Atc", "select current_database()"], capture_output=True, text=True, timeout=30)
+        psql = subprocess.run(
+            ["psql", url, "-Atc", "select current_database()"], capture_output=True, text=True, timeout=30
+        )
         assert (psql.returncode, psql.stdout.strip()) == (0, database_url.database), psql.stderr
 
 
 def test_db_url_sqlalchemy_flag_keeps_the_driver_form(cli_env, database_url):
     done = dyno(cli_env, "db", "url", "--sqlalchemy")
-    assert done.stdout.strip() == database_url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    assert done.stdout.strip() == database_url.set(drivername="postgresql+psycopg").render_as_string(
+        hide_password=False
+    )
 
 
 def test_libpq_url_through_the_servers_unix_socket(engine, database_url):
     """The embedded server's form (`?host=/socket/dir`), on the test server's own socket when it is on this machine."""
     with engine.connect() as conn:
-        socket_dir = conn.execute(text("select split_part(current_setting('unix_socket_directories'), ',', 1)")).scalar()
+        socket_dir = conn.execute(
+            text("select split_part(current_setting('unix_socket_directories'), ',', 1)")
+        ).scalar()
     if not socket_dir or not Path(socket_dir).is_dir():
         pytest.skip("the test server's Unix socket is not on this machine")
-    url = libpq_url(URL.create("postgresql", database_url.username, database_url.password,
-                               database=database_url.database, query={"host": socket_dir}))
+    url = libpq_url(
+        URL.create(
+            "postgresql",
+            database_url.username,
+            database_url.password,
+            database=database_url.database,
+            query={"host": socket_dir},
+        )
+    )
     assert url == f"postgresql://{database_url.username}@/{database_url.database}?host={socket_dir}"
     with psycopg.connect(url) as conn:
         assert conn.execute("select inet_server_port() is null").fetchone() == (True,)
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("postgresql+psycopg://postgres:@/dyno?host=%2Fsrv%2F.dyno%2Fpgdata", "postgresql://postgres@/dyno?host=/srv/.dyno/pgdata"),
-    ("postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require", "postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require"),
-    ("postgresql+psycopg2://u@[::1]:5433/d", "postgresql://u@[::1]:5433/d"),
-    ("postgresql://u@/d?host=h1:5432&host=h2:5433", "postgresql://u@/d?host=h1,h2&port=5432,5433"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            "postgresql+psycopg://postgres:@/dyno?host=%2Fsrv%2F.dyno%2Fpgdata",
+            "postgresql://postgres@/dyno?host=/srv/.dyno/pgdata",
+        ),
+        (
+            "postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require",
+            "postgresql://u:p%40ss%3Aw@db.example:6543/reports?sslmode=require",
+        ),
+        ("postgresql+psycopg2://u@[::1]:5433/d", "postgresql://u@[::1]:5433/d"),
+        ("postgresql://u@/d?host=h1:5432&host=h2:5433", "postgresql://u@/d?host=h1,h2&port=5432,5433"),
+    ],
+)
 def test_libpq_url_forms(given, expected):
     assert libpq_url(given) == expected
 

@@ -5,7 +5,7 @@ migrated database and a temporary Dagster instance.
 """
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -14,7 +14,6 @@ from dagster import (
     DagsterInvalidConfigError,
     SensorResult,
     build_run_status_sensor_context,
-    build_schedule_context,
     build_sensor_context,
     instance_for_test,
     materialize,
@@ -96,7 +95,8 @@ def test_every_registered_report_is_an_asset_with_its_cadence():
         assert node.group_name == "dyno_reports" and node.description == report.description
         period = node.partitions_def.partitions_defs[0]
         assert period.name == "period" and period.partitions_def.cron_schedule == (
-            "0 0 * * 1" if report.cadence == "week" else "0 0 1 * *")
+            "0 0 * * 1" if report.cadence == "week" else "0 0 1 * *"
+        )
 
 
 def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine, tenant, instance):
@@ -107,7 +107,9 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
     assert header.status == "SUCCEEDED" and str(header.tenant_id) == tenant
     assert header.period_start == T0 and header.period_end == T0 + 7 * D and header.period_grain == "week"
     with engine.connect() as conn:
-        facts = conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).all()
+        facts = conn.execute(
+            select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)
+        ).all()
     assert len(facts) == 2 and sum(f.deal_count for f in facts) == 2  # two open stages, two deals at E
     (mat,) = result.asset_materializations_for_node(REPORT)
     assert mat.partition == key
@@ -121,7 +123,10 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
 
 def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instance):
     result = materialize(
-        [asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance, resources=resources(env),
+        [asset_of(REPORT)],
+        partition_key=f"2025-06-09|{tenant}",
+        instance=instance,
+        resources=resources(env),
         run_config={"ops": {REPORT: {"config": {"include_closed": True}}}},
     )
     assert result.success
@@ -131,17 +136,31 @@ def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instan
 
 def test_the_run_config_schema_is_the_options_model(env, instance, tenant):
     with pytest.raises(DagsterInvalidConfigError, match="include_closed"):
-        materialize([asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance,
-                    resources=resources(env), run_config={"ops": {REPORT: {"config": {"include_closed": "yes"}}}})
+        materialize(
+            [asset_of(REPORT)],
+            partition_key=f"2025-06-09|{tenant}",
+            instance=instance,
+            resources=resources(env),
+            run_config={"ops": {REPORT: {"config": {"include_closed": "yes"}}}},
+        )
     with pytest.raises(DagsterInvalidConfigError, match="options"):  # the old JSON-string field is gone
-        materialize([asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance,
-                    resources=resources(env), run_config={"ops": {REPORT: {"config": {"options": "{}"}}}})
+        materialize(
+            [asset_of(REPORT)],
+            partition_key=f"2025-06-09|{tenant}",
+            instance=instance,
+            resources=resources(env),
+            run_config={"ops": {REPORT: {"config": {"options": "{}"}}}},
+        )
 
 
 def test_refused_options_fail_with_one_clear_message_and_a_failed_header(env, engine, tenant, instance):
     result = materialize(
-        [asset_of(REPORT)], partition_key=f"2025-06-09|{tenant}", instance=instance, resources=resources(env),
-        run_config={"ops": {REPORT: {"config": {"pipeline_ids": ["not-a-uuid"]}}}}, raise_on_error=False,
+        [asset_of(REPORT)],
+        partition_key=f"2025-06-09|{tenant}",
+        instance=instance,
+        resources=resources(env),
+        run_config={"ops": {REPORT: {"config": {"pipeline_ids": ["not-a-uuid"]}}}},
+        raise_on_error=False,
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -151,14 +170,22 @@ def test_refused_options_fail_with_one_clear_message_and_a_failed_header(env, en
     assert header.status == "FAILED" and "pipeline_ids" in header.error_message
     assert header.period_start == T0 + 7 * D
     with engine.connect() as conn:
-        assert conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).first() is None
+        assert (
+            conn.execute(select(pipeline_overview_fact).where(pipeline_overview_fact.c.run_id == header.run_id)).first()
+            is None
+        )
 
 
 def test_failed_execution_is_recorded_once(env, engine, tenant, instance, monkeypatch):
     """The executor records its own FAILED run; the failure hook must not add a second header."""
     monkeypatch.setattr(executor, "headline_of", lambda *a: 1 / 0)
-    result = materialize([asset_of(REPORT)], partition_key=f"2025-06-16|{tenant}", instance=instance,
-                         resources=resources(env), raise_on_error=False)
+    result = materialize(
+        [asset_of(REPORT)],
+        partition_key=f"2025-06-16|{tenant}",
+        instance=instance,
+        resources=resources(env),
+        raise_on_error=False,
+    )
     assert not result.success
     (header,) = headers_of(engine, result.run_id)
     assert header.status == "FAILED" and "ZeroDivisionError" in header.error_message
@@ -167,9 +194,13 @@ def test_failed_execution_is_recorded_once(env, engine, tenant, instance, monkey
 def test_multi_period_run_of_one_tenant_gives_each_partition_its_row_and_metadata(env, engine, tenant, instance):
     weeks = ["2025-05-12", "2025-05-19", "2025-05-26", "2025-06-02"]
     result = materialize(
-        [asset_of(REPORT)], instance=instance, resources=resources(env),
-        tags={"dagster/asset_partition_range_start": f"{weeks[0]}|{tenant}",
-              "dagster/asset_partition_range_end": f"{weeks[-1]}|{tenant}"},
+        [asset_of(REPORT)],
+        instance=instance,
+        resources=resources(env),
+        tags={
+            "dagster/asset_partition_range_start": f"{weeks[0]}|{tenant}",
+            "dagster/asset_partition_range_end": f"{weeks[-1]}|{tenant}",
+        },
     )
     assert result.success
     headers = headers_of(engine, result.run_id)
@@ -208,19 +239,26 @@ def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant
     instance.report_run_failed(run)  # what run monitoring does when the run's process died
     event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
     context = build_run_status_sensor_context(
-        sensor_name="report_run_failure_reaper", dagster_event=event, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id), resources={"dyno_db": ReportDatabase(database_url=env)},
+        sensor_name="report_run_failure_reaper",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id),
+        resources={"dyno_db": ReportDatabase(database_url=env)},
     ).for_run_failure()
     report_run_failure_reaper(context)
     report_run_failure_reaper(context)  # idempotent: still one header
     (header,) = headers_of(engine, run.run_id)
     assert header.status == "FAILED" and run.run_id in header.error_message
-    assert header.period_start == datetime(2025, 6, 23, tzinfo=timezone.utc)
+    assert header.period_start == datetime(2025, 6, 23, tzinfo=UTC)
 
 
 def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, instance):
-    result = materialize([asset_of(REPORT), report_checks(REGISTRY[REPORT])], partition_key=f"2025-06-30|{tenant}", instance=instance,
-                         resources=resources(env))
+    result = materialize(
+        [asset_of(REPORT), report_checks(REGISTRY[REPORT])],
+        partition_key=f"2025-06-30|{tenant}",
+        instance=instance,
+        resources=resources(env),
+    )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"facts_from_succeeded_runs", "metrics_not_negative", "stage_rows_complete"}
     assert all(e.passed and e.metadata["report_runs_checked"].value == 1 for e in evaluations.values())
@@ -229,16 +267,34 @@ def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, 
 def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant):
     """Facts the database guards would refuse, slipped in with triggers off, under one Dagster run id."""
     bad_run, dagster_run_id = uuid.uuid4(), f"bad-{uuid.uuid4()}"
-    request = executor.RunRequest(REGISTRY[REPORT], uuid.UUID(tenant), executor.periods.Window(T0, T0 + 7 * D),
-                                  REGISTRY[REPORT].options_model(), dagster_run_id)
+    request = executor.RunRequest(
+        REGISTRY[REPORT],
+        uuid.UUID(tenant),
+        executor.periods.Window(T0, T0 + 7 * D),
+        REGISTRY[REPORT].options_model(),
+        dagster_run_id,
+    )
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers: a FAILED run with facts
-        conn.execute(insert(report_run).values(**executor.header_values(request, bad_run, "FAILED"),
-                                               error_message="x"))
-        conn.execute(insert(pipeline_overview_fact).values(
-            run_id=bad_run, tenant_id=uuid.UUID(tenant), pipeline_id=PIPELINE_IDS[0], stage_id=uuid.uuid4(),
-            deal_count=1, total_amount=1, avg_amount=1, avg_days_in_stage=-3, entered_count=0))
-    count = lambda query: engine.connect().execute(query).scalar_one()  # noqa: E731
+        conn.execute(insert(report_run).values(**executor.header_values(request, bad_run, "FAILED"), error_message="x"))
+        conn.execute(
+            insert(pipeline_overview_fact).values(
+                run_id=bad_run,
+                tenant_id=uuid.UUID(tenant),
+                pipeline_id=PIPELINE_IDS[0],
+                stage_id=uuid.uuid4(),
+                deal_count=1,
+                total_amount=1,
+                avg_amount=1,
+                avg_days_in_stage=-3,
+                entered_count=0,
+            )
+        )
+
+    def count(query) -> int:
+        with engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
     try:
         assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], dagster_run_id)) == 1
         assert count(negative_metric_facts(REGISTRY[REPORT], dagster_run_id)) == 1

@@ -6,7 +6,7 @@ materialisation, and one refused tenant does not stop the others.
 """
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -71,14 +71,18 @@ def tick(instance, schedule_name: str, at: datetime) -> list:
 def keys_of(request, instance, cadence: str) -> list[str]:
     with partition_loading_context(dynamic_partitions_store=instance):
         keys = report_partitions(cadence, START).get_partition_keys_in_range(
-            PartitionKeyRange(request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]))
+            PartitionKeyRange(request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
+        )
     return [str(k) for k in keys]
 
 
-@pytest.mark.parametrize("schedule_name, cadence, at, period", [
-    ("weekly_reports_schedule", "week", datetime(2025, 6, 9, 2, tzinfo=timezone.utc), "2025-06-02"),
-    ("monthly_reports_schedule", "month", datetime(2025, 7, 1, 2, tzinfo=timezone.utc), "2025-06-01"),
-])
+@pytest.mark.parametrize(
+    "schedule_name, cadence, at, period",
+    [
+        ("weekly_reports_schedule", "week", datetime(2025, 6, 9, 2, tzinfo=UTC), "2025-06-02"),
+        ("monthly_reports_schedule", "month", datetime(2025, 7, 1, 2, tzinfo=UTC), "2025-06-01"),
+    ],
+)
 def test_a_tick_for_2000_tenants_asks_for_20_runs_covering_each_tenant_once(env, schedule_name, cadence, at, period):
     tenants = [str(uuid.UUID(int=i + 1)) for i in range(FLEET)]
     with instance_for_test() as instance:
@@ -100,26 +104,37 @@ def test_a_batch_run_gives_each_tenant_its_run_and_one_refused_tenant_stops_none
     url = env
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", tenants)
-        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, 2, tzinfo=timezone.utc))
+        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, 2, tzinfo=UTC))
         asset = next(a for a in report_assets(START) if a.key == AssetKey(REPORT))
-        result = materialize([asset], instance=instance, tags=request.tags, raise_on_error=False,
-                             resources={"dyno_db": ReportDatabase(database_url=url),
-                                        "report_io_manager": ReportRunIOManager(database_url=url)})
+        result = materialize(
+            [asset],
+            instance=instance,
+            tags=request.tags,
+            raise_on_error=False,
+            resources={
+                "dyno_db": ReportDatabase(database_url=url),
+                "report_io_manager": ReportRunIOManager(database_url=url),
+            },
+        )
         assert not result.success
         with engine.connect() as conn:
-            headers = {str(h.tenant_id): h for h in conn.execute(
-                select(report_run).where(report_run.c.dagster_run_id == result.run_id))}
+            headers = {
+                str(h.tenant_id): h
+                for h in conn.execute(select(report_run).where(report_run.c.dagster_run_id == result.run_id))
+            }
         assert set(headers) == set(tenants)
         assert headers[unknown].status == "FAILED" and "unknown tenant" in headers[unknown].error_message
         for tenant in real_tenants:
             assert headers[tenant].status == "SUCCEEDED"
             (record,) = instance.fetch_materializations(
-                AssetRecordsFilter(AssetKey(REPORT), [f"2025-06-02|{tenant}"]), limit=5).records
+                AssetRecordsFilter(AssetKey(REPORT), [f"2025-06-02|{tenant}"]), limit=5
+            ).records
             metadata = record.asset_materialization.metadata
             assert metadata["run_id"].value == str(headers[tenant].run_id)
             assert metadata["dagster_run_id"].value == result.run_id
         assert not instance.fetch_materializations(
-            AssetRecordsFilter(AssetKey(REPORT), [f"2025-06-02|{unknown}"]), limit=5).records
+            AssetRecordsFilter(AssetKey(REPORT), [f"2025-06-02|{unknown}"]), limit=5
+        ).records
 
 
 def test_the_first_period_rolls_a_year_back_unless_fixed(monkeypatch):
@@ -139,8 +154,8 @@ def test_the_first_period_rolls_a_year_back_unless_fixed(monkeypatch):
 
 def test_asset_backfills_batch_tenants_of_one_period_and_periods_of_one_tenant(env):
     """Dagster's own chunking of an asset backfill under our backfill policy (its daemon calls this)."""
-    from dagster._core.definitions.events import AssetKeyPartitionKey
     from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests_with_backfill_policies
+    from dagster._core.definitions.events import AssetKeyPartitionKey
 
     from dyno_reports.definitions import build_definitions
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 from dyno_reports import seed
 from dyno_reports.dagster_defs.failures import report_run_failure_reaper
 from dyno_reports.dagster_defs.resources import ReportDatabase
-from dyno_reports.storage.tables import report_run, tenant
+from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
@@ -63,17 +63,32 @@ def home(tmp_path_factory, tenants) -> Path:
 
 def succeeded(engine, period_start) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(report_run).where(
-            report_run.c.period_start == period_start, report_run.c.status == "SUCCEEDED")).scalar_one()
+        return conn.execute(
+            select(func.count())
+            .select_from(report_run)
+            .where(report_run.c.period_start == period_start, report_run.c.status == "SUCCEEDED")
+        ).scalar_one()
 
 
 def start_worker(database_url, home: Path, period: str, tenants: list[str], *flags: str) -> subprocess.Popen:
-    env = {**os.environ, "DYNO_DATABASE_URL": url_string(database_url), "DAGSTER_HOME": str(home),
-           "DYNO_DAGSTER_START_DATE": "2025-01-01"}
-    args = [sys.executable, "-m", "dyno_reports_tests.support.run_worker", REPORT,
-            f"{period}|{tenants[0]}", f"{period}|{tenants[-1]}", *flags]
-    return subprocess.Popen(args, env=env, cwd=PROJECT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "DYNO_DATABASE_URL": url_string(database_url),
+        "DAGSTER_HOME": str(home),
+        "DYNO_DAGSTER_START_DATE": "2025-01-01",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "dyno_reports_tests.support.run_worker",
+        REPORT,
+        f"{period}|{tenants[0]}",
+        f"{period}|{tenants[-1]}",
+        *flags,
+    ]
+    return subprocess.Popen(
+        args, env=env, cwd=PROJECT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def kill_when(worker: subprocess.Popen, ready, timeout: float = 60) -> None:
@@ -102,7 +117,9 @@ def reap(instance: DagsterInstance, database_url) -> str:
     instance.report_run_failed(run)
     event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
     context = build_run_status_sensor_context(
-        sensor_name="report_run_failure_reaper", dagster_event=event, dagster_instance=instance,
+        sensor_name="report_run_failure_reaper",
+        dagster_event=event,
+        dagster_instance=instance,
         dagster_run=instance.get_run_by_id(run.run_id),
         resources={"dyno_db": ReportDatabase(database_url=url_string(database_url))},
     ).for_run_failure()
@@ -114,14 +131,16 @@ def reap(instance: DagsterInstance, database_url) -> str:
 def assert_one_truth(engine, instance: DagsterInstance, dagster_run_id: str, period: str, tenants: list[str]) -> None:
     with engine.connect() as conn:
         headers = conn.execute(select(report_run).where(report_run.c.dagster_run_id == dagster_run_id)).all()
-        in_progress = conn.execute(select(func.count()).select_from(report_run).where(
-            report_run.c.status == "IN_PROGRESS")).scalar_one()
+        in_progress = conn.execute(
+            select(func.count()).select_from(report_run).where(report_run.c.status == "IN_PROGRESS")
+        ).scalar_one()
     assert in_progress == 0
     by_tenant = {str(h.tenant_id): h for h in headers}
     assert sorted(by_tenant) == sorted(tenants) and len(headers) == len(tenants)  # one header each
     for tenant_id, header in by_tenant.items():
         records = instance.fetch_materializations(
-            AssetRecordsFilter(AssetKey(REPORT), [f"{period}|{tenant_id}"]), limit=10).records
+            AssetRecordsFilter(AssetKey(REPORT), [f"{period}|{tenant_id}"]), limit=10
+        ).records
         run_ids = [r.asset_materialization.metadata["run_id"].value for r in records]
         if header.status == "SUCCEEDED":
             assert run_ids[:1] == [str(header.run_id)], tenant_id  # the latest materialisation is this run
@@ -129,29 +148,35 @@ def assert_one_truth(engine, instance: DagsterInstance, dagster_run_id: str, per
             assert header.status == "FAILED" and str(header.run_id) not in run_ids
 
 
-@pytest.mark.parametrize("period, kill_point", [
-    ("2025-06-02", "first heavy partition running"),
-    ("2025-06-09", "second heavy partition running"),
-    ("2025-06-16", "every partition committed, nothing materialised"),
-])
+@pytest.mark.parametrize(
+    "period, kill_point",
+    [
+        ("2025-06-02", "first heavy partition running"),
+        ("2025-06-09", "second heavy partition running"),
+        ("2025-06-16", "every partition committed, nothing materialised"),
+    ],
+)
 def test_a_killed_run_worker_leaves_no_process_and_one_truth(engine, database_url, home, tenants, period, kill_point):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    period_start = datetime.fromisoformat(period).replace(tzinfo=timezone.utc)
+    period_start = datetime.fromisoformat(period).replace(tzinfo=UTC)
     heavy_positions = [i for i, t in enumerate(sorted(tenants)) if t in (tenants[0], tenants[3])]
-    if kill_point.startswith("every"):
-        done_before = len(tenants)
-        worker = start_worker(database_url, home, period, tenants, "--die-after-commits")
-        worker.wait(timeout=120)
-        assert worker.returncode == -signal.SIGKILL, worker.stderr.read().decode()[-3000:]
-    else:
-        done_before = heavy_positions[0 if kill_point.startswith("first") else 1]
-        worker = start_worker(database_url, home, period, tenants)
-        with engine.connect() as conn:
+    every = kill_point.startswith("every")
+    done_before = len(tenants) if every else heavy_positions[0 if kill_point.startswith("first") else 1]
+    flags = ("--die-after-commits",) if every else ()
+    with start_worker(database_url, home, period, tenants, *flags) as worker, engine.connect() as conn:
+        if every:
+            worker.wait(timeout=120)
+            assert worker.returncode == -signal.SIGKILL, worker.stderr.read().decode()[-3000:]
+        else:
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            kill_when(worker, lambda: succeeded(engine, period_start) == done_before
-                      and conn.execute(ACTIVE_FACT_INSERT).scalar_one() > 0)
-        worker.wait(timeout=10)
+            kill_when(
+                worker,
+                lambda: (
+                    succeeded(engine, period_start) == done_before and conn.execute(ACTIVE_FACT_INSERT).scalar_one() > 0
+                ),
+            )
+            worker.wait(timeout=10)
     assert group_gone(worker.pid), "a process of the killed run worker survived"
     assert succeeded(engine, period_start) == done_before  # the cut-off transaction never commits
     with DagsterInstance.from_config(str(home)) as instance:

@@ -48,21 +48,42 @@ def dagster_env(database_url, tmp_path_factory) -> dict[str, str]:
     """DYNO_DATABASE_URL, an empty DAGSTER_HOME and a first period covering the test's week."""
     home = tmp_path_factory.mktemp("dagster_home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DYNO_"))}
-    return {**env, "DYNO_DATABASE_URL": url_string(database_url), "DAGSTER_HOME": str(home),
-            "DYNO_DAGSTER_START_DATE": "2025-01-01"}
+    return {
+        **env,
+        "DYNO_DATABASE_URL": url_string(database_url),
+        "DAGSTER_HOME": str(home),
+        "DYNO_DAGSTER_START_DATE": "2025-01-01",
+    }
 
 
 def test_cli_sync_tenants_then_dagster_asset_materialize(dagster_env, engine, history, tenant):
-    synced = subprocess.run([BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60)
+    synced = subprocess.run(
+        [BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60
+    )
     assert synced.returncode == 0, synced.stderr
     assert synced.stdout.strip() == "1 tenant partition(s) added"
-    again = subprocess.run([BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60
+    )
     assert again.stdout.strip() == "0 tenant partition(s) added"
 
     done = subprocess.run(
-        [BIN / "dagster", "asset", "materialize", "-m", "dyno_reports.definitions",
-         "--select", "pipeline_overview", "--partition", KEY.format(tenant=tenant)],
-        env=dagster_env, capture_output=True, text=True, timeout=120, cwd=PROJECT,
+        [
+            BIN / "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "dyno_reports.definitions",
+            "--select",
+            "pipeline_overview",
+            "--partition",
+            KEY.format(tenant=tenant),
+        ],
+        env=dagster_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     with engine.connect() as conn:
@@ -91,7 +112,10 @@ def test_webserver_lists_the_assets_and_the_materialisation(dagster_env, tenant)
     port = _free_port()
     server = subprocess.Popen(
         [BIN / "dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(PROJECT / "workspace.yaml")],
-        env=dagster_env, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=dagster_env,
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}/graphql"
@@ -118,3 +142,4 @@ def test_webserver_lists_the_assets_and_the_materialisation(dagster_env, tenant)
     finally:
         server.terminate()
         server.wait(timeout=15)
+        server.stderr.close()

@@ -4,15 +4,22 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.deal_velocity import expected
-from dyno_reports_tests.support.facts import stage_row, run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read, stage_row
 from dyno_reports_tests.support.history import (
-    two_pipelines,
+    DEAL_IDS,
+    PIPELINE_IDS,
+    T0,
+    TenantData,
     busy_histories,
-    DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories,
+    load,
+    pipeline_selections,
+    tenant_histories,
+    two_pipelines,
     windows,
 )
 
@@ -31,8 +38,17 @@ def test_every_stint_counts_with_reopen_delete_restore_and_moves(engine):
     data, (lead, qualified, proposal, won, lost), (renewal, renewal_won, _) = two_pipelines(3)
     start, end = MONTH
     # repeated visits of lead: 3 days, 2 days and, reopened after won, 1 day; qualified 2 days
-    data.add_deal(DEAL_IDS[0], [(T0 - 2 * D, lead, 1), (T0 + D, qualified, 1), (T0 + 3 * D, lead, 1),
-                                (T0 + 5 * D, won, 1), (T0 + 6 * D, lead, 1), (T0 + 7 * D, qualified, 1)])
+    data.add_deal(
+        DEAL_IDS[0],
+        [
+            (T0 - 2 * D, lead, 1),
+            (T0 + D, qualified, 1),
+            (T0 + 3 * D, lead, 1),
+            (T0 + 5 * D, won, 1),
+            (T0 + 6 * D, lead, 1),
+            (T0 + 7 * D, qualified, 1),
+        ],
+    )
     # exit before S: not counted; skipped to proposal, whose stint is still open at E: not counted
     data.add_deal(DEAL_IDS[1], [(T0 - 10 * D, lead, 1), (T0 - H, proposal, 1)])
     # exit exactly at S counts (1 day); an exit exactly at E does not (the stint is open at E)
@@ -40,15 +56,23 @@ def test_every_stint_counts_with_reopen_delete_restore_and_moves(engine):
     # deleted before E: counts nowhere
     data.add_deal(DEAL_IDS[3], [(T0, lead, 1), (T0 + D, qualified, 1), (T0 + 2 * D, qualified, 1, None, None, True)])
     # deleted and restored in lead: those rows are no exits, the stint lasts 4 days
-    data.add_deal(DEAL_IDS[4], [(T0, lead, 1), (T0 + D, lead, 1, None, None, True),
-                                (T0 + 2 * D, lead, 1, None, None, False), (T0 + 4 * D, qualified, 1)])
+    data.add_deal(
+        DEAL_IDS[4],
+        [
+            (T0, lead, 1),
+            (T0 + D, lead, 1, None, None, True),
+            (T0 + 2 * D, lead, 1, None, None, False),
+            (T0 + 4 * D, qualified, 1),
+        ],
+    )
     # moved to the other pipeline (lead: 6 days), then won there (renewal: 2 days)
     data.add_deal(DEAL_IDS[5], [(T0, lead, 1), (T0 + 6 * D, renewal, 1), (T0 + 8 * D, renewal_won, 1)])
     # amount-only changes: no exit
     data.add_deal(DEAL_IDS[6], [(T0 - D, lead, 1), (T0 + D, lead, 2, None, T0.date())])
     # flipped won -> lost, reopened into qualified (2 days): closed stages have no rows
-    data.add_deal(DEAL_IDS[7], [(T0 - 3 * D, won, 1), (T0 + D, lost, 1), (T0 + 2 * D, qualified, 1),
-                                (T0 + 4 * D, proposal, 1)])
+    data.add_deal(
+        DEAL_IDS[7], [(T0 - 3 * D, won, 1), (T0 + D, lost, 1), (T0 + 2 * D, qualified, 1), (T0 + 4 * D, proposal, 1)]
+    )
     load(engine, data)
 
     facts = run_and_read(engine, REPORT, data.tenant_id, start, end)
@@ -64,8 +88,15 @@ def test_every_stint_counts_with_reopen_delete_restore_and_moves(engine):
 
 def test_pipeline_filter_and_window_without_start(engine):
     data, (lead, qualified, *_), (renewal, renewal_won, _) = two_pipelines(3)
-    data.add_deal(DEAL_IDS[0], [(T0 - 400 * D, lead, 1), (T0 - 300 * D, qualified, 1), (T0 - 100 * D, renewal, 1),
-                                (T0 - 40 * D, renewal_won, 1)])
+    data.add_deal(
+        DEAL_IDS[0],
+        [
+            (T0 - 400 * D, lead, 1),
+            (T0 - 300 * D, qualified, 1),
+            (T0 - 100 * D, renewal, 1),
+            (T0 - 40 * D, renewal_won, 1),
+        ],
+    )
     load(engine, data)
     only_first = [PIPELINE_IDS[0]]
 

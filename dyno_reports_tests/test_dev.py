@@ -75,12 +75,23 @@ def test_sigterm_stops_dagster_dev_and_every_process_it_started(engine, database
     load(engine, data)  # a tenant already: make dev does not seed
     dagster_db = database_factory("dev_dagster").database
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DYNO_"))}
-    env.update(DYNO_DATABASE_URL=url_string(database_url), DYNO_DATA_DIR=str(tmp_path / "dyno"),
-               DYNO_DAGSTER_DATABASE=dagster_db, DAGSTER_HOME=str(tmp_path / "unused"))
+    env.update(
+        DYNO_DATABASE_URL=url_string(database_url),
+        DYNO_DATA_DIR=str(tmp_path / "dyno"),
+        DYNO_DAGSTER_DATABASE=dagster_db,
+        DAGSTER_HOME=str(tmp_path / "unused"),
+    )
     port = free_port()
     log = (tmp_path / "dev.log").open("w+")
-    dev = subprocess.Popen([sys.executable, "-m", "dyno_reports.dagster_defs.dev", "-p", str(port), "-h", "127.0.0.1"],
-                           env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "dyno_reports.dagster_defs.dev", "-p", str(port), "-h", "127.0.0.1"],
+        env=env,
+        cwd=PROJECT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         wait_for_webserver(dev, port, timeout=40)
         started = descendants(dev.pid)
@@ -108,3 +119,4 @@ def test_sigterm_stops_dagster_dev_and_every_process_it_started(engine, database
             except ProcessLookupError:
                 pass
         dev.wait(timeout=10)
+        log.close()

@@ -25,11 +25,14 @@ def test_upgrade_from_empty_downgrade_and_upgrade_again(database_factory):
 
 def schema_diff(conn, metadata, schema: str) -> list:
     """What autogenerate would change in `schema` to match `metadata` (Alembic's table excluded)."""
-    context = MigrationContext.configure(conn, opts={
-        "include_schemas": True,
-        "include_name": lambda name, type_, parent: type_ != "schema" or name == schema,
-        "include_object": lambda obj, name, type_, reflected, compare_to: name != "alembic_version",
-    })
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "include_schemas": True,
+            "include_name": lambda name, type_, parent: type_ != "schema" or name == schema,
+            "include_object": lambda obj, name, type_, reflected, compare_to: name != "alembic_version",
+        },
+    )
     return compare_metadata(context, metadata)
 
 
@@ -51,8 +54,10 @@ def test_upgrade_keeps_a_crm_schema_the_crm_already_owns(database_factory):
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("CREATE SCHEMA crm")
-            conn.exec_driver_sql("CREATE TABLE crm.tenant (tenant_id uuid PRIMARY KEY, name text NOT NULL,"
-                                 " created_at timestamptz NOT NULL DEFAULT now())")
+            conn.exec_driver_sql(
+                "CREATE TABLE crm.tenant (tenant_id uuid PRIMARY KEY, name text NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now())"
+            )
             conn.exec_driver_sql("INSERT INTO crm.tenant (tenant_id, name) VALUES (gen_random_uuid(), 'existing')")
         assert migrate.upgrade(engine) == migrate.head_revision()
         migrate.downgrade(engine, "base")

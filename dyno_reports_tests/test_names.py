@@ -109,7 +109,7 @@ def test_preview_names_the_tenant_and_every_id_column(engine, tenants, report_ty
 
     text = facts_preview(engine, report, data.tenant_id, result.run_id, result.fact_rows, limit=50)
 
-    title, blank, header, rule, *rows = text.splitlines()
+    title, blank, _header, rule, *rows = text.splitlines()
     assert title == f"**{report.title}** for Globex | Ltd: {result.fact_rows} fact rows" and blank == ""
     assert len(rows) == result.fact_rows and rule.count("---") == len(report.fact_columns)
     id_columns = [c for c in report.dimensions if c in names.NAMED_ID_COLUMNS]

@@ -1,25 +1,28 @@
 """Windows, grains and the default period (no DB)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dyno_reports import periods
 from dyno_reports.errors import ConfigError, InputError
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2025, 6, 18, 15, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("start", "end", "grain"), [
-    ("2025-06-02", "2025-06-09", "week"),
-    ("2025-06-04", "2025-06-11", "week"),
-    ("2025-06-01", "2025-07-01", "month"),
-    ("2025-01-31", "2025-02-28", "month"),
-    ("2025-04-01", "2025-07-01", "quarter"),
-    ("2025-06-01", "2025-06-20", "custom"),
-    (None, "2025-06-20", "unbounded"),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "grain"),
+    [
+        ("2025-06-02", "2025-06-09", "week"),
+        ("2025-06-04", "2025-06-11", "week"),
+        ("2025-06-01", "2025-07-01", "month"),
+        ("2025-01-31", "2025-02-28", "month"),
+        ("2025-04-01", "2025-07-01", "quarter"),
+        ("2025-06-01", "2025-06-20", "custom"),
+        (None, "2025-06-20", "unbounded"),
+    ],
+)
 def test_grain(start, end, grain):
     s = periods.parse_instant(start, "start") if start else None
     assert periods.grain_of(s, periods.parse_instant(end, "end")) == grain
@@ -34,7 +37,9 @@ def test_default_window_is_configurable_and_ends_today_midnight_utc(monkeypatch)
 
 def test_only_an_end_means_no_lower_bound_and_only_a_start_ends_today():
     assert periods.resolve_window(None, datetime(2025, 1, 1, tzinfo=UTC), now=NOW).start is None
-    assert periods.resolve_window(datetime(2025, 6, 1, tzinfo=UTC), None, now=NOW).end == datetime(2025, 6, 18, tzinfo=UTC)
+    assert periods.resolve_window(datetime(2025, 6, 1, tzinfo=UTC), None, now=NOW).end == datetime(
+        2025, 6, 18, tzinfo=UTC
+    )
 
 
 def test_bad_inputs_are_refused():

@@ -3,13 +3,22 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dyno_reports_tests.reference.pipeline_overview import expected
-from dyno_reports_tests.support.facts import run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import assert_matches_reference, run_and_read
 from dyno_reports_tests.support.history import (
+    DEAL_IDS,
+    PIPELINE_IDS,
+    T0,
+    TenantData,
+    busy_histories,
+    load,
+    pipeline_selections,
+    tenant_histories,
     two_pipelines,
-    DEAL_IDS, PIPELINE_IDS, T0, TenantData, busy_histories, load, pipeline_selections, tenant_histories, windows,
+    windows,
 )
 
 REPORT = "pipeline_overview"
@@ -18,13 +27,15 @@ D = timedelta(days=1)
 
 
 def test_snapshot_and_entries_with_reopen_delete_and_move(engine):
-    data, (lead, proposal, won, lost), (renewal, *_rest) = two_pipelines()
+    data, (lead, proposal, won, _lost), (renewal, *_rest) = two_pipelines()
     start, end = T0, T0 + 7 * D
     data.add_deal(DEAL_IDS[0], [(T0 - 3 * D, lead, 100), (T0 + D, proposal, 200)])
     # won before the window, reopened into lead inside it: an entry into lead in W
     data.add_deal(DEAL_IDS[1], [(T0 - 9 * D, lead, 50), (T0 - 5 * D, won, 50), (T0 + 2 * D, lead, 70)])
     # deleted before E: counts nowhere, although it entered proposal in W
-    data.add_deal(DEAL_IDS[2], [(T0 - D, lead, 10), (T0 + H, proposal, 10), (T0 + 3 * D, proposal, 10, None, None, True)])
+    data.add_deal(
+        DEAL_IDS[2], [(T0 - D, lead, 10), (T0 + H, proposal, 10), (T0 + 3 * D, proposal, 10, None, None, True)]
+    )
     # moved to the other pipeline inside W
     data.add_deal(DEAL_IDS[3], [(T0 - 2 * D, proposal, 30), (T0 + 4 * D, renewal, 30)])
     # a row dated exactly E and one after: both ignored
@@ -50,19 +61,24 @@ def test_snapshot_and_entries_with_reopen_delete_and_move(engine):
 
 
 def test_include_closed_and_pipeline_filter_and_empty_stages(engine):
-    data, (lead, proposal, won, lost), (renewal, renewal_won, renewal_lost) = two_pipelines()
+    data, (lead, proposal, won, lost), (_renewal, _renewal_won, _renewal_lost) = two_pipelines()
     data.add_deal(DEAL_IDS[0], [(T0, lead, 100), (T0 + D, won, 100)])
     load(engine, data)
     end = T0 + 7 * D
 
-    closed = run_and_read(engine, REPORT, data.tenant_id, T0, end,
-                          {"include_closed": True, "pipeline_ids": [str(PIPELINE_IDS[0])]})
+    closed = run_and_read(
+        engine, REPORT, data.tenant_id, T0, end, {"include_closed": True, "pipeline_ids": [str(PIPELINE_IDS[0])]}
+    )
 
     assert closed == expected(data, T0, end, [PIPELINE_IDS[0]], include_closed=True)
     assert set(closed) == {(s.pipeline_id, s.stage_id) for s in (lead, proposal, won, lost)}
     empty = closed[(proposal.pipeline_id, proposal.stage_id)]
     assert (empty["deal_count"], empty["total_amount"], empty["avg_amount"], empty["avg_days_in_stage"]) == (
-        0, Decimal("0"), None, None)
+        0,
+        Decimal("0"),
+        None,
+        None,
+    )
     assert closed[(won.pipeline_id, won.stage_id)]["deal_count"] == 1
 
 
@@ -96,5 +112,6 @@ def test_matches_reference_on_busy_histories(engine, data, choices):
 
 def check_against_reference(engine, data: TenantData, choices) -> None:
     window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids,
-                             include_closed=choices.draw(st.booleans()))
+    assert_matches_reference(
+        engine, REPORT, expected, data, window, pipeline_ids, include_closed=choices.draw(st.booleans())
+    )

@@ -17,7 +17,10 @@ import signal, subprocess, sys, time
 for name in sys.argv[1].split(","):
     if name:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
-code = "import signal, sys, time\\nfor n in sys.argv[1].split(','):\\n    n and signal.signal(getattr(signal, n), signal.SIG_IGN)\\nprint('ready', flush=True)\\ntime.sleep(60)"
+code = (
+    "import signal, sys, time\\nfor n in sys.argv[1].split(','):\\n"
+    "    n and signal.signal(getattr(signal, n), signal.SIG_IGN)\\nprint('ready', flush=True)\\ntime.sleep(60)"
+)
 subprocess.Popen([sys.executable, "-c", code, sys.argv[1]])
 time.sleep(float(sys.argv[2]))
 """
@@ -25,9 +28,15 @@ QUICK = ((signal.SIGINT, 0.5), (signal.SIGTERM, 0.5), (signal.SIGKILL, 1.0))
 
 
 def start_tree(ignored: str, parent_lives: float) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", TREE, ignored, str(parent_lives)], start_new_session=True,
-                             stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "ready"
+    child = subprocess.Popen(
+        [sys.executable, "-c", TREE, ignored, str(parent_lives)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready = child.stdout.readline().strip()
+    child.stdout.close()  # the grandchild printed all it will print
+    assert ready == "ready"
     return child
 
 

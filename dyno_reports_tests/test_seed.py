@@ -1,7 +1,7 @@
 """The synthetic CRM generator (touches real PostgreSQL): determinism, idempotency, contract facts, variety."""
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -62,8 +62,10 @@ def checksums(engine: Engine, tenant_ids: list) -> dict[str, str]:
     with engine.connect() as conn:
         return {
             table: conn.execute(
-                text(f"SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
-                     f" FROM crm.{table} t WHERE t.tenant_id = ANY(:tenants)"),
+                text(
+                    f"SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+                    f" FROM crm.{table} t WHERE t.tenant_id = ANY(:tenants)"
+                ),
                 {"tenants": tenant_ids},
             ).scalar_one()
             for table in CRM_TABLES
@@ -105,8 +107,9 @@ def test_creates_the_tenants_with_their_counts(engine, seeded):
     assert len(messages) == TENANTS
     for t in result:
         assert t.deals == DEALS == count(engine, "SELECT count(*) FROM crm.deal WHERE tenant_id = :t", t=t.tenant_id)
-        assert t.history_rows == count(engine, "SELECT count(*) FROM crm.deal_history WHERE tenant_id = :t",
-                                       t=t.tenant_id)
+        assert t.history_rows == count(
+            engine, "SELECT count(*) FROM crm.deal_history WHERE tenant_id = :t", t=t.tenant_id
+        )
         assert 4 * DEALS <= t.history_rows <= 8 * DEALS
         assert 4 <= count(engine, "SELECT count(*) FROM crm.principal WHERE tenant_id = :t", t=t.tenant_id) <= 8
         assert count(engine, "SELECT count(*) FROM crm.pipeline WHERE tenant_id = :t", t=t.tenant_id) == 2
@@ -114,10 +117,14 @@ def test_creates_the_tenants_with_their_counts(engine, seeded):
 
 def test_stages_have_ordered_positions_and_kinds(engine, seeded):
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT p.name, array_agg(s.kind ORDER BY s.position), array_agg(s.probability ORDER BY s.position)"
-            " FROM crm.stage s JOIN crm.pipeline p USING (tenant_id, pipeline_id)"
-            " WHERE s.tenant_id = :t GROUP BY p.name ORDER BY p.name"), {"t": seeded[0][0].tenant_id}).all()
+        rows = conn.execute(
+            text(
+                "SELECT p.name, array_agg(s.kind ORDER BY s.position), array_agg(s.probability ORDER BY s.position)"
+                " FROM crm.stage s JOIN crm.pipeline p USING (tenant_id, pipeline_id)"
+                " WHERE s.tenant_id = :t GROUP BY p.name ORDER BY p.name"
+            ),
+            {"t": seeded[0][0].tenant_id},
+        ).all()
     assert [name for name, *_ in rows] == ["New business", "Renewals"]
     for _, kinds, probabilities in rows:
         assert kinds[-2:] == ["won", "lost"] and set(kinds[:-2]) == {"open"}
@@ -152,30 +159,44 @@ def test_history_keeps_the_contract(deal_facts):
         assert not deal.deleted_changing_stage, deal
 
 
-@pytest.mark.parametrize("fact", [
-    "reopened", "flipped", "deleted", "restored", "moved", "amount_only", "owner_only", "close_date_only",
-    "null_close_date", "went_back",
-])
+@pytest.mark.parametrize(
+    "fact",
+    [
+        "reopened",
+        "flipped",
+        "deleted",
+        "restored",
+        "moved",
+        "amount_only",
+        "owner_only",
+        "close_date_only",
+        "null_close_date",
+        "went_back",
+    ],
+)
 def test_history_has_every_kind_of_change(deal_facts, fact):
     share = sum(bool(getattr(d, fact)) for d in deal_facts) / len(deal_facts)
     assert share >= 0.005, f"only {share:.1%} of deals {fact}"
 
 
 def test_rows_reach_the_end_of_the_range(engine, seeded):
-    last = count(engine, "SELECT max(valid_from) FROM crm.deal_history WHERE tenant_id = :t",
-                 t=seeded[0][0].tenant_id)
+    last = count(engine, "SELECT max(valid_from) FROM crm.deal_history WHERE tenant_id = :t", t=seeded[0][0].tenant_id)
     assert (DEFAULT_END - last).days < 7
 
 
 def test_skips_a_stage_sometimes(engine, seeded):
-    skips = count(engine, """
+    skips = count(
+        engine,
+        """
         SELECT count(*) FROM (
           SELECT s.position - lag(s.position) OVER w AS step, s.kind, lag(s.kind) OVER w AS prev_kind,
                  s.pipeline_id = lag(s.pipeline_id) OVER w AS same_pipeline
           FROM crm.deal_history h JOIN crm.stage s USING (tenant_id, stage_id)
           WHERE h.tenant_id = :t
           WINDOW w AS (PARTITION BY h.deal_id ORDER BY h.valid_from)) x
-        WHERE step = 2 AND kind = 'open' AND prev_kind = 'open' AND same_pipeline""", t=seeded[0][0].tenant_id)
+        WHERE step = 2 AND kind = 'open' AND prev_kind = 'open' AND same_pipeline""",
+        t=seeded[0][0].tenant_id,
+    )
     assert skips > 0
 
 
@@ -187,16 +208,25 @@ def test_reports_progress_every_tenth_of_a_large_tenant(engine, monkeypatch):
     assert messages[0].endswith("10/100 deals") and "100 deals" in messages[-1]
 
 
-@pytest.mark.parametrize("start, end", [
-    (datetime(2025, 1, 1), datetime(2025, 2, 1)),
-    (DEFAULT_END, DEFAULT_START),
-])
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        (datetime(2025, 1, 1), datetime(2025, 2, 1)),
+        (DEFAULT_END, DEFAULT_START),
+    ],
+)
 def test_rejects_bad_ranges(engine, start, end):
     with pytest.raises(InputError):
         seed(engine, tenants=1, deals_per_tenant=1, random_seed=SEED + 3, start=start, end=end)
 
 
 def test_seeding_zero_deals_gives_an_empty_tenant(engine):
-    (tenant,) = seed(engine, tenants=1, deals_per_tenant=0, random_seed=SEED + 4,
-                     start=datetime(2025, 1, 1, tzinfo=timezone.utc), end=datetime(2025, 1, 2, tzinfo=timezone.utc))
+    (tenant,) = seed(
+        engine,
+        tenants=1,
+        deals_per_tenant=0,
+        random_seed=SEED + 4,
+        start=datetime(2025, 1, 1, tzinfo=UTC),
+        end=datetime(2025, 1, 2, tzinfo=UTC),
+    )
     assert tenant.created and tenant.deals == 0 and tenant.history_rows == 0

@@ -4,15 +4,22 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.stage_conversion import expected
-from dyno_reports_tests.support.facts import stage_row, run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read, stage_row
 from dyno_reports_tests.support.history import (
-    two_pipelines,
+    DEAL_IDS,
+    PIPELINE_IDS,
+    T0,
+    TenantData,
     busy_histories,
-    DEAL_IDS, PIPELINE_IDS, T0, TenantData, load, pipeline_selections, tenant_histories,
+    load,
+    pipeline_selections,
+    tenant_histories,
+    two_pipelines,
     windows,
 )
 
@@ -34,15 +41,17 @@ def test_skips_repeats_reopened_and_flipped_deals(engine):
     data.add_deal(DEAL_IDS[1], [(T0 - 2 * D, lead, 10), (T0 + D, qualified, 10)])
     # repeated visits: t0 = the first entry into lead in W (exactly S), first advance 1 day later;
     # back to lead, then qualified again: qualified's re-entry has no greater position
-    data.add_deal(DEAL_IDS[2], [(T0, lead, 1), (T0 + D, qualified, 1), (T0 + 2 * D, lead, 1),
-                                (T0 + 4 * D, qualified, 1)])
+    data.add_deal(
+        DEAL_IDS[2], [(T0, lead, 1), (T0 + D, qualified, 1), (T0 + 2 * D, lead, 1), (T0 + 4 * D, qualified, 1)]
+    )
     # lost: in the cohort, not advanced, counted lost
     data.add_deal(DEAL_IDS[3], [(T0 + 2 * D, lead, 1), (T0 + 5 * D, lost, 1)])
     # flipped won -> lost: advanced (the entry into won) and lost at E
     data.add_deal(DEAL_IDS[4], [(T0 + D, lead, 1), (T0 + 2 * D, won, 1), (T0 + 3 * D, lost, 1)])
     # won before W, reopened into lead in W and won again: advanced after 5 days
-    data.add_deal(DEAL_IDS[5], [(T0 - 5 * D, qualified, 1), (T0 - 3 * D, won, 1), (T0 + D, lead, 1),
-                                (T0 + 6 * D, won, 1)])
+    data.add_deal(
+        DEAL_IDS[5], [(T0 - 5 * D, qualified, 1), (T0 - 3 * D, won, 1), (T0 + D, lead, 1), (T0 + 6 * D, won, 1)]
+    )
     # amount-only changes are not entries: no second t0, no advance
     data.add_deal(DEAL_IDS[6], [(T0 - D, lead, 1), (T0 + D, lead, 2), (T0 + 2 * D, lead, 3)])
     load(engine, data)
@@ -87,11 +96,14 @@ def test_deletions_restores_and_rows_at_the_bounds(engine):
     data, (lead, qualified, _proposal, won, _lost), _ = two_pipelines(3)
     start, end = WEEK
     # deleted before E: counts nowhere
-    data.add_deal(DEAL_IDS[0], [(T0 + D, lead, 1), (T0 + 2 * D, qualified, 1),
-                                (T0 + 3 * D, qualified, 1, None, None, True)])
+    data.add_deal(
+        DEAL_IDS[0], [(T0 + D, lead, 1), (T0 + 2 * D, qualified, 1), (T0 + 3 * D, qualified, 1, None, None, True)]
+    )
     # deleted, then restored into qualified: live at E, and the restoring row is an entry
-    data.add_deal(DEAL_IDS[1], [(T0 + D, lead, 1), (T0 + 2 * D, lead, 1, None, None, True),
-                                (T0 + 3 * D, qualified, 1, None, None, False)])
+    data.add_deal(
+        DEAL_IDS[1],
+        [(T0 + D, lead, 1), (T0 + 2 * D, lead, 1, None, None, True), (T0 + 3 * D, qualified, 1, None, None, False)],
+    )
     # deleted only at E (ignored): counts; its win exactly at E is ignored too
     data.add_deal(DEAL_IDS[2], [(T0 + D, qualified, 1), (end, won, 1), (end + H, won, 1, None, None, True)])
     # entered lead just before S: not in the cohort; its advance inside W does not matter
@@ -108,8 +120,10 @@ def test_deletions_restores_and_rows_at_the_bounds(engine):
 
 def test_window_without_start_takes_the_first_entry_ever(engine):
     data, (lead, qualified, *_), _ = two_pipelines(3)
-    data.add_deal(DEAL_IDS[0], [(T0 - 300 * D, lead, 1), (T0 - 200 * D, qualified, 1), (T0 - 100 * D, lead, 1),
-                                (T0 - 50 * D, qualified, 1)])
+    data.add_deal(
+        DEAL_IDS[0],
+        [(T0 - 300 * D, lead, 1), (T0 - 200 * D, qualified, 1), (T0 - 100 * D, lead, 1), (T0 - 50 * D, qualified, 1)],
+    )
     load(engine, data)
 
     facts = run_and_read(engine, REPORT, data.tenant_id, None, T0)

@@ -1,32 +1,41 @@
 """weighted_pipeline against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.weighted_pipeline import expected
-from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read
 from dyno_reports_tests.support.history import (
+    DEAL_IDS,
+    PIPELINE_IDS,
+    PRINCIPAL_IDS,
+    T0,
+    TenantData,
+    busy_histories,
+    load,
+    pipeline_selections,
+    tenant_histories,
     two_pipelines,
-    DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, T0, TenantData, busy_histories, load, pipeline_selections,
-    tenant_histories, windows,
+    windows,
 )
 
 REPORT = "weighted_pipeline"
 D = timedelta(days=1)
-S = datetime(2025, 6, 1, tzinfo=timezone.utc)
-E = datetime(2025, 7, 1, tzinfo=timezone.utc)
+S = datetime(2025, 6, 1, tzinfo=UTC)
+E = datetime(2025, 7, 1, tzinfo=UTC)
 P0, P1 = PRINCIPAL_IDS[:2]
 A, B = PIPELINE_IDS[:2]
 
 
 def with_probabilities(data: TenantData, stages: list, probabilities: list[str]) -> list:
-    changed = [replace(s, probability=Decimal(p)) for s, p in zip(stages, probabilities)]
+    changed = [replace(s, probability=Decimal(p)) for s, p in zip(stages, probabilities, strict=True)]
     data.stages.update({s.stage_id: s for s in changed})
     return changed
 
@@ -37,7 +46,7 @@ def row_of(facts: dict, pipeline_id, owner, month: date | None) -> tuple:
 
 
 def test_groups_by_pipeline_owner_and_close_month_at_e(engine):
-    data, (lead, proposal, won, lost), (renewal, *_) = two_pipelines()
+    data, (lead, proposal, won, _lost), (renewal, *_) = two_pipelines()
     jul, aug, sep = date(2025, 7, 3), date(2025, 8, 15), date(2025, 9, 2)
     data.add_deal(DEAL_IDS[0], [(T0, lead, 100, P0, jul)])
     data.add_deal(DEAL_IDS[1], [(T0, lead, 1, P0), (T0 + D, proposal, 200, P0, date(2025, 7, 31))])
@@ -57,8 +66,14 @@ def test_groups_by_pipeline_owner_and_close_month_at_e(engine):
     facts = run_and_read(engine, REPORT, data.tenant_id, S, E)
 
     assert facts == expected(data, S, E)
-    assert set(facts) == {(A, P0, date(2025, 7, 1)), (A, P0, None), (A, P1, date(2025, 8, 1)), (A, P1, None),
-                          (B, P0, date(2025, 7, 1)), (A, P1, date(2025, 9, 1))}
+    assert set(facts) == {
+        (A, P0, date(2025, 7, 1)),
+        (A, P0, None),
+        (A, P1, date(2025, 8, 1)),
+        (A, P1, None),
+        (B, P0, date(2025, 7, 1)),
+        (A, P1, date(2025, 9, 1)),
+    }
     assert row_of(facts, A, P0, date(2025, 7, 1)) == (2, Decimal("300.00"), Decimal("50.00"))
     assert row_of(facts, A, P0, None) == (1, Decimal("40.00"), Decimal("4.00"))
     assert row_of(facts, A, P1, date(2025, 8, 1)) == (1, Decimal("12.00"), Decimal("1.20"))
@@ -84,7 +99,8 @@ def test_pipeline_filter_uses_the_pipeline_at_e(engine):
 def test_weighted_amount_is_rounded_once_half_away_from_zero(engine):
     data = TenantData()
     half, third, _won, _lost = with_probabilities(
-        data, data.add_pipeline(A, ["open", "open", "won", "lost"]), ["0.5", "0.3333", "1", "0"])
+        data, data.add_pipeline(A, ["open", "open", "won", "lost"]), ["0.5", "0.3333", "1", "0"]
+    )
     for i in range(3):  # 3 x 0.005 = 0.015 -> 0.02; rounding each deal would give 0.03
         data.add_deal(DEAL_IDS[i], [(T0, half, "0.01", P0, date(2025, 7, 1))])
     data.add_deal(DEAL_IDS[3], [(T0, half, "0.05", P1, date(2025, 7, 1))])  # 0.025 -> 0.03 (banker's: 0.02)

@@ -1,27 +1,35 @@
 """win_loss against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.win_loss import expected
-from dyno_reports_tests.support.facts import run, run_and_read, assert_matches_reference
+from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read
 from dyno_reports_tests.support.history import (
+    DEAL_IDS,
+    PIPELINE_IDS,
+    PRINCIPAL_IDS,
+    TenantData,
+    busy_histories,
+    load,
+    pipeline_selections,
+    tenant_histories,
     two_pipelines,
-    DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, TenantData, busy_histories, load, pipeline_selections,
-    tenant_histories, windows,
+    windows,
 )
 
 REPORT = "win_loss"
 H = timedelta(hours=1)
 D = timedelta(days=1)
-S = datetime(2025, 6, 1, tzinfo=timezone.utc)
-E = datetime(2025, 7, 1, tzinfo=timezone.utc)
+S = datetime(2025, 6, 1, tzinfo=UTC)
+E = datetime(2025, 7, 1, tzinfo=UTC)
 P0, P1 = PRINCIPAL_IDS[:2]
 A, B = PIPELINE_IDS[:2]
 NO_DATE, DELETED = None, True
@@ -42,15 +50,17 @@ def test_last_closing_event_in_w_counts_only_while_still_of_its_kind(engine):
     data.add_deal(DEAL_IDS[0], [(S - 10 * D, lead, 100), (S + D, won, 100)])  # 11 days
     data.add_deal(DEAL_IDS[1], [(S - 5 * D, lead, 50), (S + D, won, 50), (S + 3 * D, proposal, 50)])  # reopened
     data.add_deal(DEAL_IDS[2], [(S - 20 * D, lead, 30), (S - 10 * D, won, 30)])  # closed before W
-    data.add_deal(DEAL_IDS[3], [(S - 20 * D, lead, 40), (S - 10 * D, won, 40), (S + 2 * D, lead, 40),
-                                (S + 4 * D, won, 45)])  # won again in W: 24 days
+    data.add_deal(
+        DEAL_IDS[3], [(S - 20 * D, lead, 40), (S - 10 * D, won, 40), (S + 2 * D, lead, 40), (S + 4 * D, won, 45)]
+    )  # won again in W: 24 days
     # won, then flipped to lost by another owner: the last closing event counts
     data.add_deal(DEAL_IDS[4], [(S - D, lead, 100, P0), (S + D, won, 100, P0), (S + 2 * D, lost, 55, P1)])
     # amount and owner change while staying won: no new closing event, the entry row counts
     data.add_deal(DEAL_IDS[5], [(S - D, lead, 300, P0), (S + D, won, 300, P0), (S + 5 * D, won, 999, P1)])  # 2 days
     data.add_deal(DEAL_IDS[6], [(S - D, lead, 1000), (S + D, won, 1000), (S + 2 * D, won, 1000, P0, NO_DATE, DELETED)])
-    data.add_deal(DEAL_IDS[7], [(S - D, lead, 7), (S + D, won, 7), (S + 2 * D, won, 7, P0, NO_DATE, DELETED),
-                                (S + 3 * D, won, 7)])  # restored: 2 days
+    data.add_deal(
+        DEAL_IDS[7], [(S - D, lead, 7), (S + D, won, 7), (S + 2 * D, won, 7, P0, NO_DATE, DELETED), (S + 3 * D, won, 7)]
+    )  # restored: 2 days
     data.add_deal(DEAL_IDS[8], [(S - D, lead, 20), (S + D, lost, 20), (E, lost, 20, P0, NO_DATE, DELETED)])
     data.add_deal(DEAL_IDS[9], [(S - 2 * D, lead, 11), (S, won, 11)])  # closed exactly at S: 2 days
     data.add_deal(DEAL_IDS[10], [(S - 2 * D, lead, 500), (E, won, 500)])  # closed exactly at E: not in W
@@ -149,8 +159,12 @@ def test_definition_headline_and_unknown_options(engine):
 
     result = run(engine, REPORT, data.tenant_id, S, E)
 
-    assert result.headline == {"won_count": 1, "lost_count": 1, "won_amount": Decimal("3.00"),
-                               "lost_amount": Decimal("4.00")}
+    assert result.headline == {
+        "won_count": 1,
+        "lost_count": 1,
+        "won_amount": Decimal("3.00"),
+        "lost_amount": Decimal("4.00"),
+    }
     with pytest.raises(InputError, match="include_closed"):
         run(engine, REPORT, data.tenant_id, S, E, {"include_closed": True})
 
@@ -194,8 +208,14 @@ def win_loss_histories(draw: st.DrawFn) -> TenantData:
             stage_id = next(s.stage_id for s in closing if s.kind == kind and s.stage_id != before.stage_id)
         elif draw(st.integers(0, 2)) == 0:
             stage_id = draw(st.sampled_from(closing)).stage_id
-        rows.append(replace(row, owner_id=data.principals[0] if row.deal_id in crowd else row.owner_id,
-                            stage_id=stage_id, amount=Decimal(0) if row.deal_id in zero else row.amount))
+        rows.append(
+            replace(
+                row,
+                owner_id=data.principals[0] if row.deal_id in crowd else row.owner_id,
+                stage_id=stage_id,
+                amount=Decimal(0) if row.deal_id in zero else row.amount,
+            )
+        )
     data.rows = rows
     return data
 

@@ -85,8 +85,12 @@ def partition_requests(
             target = target_of(partitions_def, key)
             try:
                 work[key] = executor.build_request(
-                    conn, report.report_type, target.tenant_id,
-                    period_start=target.period_start, period_end=target.period_end, options=options,
+                    conn,
+                    report.report_type,
+                    target.tenant_id,
+                    period_start=target.period_start,
+                    period_end=target.period_end,
+                    options=options,
                 )
             except InputError as exc:
                 window = periods.Window(target.period_start, target.period_end)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetCheckSpec,
     multi_asset_check,
 )
@@ -31,10 +31,14 @@ def _count(engine: Engine, query: Select) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _result(name: str, asset: str, bad: int, what: str, runs: int,
-            severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
+def _result(
+    name: str, asset: str, bad: int, what: str, runs: int, severity: AssetCheckSeverity = AssetCheckSeverity.ERROR
+) -> AssetCheckResult:
     return AssetCheckResult(
-        check_name=name, asset_key=asset, passed=bad == 0, severity=severity,
+        check_name=name,
+        asset_key=asset,
+        passed=bad == 0,
+        severity=severity,
         metadata={"offending_rows": bad, "report_runs_checked": runs},
         description=f"{bad} {what}" if bad else f"no {what} in {runs} report run(s) of this Dagster run",
     )
@@ -54,17 +58,21 @@ def _run_count(engine: Engine, dagster_run_id: str, report_type: str) -> int:
 def facts_not_from_succeeded_runs(report: ReportDefinition, dagster_run_id: str) -> Select:
     fact = report.fact_table
     runs = _runs_of(dagster_run_id, report.report_type).subquery()
-    return select(func.count()).select_from(fact.join(runs, runs.c.run_id == fact.c.run_id)).where(
-        or_(runs.c.status != "SUCCEEDED", runs.c.tenant_id != fact.c.tenant_id)
+    return (
+        select(func.count())
+        .select_from(fact.join(runs, runs.c.run_id == fact.c.run_id))
+        .where(or_(runs.c.status != "SUCCEEDED", runs.c.tenant_id != fact.c.tenant_id))
     )
 
 
 def negative_metric_facts(report: ReportDefinition, dagster_run_id: str) -> Select:
     fact = report.fact_table
     runs = _runs_of(dagster_run_id, report.report_type).subquery()
-    return select(func.count()).select_from(
-        fact.join(runs, and_(runs.c.run_id == fact.c.run_id, runs.c.tenant_id == fact.c.tenant_id))
-    ).where(or_(*(fact.c[m] < 0 for m in report.metrics)))
+    return (
+        select(func.count())
+        .select_from(fact.join(runs, and_(runs.c.run_id == fact.c.run_id, runs.c.tenant_id == fact.c.tenant_id)))
+        .where(or_(*(fact.c[m] < 0 for m in report.metrics)))
+    )
 
 
 def stages_missing_from_overview(dagster_run_id: str) -> Select:
@@ -75,18 +83,24 @@ def stages_missing_from_overview(dagster_run_id: str) -> Select:
     pipeline_ids = options["pipeline_ids"]
     in_scope = and_(
         or_(include_closed, stage.c.kind == "open"),
-        or_(func.jsonb_typeof(pipeline_ids).is_distinct_from("array"),
-            pipeline_ids.has_key(cast(stage.c.pipeline_id, Text))),
+        or_(
+            func.jsonb_typeof(pipeline_ids).is_distinct_from("array"),
+            pipeline_ids.has_key(cast(stage.c.pipeline_id, Text)),
+        ),
     )
     has_row = (
-        select(true()).where(
+        select(true())
+        .where(
             pipeline_overview_fact.c.run_id == runs.c.run_id,
             pipeline_overview_fact.c.tenant_id == runs.c.tenant_id,
             pipeline_overview_fact.c.stage_id == stage.c.stage_id,
-        ).exists()
+        )
+        .exists()
     )
-    return select(func.count()).select_from(runs.join(stage, stage.c.tenant_id == runs.c.tenant_id)).where(
-        in_scope, not_(has_row)
+    return (
+        select(func.count())
+        .select_from(runs.join(stage, stage.c.tenant_id == runs.c.tenant_id))
+        .where(in_scope, not_(has_row))
     )
 
 
@@ -94,15 +108,25 @@ def report_checks(report: ReportDefinition) -> AssetChecksDefinition:
     """The report's checks as one step (each check step costs the run a few stored events)."""
     rt = report.report_type
     specs = [
-        AssetCheckSpec("facts_from_succeeded_runs", asset=rt,
-                       description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant"),
-        AssetCheckSpec("metrics_not_negative", asset=rt,
-                       description="no negative count, amount, rate or duration in the facts this Dagster run wrote"),
+        AssetCheckSpec(
+            "facts_from_succeeded_runs",
+            asset=rt,
+            description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant",
+        ),
+        AssetCheckSpec(
+            "metrics_not_negative",
+            asset=rt,
+            description="no negative count, amount, rate or duration in the facts this Dagster run wrote",
+        ),
     ]
     if rt == "pipeline_overview":
-        specs.append(AssetCheckSpec("stage_rows_complete", asset=rt,
-                                    description="each SUCCEEDED run of this Dagster run has a row for every stage "
-                                                "in its scope"))
+        specs.append(
+            AssetCheckSpec(
+                "stage_rows_complete",
+                asset=rt,
+                description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope",
+            )
+        )
 
     @multi_asset_check(specs=specs, name=f"{rt}_checks", can_subset=True)
     def _checks(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> Iterator[AssetCheckResult]:
@@ -111,15 +135,21 @@ def report_checks(report: ReportDefinition) -> AssetChecksDefinition:
         selected = {key.name for key in context.selected_asset_check_keys}
         if "facts_from_succeeded_runs" in selected:
             bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
-            yield _result("facts_from_succeeded_runs", rt, bad,
-                          "fact rows of a run that is not SUCCEEDED or of another tenant", runs)
+            yield _result(
+                "facts_from_succeeded_runs",
+                rt,
+                bad,
+                "fact rows of a run that is not SUCCEEDED or of another tenant",
+                runs,
+            )
         if "metrics_not_negative" in selected:
             bad = _count(engine, negative_metric_facts(report, dagster_run_id))
             yield _result("metrics_not_negative", rt, bad, "fact rows with a negative metric", runs)
         if "stage_rows_complete" in selected:
             bad = _count(engine, stages_missing_from_overview(dagster_run_id))
-            yield _result("stage_rows_complete", rt, bad, "stages missing from the runs' facts", runs,
-                          AssetCheckSeverity.WARN)
+            yield _result(
+                "stage_rows_complete", rt, bad, "stages missing from the runs' facts", runs, AssetCheckSeverity.WARN
+            )
 
     return _checks
 

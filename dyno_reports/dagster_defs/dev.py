@@ -13,6 +13,7 @@ The embedded PostgreSQL keeps running for later commands unless `--stop-db` is
 given; the last line printed says how to stop it.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -73,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     dagster = Path(sys.executable).with_name("dagster")
     # cwd is DAGSTER_HOME, not the checkout: its template dagster.yaml would draw a warning
     status, received = process_group.run_until_signalled(
-        [str(dagster), "dev", "-w", str(PROJECT / "workspace.yaml"), *args], env=env, cwd=env["DAGSTER_HOME"],
+        [str(dagster), "dev", "-w", str(PROJECT / "workspace.yaml"), *args],
+        env=env,
+        cwd=env["DAGSTER_HOME"],
         echo=lambda line: print(f"stopping dagster dev: {line}", file=sys.stderr, flush=True),
     )
     _print(f"dagster dev stopped ({signal.Signals(received).name})" if received else f"dagster dev exited ({status})")
@@ -87,18 +90,18 @@ def main(argv: list[str] | None = None) -> None:
 
 def _print(line: str) -> None:
     """Print, unless the reader is gone (Ctrl-C also ends the `tee` of `make dev | tee`)."""
-    try:
+    with contextlib.suppress(OSError):
         print(line, flush=True)
-    except OSError:
-        pass
 
 
 def _after_embedded(stop_db: bool) -> None:
     if stop_db:
         _print("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
     else:
-        _print(f"embedded PostgreSQL still running in {config.data_dir()}: stop it with `make stop-db` "
-              "(or `.venv/bin/dyno-reports db stop`)")
+        _print(
+            f"embedded PostgreSQL still running in {config.data_dir()}: stop it with `make stop-db` "
+            "(or `.venv/bin/dyno-reports db stop`)"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ never fire. It is idempotent. Its queries select by `dagster_run_id`, which
 spans the tenants of one batch run; each row then carries its own tenant.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -41,7 +41,7 @@ from dagster import (
     run_failure_sensor,
     run_status_sensor,
 )
-from sqlalchemy import Engine, and_, exists, select, update
+from sqlalchemy import Engine, Row, and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from dyno_reports import executor, periods
@@ -66,7 +66,9 @@ def run_partition_keys(instance: Any, run: DagsterRun, partitions_def: Partition
         return [tags[PARTITION_TAG]]
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
         with partition_loading_context(dynamic_partitions_store=instance):
-            keys = partitions_def.get_partition_keys_in_range(PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG]))
+            keys = partitions_def.get_partition_keys_in_range(
+                PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
+            )
         return sorted(str(k) for k in keys)
     return []
 
@@ -89,13 +91,17 @@ def reconcile_run(
     return failed, reported
 
 
-def _fail_unrecorded(engine: Engine, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget],
-                     message: str, options: Any) -> int:
+def _fail_unrecorded(
+    engine: Engine, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget], message: str, options: Any
+) -> int:
     with engine.begin() as conn:
         changed = conn.execute(
             update(report_run)
-            .where(report_run.c.dagster_run_id == run.run_id, report_run.c.report_type == report_type,
-                   report_run.c.status == "IN_PROGRESS")
+            .where(
+                report_run.c.dagster_run_id == run.run_id,
+                report_run.c.report_type == report_type,
+                report_run.c.status == "IN_PROGRESS",
+            )
             .values(status="FAILED", error_message=message[: executor.ERROR_MESSAGE_LIMIT])
         ).rowcount
         recorded = {
@@ -120,7 +126,7 @@ def _fail_unrecorded(engine: Engine, run: DagsterRun, report_type: str, targets:
     return changed
 
 
-def _latest_succeeded(engine: Engine, run: DagsterRun, report_type: str) -> list[Any]:
+def _latest_succeeded(engine: Engine, run: DagsterRun, report_type: str) -> Sequence[Row[Any, Any, Any]]:
     """SUCCEEDED headers of `run` that no later Dagster-launched run of the same partition superseded."""
     newer = aliased(report_run)
     with engine.connect() as conn:
@@ -129,20 +135,23 @@ def _latest_succeeded(engine: Engine, run: DagsterRun, report_type: str) -> list
                 report_run.c.dagster_run_id == run.run_id,
                 report_run.c.report_type == report_type,
                 report_run.c.status == "SUCCEEDED",
-                ~exists().where(and_(
-                    newer.c.tenant_id == report_run.c.tenant_id,
-                    newer.c.report_type == report_run.c.report_type,
-                    newer.c.period_start.is_not_distinct_from(report_run.c.period_start),
-                    newer.c.period_end == report_run.c.period_end,
-                    newer.c.dagster_run_id.is_not(None),
-                    newer.c.generated_at > report_run.c.generated_at,
-                )),
+                ~exists().where(
+                    and_(
+                        newer.c.tenant_id == report_run.c.tenant_id,
+                        newer.c.report_type == report_run.c.report_type,
+                        newer.c.period_start.is_not_distinct_from(report_run.c.period_start),
+                        newer.c.period_end == report_run.c.period_end,
+                        newer.c.dagster_run_id.is_not(None),
+                        newer.c.generated_at > report_run.c.generated_at,
+                    )
+                ),
             )
         ).all()
 
 
-def _report_committed(engine: Engine, instance: Any, run: DagsterRun, report_type: str,
-                      targets: dict[str, PartitionTarget]) -> int:
+def _report_committed(
+    engine: Engine, instance: Any, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget]
+) -> int:
     key_of = {(t.tenant_id, t.period_start): k for k, t in targets.items()}
     asset_key = AssetKey(report_type)
     reported = 0
@@ -157,8 +166,12 @@ def _report_committed(engine: Engine, instance: Any, run: DagsterRun, report_typ
         event_metadata = partition_metadata(engine, header.tenant_id, header.run_id)
         event_metadata["dagster_run_id"] = MetadataValue.text(run.run_id)
         instance.report_runless_asset_event(
-            AssetMaterialization(asset_key=asset_key, partition=partition_key, metadata=event_metadata,
-                                 description=f"committed by Dagster run {run.run_id}, which then failed")
+            AssetMaterialization(
+                asset_key=asset_key,
+                partition=partition_key,
+                metadata=event_metadata,
+                description=f"committed by Dagster run {run.run_id}, which then failed",
+            )
         )
         reported += 1
     return reported
@@ -178,8 +191,10 @@ def report_failure_hook(context: HookContext) -> None:
     failed, reported = reconcile_run(
         context.resources.dyno_db.engine(), context.instance, run, report_type, message, options
     )
-    context.log.info(f"{report_type}: {failed} FAILED report_run header(s) recorded, "
-                     f"{reported} committed partition(s) reported as materialised, for Dagster run {context.run_id}")
+    context.log.info(
+        f"{report_type}: {failed} FAILED report_run header(s) recorded, "
+        f"{reported} committed partition(s) reported as materialised, for Dagster run {context.run_id}"
+    )
 
 
 def reports_of_run(instance: Any, run: DagsterRun) -> list[str]:
@@ -194,23 +209,34 @@ def _reap(context: RunStatusSensorContext, dyno_db: ReportDatabase, message: str
     run = context.dagster_run
     failed = reported = 0
     for report_type in reports_of_run(context.instance, run):
-        f, r = reconcile_run(dyno_db.engine(), context.instance, run, report_type, message,
-                             run_options(run.run_config, report_type))
+        f, r = reconcile_run(
+            dyno_db.engine(), context.instance, run, report_type, message, run_options(run.run_config, report_type)
+        )
         failed, reported = failed + f, reported + r
-    return SkipReason(f"Dagster run {run.run_id}: {failed} report_run header(s) marked FAILED, "
-                      f"{reported} committed partition(s) reported as materialised")
+    return SkipReason(
+        f"Dagster run {run.run_id}: {failed} report_run header(s) marked FAILED, "
+        f"{reported} committed partition(s) reported as materialised"
+    )
 
 
-@run_failure_sensor(name="report_run_failure_reaper", monitor_all_code_locations=False,
-                    minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@run_failure_sensor(
+    name="report_run_failure_reaper",
+    monitor_all_code_locations=False,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+)
 def report_run_failure_reaper(context: RunFailureSensorContext, dyno_db: ReportDatabase) -> SkipReason:
     """A failed run (including a process killed and then failed by run monitoring): reconcile its partitions."""
     reason = context.failure_event.message if context.failure_event else "unknown"
     return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} failed: {reason}")
 
 
-@run_status_sensor(run_status=DagsterRunStatus.CANCELED, name="report_run_cancel_reaper",
-                   minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@run_status_sensor(
+    run_status=DagsterRunStatus.CANCELED,
+    name="report_run_cancel_reaper",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+)
 def report_run_cancel_reaper(context: RunStatusSensorContext, dyno_db: ReportDatabase) -> SkipReason:
     """A canceled (terminated) run: reconcile its partitions."""
     return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} was canceled")

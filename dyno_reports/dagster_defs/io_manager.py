@@ -13,6 +13,7 @@ step, and the failure hook reports the committed partitions itself
 (`failures.reconcile_run`), so Dagster and `report_run` agree.
 """
 
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -73,13 +74,16 @@ class ReportRunIOManager(ConfigurableIOManager):
 
 
 def _record_refusal(engine: Any, refused: RefusedPartition, dagster_run_id: str) -> None:
-    try:
+    with contextlib.suppress(InputError):  # not a tenant UUID: nothing a header could describe
         executor.record_input_failure(
-            engine, refused.report_type, refused.tenant_id, refused.window, refused.options, str(refused.error),
+            engine,
+            refused.report_type,
+            refused.tenant_id,
+            refused.window,
+            refused.options,
+            str(refused.error),
             dagster_run_id=dagster_run_id,
         )
-    except InputError:  # not a tenant UUID: nothing a header could describe
-        pass
 
 
 def _partitions_failed(failed: dict[str, str], total: int) -> Failure:
@@ -103,8 +107,10 @@ class _Progress:
         now = time.monotonic()
         if self.done == self.total or now - self.last >= PROGRESS_SECONDS:
             self.last = now
-            self.context.log.info(f"{self.done}/{self.total} partition(s) done in {now - self.started:.1f} s "
-                                  f"({len(failed)} failed or refused); last {partition_key}")
+            self.context.log.info(
+                f"{self.done}/{self.total} partition(s) done in {now - self.started:.1f} s "
+                f"({len(failed)} failed or refused); last {partition_key}"
+            )
 
 
 def _add_partition_metadata(context: OutputContext, partition_key: str, metadata: dict, partitions: int) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, Engine, Integer, func, select
 
 from dyno_reports import executor, names
 from dyno_reports.dagster_defs.preview import preview_markdown
-from dyno_reports.run_request import iso
 from dyno_reports.reports import get_report
+from dyno_reports.run_request import iso
 from dyno_reports.storage.tables import report_run
 
 

@@ -14,8 +14,8 @@ once a month, so definitions change only then.
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime
+from functools import cache
 
 from dagster import (
     DynamicPartitionsDefinition,
@@ -51,7 +51,7 @@ def start_date(today: date | None = None) -> str:
     months_raw = os.environ.get(HISTORY_MONTHS_ENV) or str(DEFAULT_HISTORY_MONTHS)
     if not months_raw.isdigit() or not 1 <= int(months_raw) <= 120:
         raise ConfigError(f"{HISTORY_MONTHS_ENV} must be a whole number of months from 1 to 120, got {months_raw!r}")
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     months = today.year * 12 + today.month - 1 - int(months_raw)
     return date(months // 12, months % 12 + 1, 1).isoformat()
 
@@ -65,7 +65,7 @@ def start_covering(partition_keys: list[str]) -> str:
     return min([start_date(), *periods])
 
 
-@lru_cache(maxsize=None)
+@cache
 def period_partitions(cadence: str, start: str) -> TimeWindowPartitionsDefinition:
     if cadence == "week":
         return WeeklyPartitionsDefinition(start_date=start, day_offset=1, timezone="UTC")  # weeks start Monday
@@ -74,7 +74,7 @@ def period_partitions(cadence: str, start: str) -> TimeWindowPartitionsDefinitio
     raise ConfigError(f"unknown report cadence {cadence!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def report_partitions(cadence: str, start: str) -> MultiPartitionsDefinition:
     """One shared definition per cadence (assets of one cadence can share a job)."""
     return MultiPartitionsDefinition({PERIOD: period_partitions(cadence, start), TENANT: tenant_partitions})
@@ -92,7 +92,11 @@ class PartitionTarget:
 
 def target_of(partitions_def: PartitionsDefinition, partition_key: str) -> PartitionTarget:
     assert isinstance(partitions_def, MultiPartitionsDefinition)
-    key = partition_key if isinstance(partition_key, MultiPartitionKey) else partitions_def.get_partition_key_from_str(partition_key)
+    key = (
+        partition_key
+        if isinstance(partition_key, MultiPartitionKey)
+        else partitions_def.get_partition_key_from_str(partition_key)
+    )
     parts = key.keys_by_dimension
     period_def = next(d.partitions_def for d in partitions_def.partitions_defs if d.name == PERIOD)
     assert isinstance(period_def, TimeWindowPartitionsDefinition)

@@ -23,27 +23,39 @@ def tenant_name(engine: Engine, tenant_id: UUID) -> str | None:
         return names.tenant_name(conn, tenant_id)
 
 
-def facts_preview(engine: Engine, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int,
-                  limit: int) -> str:
+def facts_preview(
+    engine: Engine, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int, limit: int
+) -> str:
     """`**<title>** for <tenant>: first N of M fact rows`, then the first `limit` rows as a markdown table."""
     with engine.connect() as conn:
         run_names = names.run_names(conn, report.fact_table, tenant_id, run_id)
         return preview_markdown(conn, report, tenant_id, run_id, fact_rows, limit, run_names)
 
 
-def preview_markdown(conn: Connection, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int,
-                     limit: int, run_names: names.RunNames) -> str:
+def preview_markdown(
+    conn: Connection,
+    report: ReportDefinition,
+    tenant_id: UUID,
+    run_id: UUID,
+    fact_rows: int,
+    limit: int,
+    run_names: names.RunNames,
+) -> str:
     """`facts_preview` on an open connection, with the run's names already looked up."""
     table = report.fact_table
     columns = report.fact_columns
     rows = conn.execute(
         select(*(table.c[name] for name in columns))
         .where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
-        .order_by(*(table.c[d] for d in report.dimensions)).limit(limit)
+        .order_by(*(table.c[d] for d in report.dimensions))
+        .limit(limit)
     ).all()
     header = "| " + " | ".join(HEADERS.get(c, c) for c in columns) + " |"
     rule = "|" + "---|" * len(columns)
-    body = ["| " + " | ".join(_named_cell(run_names, c, v) for c, v in zip(columns, row)) + " |" for row in rows]
+    body = [
+        "| " + " | ".join(_named_cell(run_names, c, v) for c, v in zip(columns, row, strict=True)) + " |"
+        for row in rows
+    ]
     shown = f"first {len(rows)} of {fact_rows}" if fact_rows > len(rows) else f"{len(rows)}"
     tenant = _inline(run_names.tenant or str(tenant_id))
     return f"**{report.title}** for {tenant}: {shown} fact rows\n\n" + "\n".join([header, rule, *body])

@@ -8,7 +8,7 @@ config only carries the Launchpad-friendly shape of each option.
 
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 from uuid import UUID
 
@@ -27,15 +27,15 @@ def _config_type(annotation: Any) -> Any:
     if origin in (Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
-            return typing.Optional[_config_type(inner[0])]  # noqa: UP045 (built at run time)
+            return _config_type(inner[0]) | None
     if origin in (tuple, list) and len(args) == 1:
-        return list[_config_type(args[0])]
+        return types.GenericAlias(list, (_config_type(args[0]),))
     if annotation in _SCALARS:
         return _SCALARS[annotation]
     raise TypeError(f"option type {annotation!r} has no Dagster config equivalent: add it to run_config._SCALARS")
 
 
-@lru_cache(maxsize=None)
+@cache
 def report_config_class(report: ReportDefinition) -> type[Config]:
     """A `Config` subclass with one field per option, same defaults and descriptions."""
     fields: dict[str, Any] = {}

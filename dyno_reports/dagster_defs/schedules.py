@@ -53,11 +53,18 @@ def batch_requests(period: str, tenants: Sequence[str], cadence: str) -> list[Ru
     for first in range(0, len(tenants), TENANTS_PER_RUN):
         batch = tenants[first : first + TENANTS_PER_RUN]
         start, end = f"{period}|{batch[0]}", f"{period}|{batch[-1]}"
-        requests.append(RunRequest(
-            run_key=f"{start}..{batch[-1]}",
-            tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "dyno/period": period, "dyno/cadence": cadence,
-                  "dyno/tenants": str(len(batch))},
-        ))
+        requests.append(
+            RunRequest(
+                run_key=f"{start}..{batch[-1]}",
+                tags={
+                    RANGE_START_TAG: start,
+                    RANGE_END_TAG: end,
+                    "dyno/period": period,
+                    "dyno/cadence": cadence,
+                    "dyno/tenants": str(len(batch)),
+                },
+            )
+        )
     return requests
 
 
@@ -71,14 +78,18 @@ def cadence_schedule(cadence: str, start: str, job: "UnresolvedAssetJobDefinitio
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
         description=f"After each {cadence} closes: the just-closed {cadence} for every tenant, "
-                    f"{TENANTS_PER_RUN} tenants per run.",
+        f"{TENANTS_PER_RUN} tenants per run.",
     )
     def _schedule(context: ScheduleEvaluationContext):
-        with partition_loading_context(effective_dt=context.scheduled_execution_time, dynamic_partitions_store=context.instance):
+        with partition_loading_context(
+            effective_dt=context.scheduled_execution_time, dynamic_partitions_store=context.instance
+        ):
             period = period_def.get_last_partition_key()
         tenants = context.instance.get_dynamic_partitions(TENANT)  # registration order: what ranges follow
         if period is None or not tenants:
-            return SkipReason(f"no closed {cadence} yet" if period is None else "no tenant partitions (run sync-tenants)")
+            return SkipReason(
+                f"no closed {cadence} yet" if period is None else "no tenant partitions (run sync-tenants)"
+            )
         return batch_requests(period, tenants, cadence)
 
     return _schedule

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from sqlalchemy import Table
 
 from dyno_reports.errors import InputError
@@ -62,7 +63,7 @@ def parse_options(model: type[ReportOptions], raw: dict[str, Any] | None) -> Rep
         raise InputError("invalid options: " + "; ".join(_describe(err) for err in exc.errors())) from None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "options"
     if error["type"] == "extra_forbidden":
         return f"unknown option {field!r}"

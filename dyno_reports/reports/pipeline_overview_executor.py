@@ -8,9 +8,7 @@ from dyno_reports.storage.tables import pipeline_overview_fact
 
 
 class PipelineOverviewOptions(ReportOptions):
-    include_closed: StrictBool = Field(
-        default=False, description="also report stages of kind won and lost"
-    )
+    include_closed: StrictBool = Field(default=False, description="also report stages of kind won and lost")
 
 
 SQL = report_sql(

@@ -10,7 +10,6 @@ from dyno_reports.reports.base import ReportDefinition, ReportOptions
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import stage_conversion_fact
 
-
 SQL = report_sql(
     f""",
 cohort AS (

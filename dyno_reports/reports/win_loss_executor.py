@@ -4,7 +4,6 @@ from dyno_reports.reports.base import ReportDefinition, ReportOptions
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import win_loss_fact
 
-
 SQL = report_sql(
     f""",
 last_closing AS (
@@ -65,8 +64,13 @@ REPORT = ReportDefinition(
     fact_table=win_loss_fact,
     dimensions=("pipeline_id", "principal_id"),
     metrics=(
-        "won_count", "lost_count", "won_amount", "lost_amount",
-        "win_rate", "win_rate_by_value", "avg_cycle_days",
+        "won_count",
+        "lost_count",
+        "won_amount",
+        "lost_amount",
+        "win_rate",
+        "win_rate_by_value",
+        "avg_cycle_days",
     ),
     headline_metrics=("won_count", "lost_count", "won_amount", "lost_amount"),
     options_model=ReportOptions,

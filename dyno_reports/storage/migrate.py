@@ -52,6 +52,5 @@ def require_head(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
         raise ConfigError(
-            f"the database is at migration {current or 'none'}, this code needs {head}: "
-            "run `dyno-reports db upgrade`"
+            f"the database is at migration {current or 'none'}, this code needs {head}: run `dyno-reports db upgrade`"
         )

@@ -46,14 +46,16 @@ RUN_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED")
 # --- CRM source contract (schema crm) --------------------------------------
 
 tenant = Table(
-    "tenant", crm_metadata,
+    "tenant",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", TZ, nullable=False, server_default=text("now()")),
     schema="crm",
 )
 principal = Table(
-    "principal", crm_metadata,
+    "principal",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("principal_id", UUID(as_uuid=True), nullable=False),
     Column("display_name", Text, nullable=False),
@@ -62,7 +64,8 @@ principal = Table(
     schema="crm",
 )
 pipeline = Table(
-    "pipeline", crm_metadata,
+    "pipeline",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("pipeline_id", UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
@@ -71,7 +74,8 @@ pipeline = Table(
     schema="crm",
 )
 stage = Table(
-    "stage", crm_metadata,
+    "stage",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("stage_id", UUID(as_uuid=True), nullable=False),
     Column("pipeline_id", UUID(as_uuid=True), nullable=False),
@@ -87,7 +91,8 @@ stage = Table(
     schema="crm",
 )
 deal = Table(
-    "deal", crm_metadata,
+    "deal",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("deal_id", UUID(as_uuid=True), nullable=False),
     Column("name", Text, nullable=False),
@@ -97,7 +102,8 @@ deal = Table(
     schema="crm",
 )
 deal_history = Table(
-    "deal_history", crm_metadata,
+    "deal_history",
+    crm_metadata,
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("deal_id", UUID(as_uuid=True), nullable=False),
     Column("valid_from", TZ, nullable=False),
@@ -119,13 +125,15 @@ deal_history = Table(
 # --- Reporting (schema reporting) -------------------------------------------
 
 report_type = Table(
-    "report_type", metadata,
+    "report_type",
+    metadata,
     Column("report_type", Text, primary_key=True),
     Column("fact_table", Text, nullable=False, unique=True),
     schema="reporting",
 )
 report_run = Table(
-    "report_run", metadata,
+    "report_run",
+    metadata,
     Column("run_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", UUID(as_uuid=True), nullable=False),
     Column("report_type", Text, nullable=False),
@@ -143,17 +151,23 @@ report_run = Table(
     CheckConstraint("status IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')", name="status"),
     CheckConstraint("status <> 'FAILED' OR error_message IS NOT NULL", name="failed_has_error"),
     CheckConstraint("period_start IS NULL OR period_end > period_start", name="period_order"),
-    CheckConstraint(
-        "period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"
-    ),
+    CheckConstraint("period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"),
     CheckConstraint("input_fingerprint ~ '^[0-9a-f]{64}$'", name="input_fingerprint"),
     schema="reporting",
 )
-Index("ix_report_run_tenant_id_report_type_period_end",
-      report_run.c.tenant_id, report_run.c.report_type, report_run.c.period_end, report_run.c.generated_at)
+Index(
+    "ix_report_run_tenant_id_report_type_period_end",
+    report_run.c.tenant_id,
+    report_run.c.report_type,
+    report_run.c.period_end,
+    report_run.c.generated_at,
+)
 Index("ix_report_run_input_fingerprint", report_run.c.input_fingerprint)
-Index("ix_report_run_dagster_run_id", report_run.c.dagster_run_id,
-      postgresql_where=report_run.c.dagster_run_id.isnot(None))
+Index(
+    "ix_report_run_dagster_run_id",
+    report_run.c.dagster_run_id,
+    postgresql_where=report_run.c.dagster_run_id.isnot(None),
+)
 
 
 def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
@@ -164,7 +178,8 @@ def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
     """
     table_name = f"report_{name}_fact"
     return Table(
-        table_name, metadata,
+        table_name,
+        metadata,
         Column("run_id", UUID(as_uuid=True), nullable=False),
         Column("tenant_id", UUID(as_uuid=True), nullable=False),
         *columns,
@@ -173,7 +188,9 @@ def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
             ["reporting.report_run.tenant_id", "reporting.report_run.run_id"],
             ondelete="CASCADE",
         ),
-        UniqueConstraint("run_id", *keys, name=conv(f"uq_{table_name}_run_id_dims"), postgresql_nulls_not_distinct=True),
+        UniqueConstraint(
+            "run_id", *keys, name=conv(f"uq_{table_name}_run_id_dims"), postgresql_nulls_not_distinct=True
+        ),
         schema="reporting",
     )
 
@@ -192,35 +209,56 @@ def _uuid(name: str, nullable: bool = False) -> Column:
 
 pipeline_overview_fact = fact_table(
     "pipeline_overview",
-    _uuid("pipeline_id"), _uuid("stage_id"),
-    _count("deal_count"), _money("total_amount"), _money("avg_amount", nullable=True),
-    Column("avg_days_in_stage", DAYS), _count("entered_count"),
+    _uuid("pipeline_id"),
+    _uuid("stage_id"),
+    _count("deal_count"),
+    _money("total_amount"),
+    _money("avg_amount", nullable=True),
+    Column("avg_days_in_stage", DAYS),
+    _count("entered_count"),
     keys=("stage_id",),
 )
 stage_conversion_fact = fact_table(
     "stage_conversion",
-    _uuid("pipeline_id"), _uuid("stage_id"),
-    _count("entered_count"), _count("advanced_count"), _count("lost_count"),
-    Column("conversion_rate", RATE), Column("avg_days_to_advance", DAYS),
+    _uuid("pipeline_id"),
+    _uuid("stage_id"),
+    _count("entered_count"),
+    _count("advanced_count"),
+    _count("lost_count"),
+    Column("conversion_rate", RATE),
+    Column("avg_days_to_advance", DAYS),
     keys=("stage_id",),
 )
 weighted_pipeline_fact = fact_table(
     "weighted_pipeline",
-    _uuid("pipeline_id"), _uuid("principal_id"), Column("close_month", Date),
-    _count("deal_count"), _money("total_amount"), _money("weighted_amount"),
+    _uuid("pipeline_id"),
+    _uuid("principal_id"),
+    Column("close_month", Date),
+    _count("deal_count"),
+    _money("total_amount"),
+    _money("weighted_amount"),
     keys=("pipeline_id", "principal_id", "close_month"),
 )
 win_loss_fact = fact_table(
     "win_loss",
-    _uuid("pipeline_id"), _uuid("principal_id"),
-    _count("won_count"), _count("lost_count"), _money("won_amount"), _money("lost_amount"),
-    Column("win_rate", RATE), Column("win_rate_by_value", RATE), Column("avg_cycle_days", DAYS),
+    _uuid("pipeline_id"),
+    _uuid("principal_id"),
+    _count("won_count"),
+    _count("lost_count"),
+    _money("won_amount"),
+    _money("lost_amount"),
+    Column("win_rate", RATE),
+    Column("win_rate_by_value", RATE),
+    Column("avg_cycle_days", DAYS),
     keys=("pipeline_id", "principal_id"),
 )
 deal_velocity_fact = fact_table(
     "deal_velocity",
-    _uuid("pipeline_id"), _uuid("stage_id"),
+    _uuid("pipeline_id"),
+    _uuid("stage_id"),
     _count("exited_count"),
-    Column("avg_days", DAYS), Column("p50_days", DAYS), Column("p90_days", DAYS),
+    Column("avg_days", DAYS),
+    Column("p50_days", DAYS),
+    Column("p90_days", DAYS),
     keys=("stage_id",),
 )

@@ -88,6 +88,7 @@ def ratio(numerator, denominator) -> Fraction | None:
 def selected_stages(data: TenantData, pipeline_ids: list[UUID] | None, kinds: set[str] | None = None):
     """Stages of the selected pipelines (None = every pipeline), optionally of some kinds."""
     return [
-        s for s in data.stages.values()
+        s
+        for s in data.stages.values()
         if (pipeline_ids is None or s.pipeline_id in pipeline_ids) and (kinds is None or s.kind in kinds)
     ]

@@ -6,7 +6,13 @@ from math import ceil, floor
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
-    days_between, in_window, mean, population, round_half_away, selected_stages, stints,
+    days_between,
+    in_window,
+    mean,
+    population,
+    round_half_away,
+    selected_stages,
+    stints,
 )
 from dyno_reports_tests.support.history import TenantData
 
@@ -22,8 +28,9 @@ def percentile_cont(values: list[Fraction], fraction: Fraction) -> Fraction | No
     return below + (position - floor(position)) * (above - below)
 
 
-def expected(data: TenantData, start: datetime | None, end: datetime,
-             pipeline_ids: list[UUID] | None = None) -> dict[tuple, dict]:
+def expected(
+    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
     live = population(data, end)
     facts = {}

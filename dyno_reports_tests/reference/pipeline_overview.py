@@ -5,13 +5,25 @@ from decimal import Decimal
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
-    days_between, in_window, mean, population, ratio, round_half_away, selected_stages, stints,
+    days_between,
+    in_window,
+    mean,
+    population,
+    ratio,
+    round_half_away,
+    selected_stages,
+    stints,
 )
 from dyno_reports_tests.support.history import TenantData
 
 
-def expected(data: TenantData, start: datetime | None, end: datetime,
-             pipeline_ids: list[UUID] | None = None, include_closed: bool = False) -> dict[tuple, dict]:
+def expected(
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    include_closed: bool = False,
+) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
     live = population(data, end)
     facts = {}
@@ -20,7 +32,8 @@ def expected(data: TenantData, start: datetime | None, end: datetime,
         total = sum((live[d].amount for d in here), Decimal("0.00"))
         current_stint_days = [days_between(stints(data, d, end)[-1].entered_at, end) for d in here]
         entered = {
-            d for d in live
+            d
+            for d in live
             for s in stints(data, d, end)
             if s.stage_id == stage.stage_id and in_window(s.entered_at, start, end)
         }

@@ -4,7 +4,14 @@ from datetime import datetime
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
-    days_between, entries, in_window, mean, population, ratio, round_half_away, selected_stages,
+    days_between,
+    entries,
+    in_window,
+    mean,
+    population,
+    ratio,
+    round_half_away,
+    selected_stages,
 )
 from dyno_reports_tests.support.history import Stage, TenantData
 
@@ -16,8 +23,9 @@ def advances_from(target: Stage, stage: Stage) -> bool:
     return target.kind == "won" or (target.kind == "open" and target.position > stage.position)
 
 
-def expected(data: TenantData, start: datetime | None, end: datetime,
-             pipeline_ids: list[UUID] | None = None) -> dict[tuple, dict]:
+def expected(
+    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
     live = population(data, end)
     facts = {}
@@ -26,13 +34,22 @@ def expected(data: TenantData, start: datetime | None, end: datetime,
         days_to_advance = []
         for deal_id, state in live.items():
             deal_entries = entries(data, deal_id, end)
-            t0 = next((e.valid_from for e in deal_entries
-                       if e.stage_id == stage.stage_id and in_window(e.valid_from, start, end)), None)
+            t0 = next(
+                (
+                    e.valid_from
+                    for e in deal_entries
+                    if e.stage_id == stage.stage_id and in_window(e.valid_from, start, end)
+                ),
+                None,
+            )
             if t0 is None:
                 continue  # not in the cohort
             entered += 1
-            later = [e.valid_from for e in deal_entries
-                     if t0 < e.valid_from < end and advances_from(data.stages[e.stage_id], stage)]
+            later = [
+                e.valid_from
+                for e in deal_entries
+                if t0 < e.valid_from < end and advances_from(data.stages[e.stage_id], stage)
+            ]
             if later:
                 advanced += 1
                 days_to_advance.append(days_between(t0, later[0]))

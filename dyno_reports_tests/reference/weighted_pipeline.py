@@ -14,8 +14,9 @@ def close_month(close_date: date | None) -> date | None:
     return None if close_date is None else close_date.replace(day=1)
 
 
-def expected(data: TenantData, start: datetime | None, end: datetime,
-             pipeline_ids: list[UUID] | None = None) -> dict[tuple, dict]:
+def expected(
+    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+) -> dict[tuple, dict]:
     """(pipeline_id, principal_id, close_month) -> the fact row's columns.
 
     A snapshot at E: `start` is accepted for symmetry with the other reports and ignored.

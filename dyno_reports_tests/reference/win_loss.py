@@ -7,7 +7,14 @@ from decimal import Decimal
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
-    days_between, entries, in_window, mean, population, ratio, round_half_away, selected_stages,
+    days_between,
+    entries,
+    in_window,
+    mean,
+    population,
+    ratio,
+    round_half_away,
+    selected_stages,
 )
 from dyno_reports_tests.support.history import Row, TenantData
 
@@ -22,15 +29,17 @@ class Counted:
     kind: str
 
 
-def counted_deals(data: TenantData, start: datetime | None, end: datetime,
-                  pipeline_ids: list[UUID] | None = None) -> list[Counted]:
+def counted_deals(
+    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+) -> list[Counted]:
     """Population deals whose last closing event in W (into a stage of a selected pipeline)
     is of the same kind as the stage of their state at E (whatever that stage's pipeline)."""
     closing_stages = {s.stage_id: s for s in selected_stages(data, pipeline_ids, {"won", "lost"})}
     counted = []
     for deal_id, state in population(data, end).items():
         closings = [
-            r for r in entries(data, deal_id, end)
+            r
+            for r in entries(data, deal_id, end)
             if r.stage_id in closing_stages and in_window(r.valid_from, start, end)
         ]
         if not closings:
@@ -42,8 +51,9 @@ def counted_deals(data: TenantData, start: datetime | None, end: datetime,
     return counted
 
 
-def expected(data: TenantData, start: datetime | None, end: datetime,
-             pipeline_ids: list[UUID] | None = None) -> dict[tuple, dict]:
+def expected(
+    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+) -> dict[tuple, dict]:
     """(pipeline_id, principal_id) -> the fact row's columns."""
     groups: dict[tuple, list[Counted]] = defaultdict(list)
     for deal in counted_deals(data, start, end, pipeline_ids):

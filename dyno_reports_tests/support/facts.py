@@ -12,11 +12,18 @@ from dyno_reports.reports import get_report
 from dyno_reports_tests.support.history import TenantData, load
 
 
-def run(engine: Engine, report_type: str, tenant_id: UUID, start: datetime | None, end: datetime,
-        options: dict[str, Any] | None = None) -> executor.RunResult:
+def run(
+    engine: Engine,
+    report_type: str,
+    tenant_id: UUID,
+    start: datetime | None,
+    end: datetime,
+    options: dict[str, Any] | None = None,
+) -> executor.RunResult:
     with engine.connect() as conn:
-        request = executor.build_request(conn, report_type, tenant_id, period_start=start, period_end=end,
-                                         options=options)
+        request = executor.build_request(
+            conn, report_type, tenant_id, period_start=start, period_end=end, options=options
+        )
     return executor.execute(engine, request)
 
 
@@ -29,8 +36,14 @@ def facts_by_key(engine: Engine, report_type: str, run_id: UUID) -> dict[Any, di
     return {tuple(row[c] for c in report.dimensions): {c: row[c] for c in report.fact_columns} for row in rows}
 
 
-def run_and_read(engine: Engine, report_type: str, tenant_id: UUID, start: datetime | None, end: datetime,
-                 options: dict[str, Any] | None = None) -> dict[Any, dict]:
+def run_and_read(
+    engine: Engine,
+    report_type: str,
+    tenant_id: UUID,
+    start: datetime | None,
+    end: datetime,
+    options: dict[str, Any] | None = None,
+) -> dict[Any, dict]:
     result = run(engine, report_type, tenant_id, start, end, options)
     assert result.succeeded, result.error_message
     facts = facts_by_key(engine, report_type, result.run_id)
@@ -38,9 +51,15 @@ def run_and_read(engine: Engine, report_type: str, tenant_id: UUID, start: datet
     return facts
 
 
-def assert_matches_reference(engine: Engine, report_type: str, expected: Callable[..., dict], data: TenantData,
-                             window: tuple[datetime | None, datetime], pipeline_ids: list[UUID] | None,
-                             **options: Any) -> None:
+def assert_matches_reference(
+    engine: Engine,
+    report_type: str,
+    expected: Callable[..., dict],
+    data: TenantData,
+    window: tuple[datetime | None, datetime],
+    pipeline_ids: list[UUID] | None,
+    **options: Any,
+) -> None:
     """Load the tenant, run the report through the executor, and compare its facts with the reference
     `expected(data, start, end, pipeline_ids, **options)`."""
     start, end = window

@@ -8,7 +8,7 @@ the comparison with the reference fails.
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import strategies as st
@@ -16,7 +16,7 @@ from sqlalchemy import Engine, insert
 
 from dyno_reports.storage import tables
 
-T0 = datetime(2025, 6, 2, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday
 PIPELINE_IDS = [uuid.UUID(int=0xA000 + i) for i in range(3)]
 STAGE_IDS = [uuid.UUID(int=0xB000 + i) for i in range(24)]
 PRINCIPAL_IDS = [uuid.UUID(int=0xC000 + i) for i in range(4)]
@@ -85,29 +85,54 @@ def load(engine: Engine, data: TenantData) -> None:
     t = data.tenant_id
     with engine.begin() as conn:
         conn.execute(insert(tables.tenant).values(tenant_id=t, name=f"test {t}"))
-        conn.execute(insert(tables.principal), [
-            {"tenant_id": t, "principal_id": p, "display_name": f"owner {i}"} for i, p in enumerate(data.principals)
-        ])
+        conn.execute(
+            insert(tables.principal),
+            [{"tenant_id": t, "principal_id": p, "display_name": f"owner {i}"} for i, p in enumerate(data.principals)],
+        )
         if data.pipelines:
-            conn.execute(insert(tables.pipeline), [
-                {"tenant_id": t, "pipeline_id": p, "name": f"pipeline {i}"} for i, p in enumerate(data.pipelines)
-            ])
-            conn.execute(insert(tables.stage), [
-                {"tenant_id": t, "stage_id": s.stage_id, "pipeline_id": s.pipeline_id, "name": f"{s.kind} {s.position}",
-                 "position": s.position, "probability": s.probability, "kind": s.kind}
-                for s in data.stages.values()
-            ])
+            conn.execute(
+                insert(tables.pipeline),
+                [{"tenant_id": t, "pipeline_id": p, "name": f"pipeline {i}"} for i, p in enumerate(data.pipelines)],
+            )
+            conn.execute(
+                insert(tables.stage),
+                [
+                    {
+                        "tenant_id": t,
+                        "stage_id": s.stage_id,
+                        "pipeline_id": s.pipeline_id,
+                        "name": f"{s.kind} {s.position}",
+                        "position": s.position,
+                        "probability": s.probability,
+                        "kind": s.kind,
+                    }
+                    for s in data.stages.values()
+                ],
+            )
         if data.created_at:
-            conn.execute(insert(tables.deal), [
-                {"tenant_id": t, "deal_id": d, "name": f"deal {d.int:x}", "created_at": c}
-                for d, c in data.created_at.items()
-            ])
-            conn.execute(insert(tables.deal_history), [
-                {"tenant_id": t, "deal_id": r.deal_id, "valid_from": r.valid_from, "stage_id": r.stage_id,
-                 "owner_principal_id": r.owner_id, "amount": r.amount, "expected_close_date": r.close_date,
-                 "is_deleted": r.is_deleted}
-                for r in data.rows
-            ])
+            conn.execute(
+                insert(tables.deal),
+                [
+                    {"tenant_id": t, "deal_id": d, "name": f"deal {d.int:x}", "created_at": c}
+                    for d, c in data.created_at.items()
+                ],
+            )
+            conn.execute(
+                insert(tables.deal_history),
+                [
+                    {
+                        "tenant_id": t,
+                        "deal_id": r.deal_id,
+                        "valid_from": r.valid_from,
+                        "stage_id": r.stage_id,
+                        "owner_principal_id": r.owner_id,
+                        "amount": r.amount,
+                        "expected_close_date": r.close_date,
+                        "is_deleted": r.is_deleted,
+                    }
+                    for r in data.rows
+                ],
+            )
 
 
 def two_pipelines(open_stages_in_first: int = 2) -> tuple[TenantData, list[Stage], list[Stage]]:
@@ -146,8 +171,14 @@ def tenant_histories(draw: st.DrawFn, max_deals: int = 10) -> TenantData:
                 stage = previous[1]
             else:
                 stage = draw(st.sampled_from(stages))
-            row = (when, stage, draw(amounts), draw(st.sampled_from(data.principals)), draw(close_dates),
-                   draw(st.integers(0, 6)) == 0)
+            row = (
+                when,
+                stage,
+                draw(amounts),
+                draw(st.sampled_from(data.principals)),
+                draw(close_dates),
+                draw(st.integers(0, 6)) == 0,
+            )
             rows.append(row)
             previous = row
         data.add_deal(deal_id, rows)
@@ -166,11 +197,20 @@ def busy_histories(draw: st.DrawFn) -> TenantData:
     offsets = jitter if draw(st.booleans()) else st.just(timedelta(0))
     for deal_id in draw(st.lists(st.sampled_from(DEAL_IDS), min_size=8, max_size=30, unique=True)):
         times = sorted(draw(st.lists(instants, min_size=2, max_size=7, unique=True)))
-        data.add_deal(deal_id, [
-            (when + draw(offsets), draw(st.sampled_from(stages)), draw(amounts), None, None,
-             draw(st.integers(0, 6)) == 0)
-            for when in times
-        ])
+        data.add_deal(
+            deal_id,
+            [
+                (
+                    when + draw(offsets),
+                    draw(st.sampled_from(stages)),
+                    draw(amounts),
+                    None,
+                    None,
+                    draw(st.integers(0, 6)) == 0,
+                )
+                for when in times
+            ],
+        )
     return data
 
 

@@ -37,8 +37,13 @@ def main() -> None:
         ReportRunIOManager.handle_output = handle_then_die  # type: ignore[method-assign]
     job = build_reconstructable_job(__name__, "weekly_job")
     with DagsterInstance.get() as instance:
-        execute_job(job, instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
-                    asset_selection=[AssetKey(report)], raise_on_error=False)
+        execute_job(
+            job,
+            instance,
+            tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+            asset_selection=[AssetKey(report)],
+            raise_on_error=False,
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,7 @@ def create_fact_table(report_type: str, columns_sql: str, dimensions: str) -> No
           FOR EACH ROW EXECUTE FUNCTION reporting.fact_requires_succeeded_run()
         """
     )
-    op.execute(
-        f"INSERT INTO reporting.report_type (report_type, fact_table) VALUES ('{report_type}', '{table}')"
-    )
+    op.execute(f"INSERT INTO reporting.report_type (report_type, fact_table) VALUES ('{report_type}', '{table}')")
 
 
 def drop_fact_table(report_type: str) -> None:

@@ -173,6 +173,8 @@ def downgrade() -> None:
     op.execute("DROP TABLE reporting.report_pipeline_overview_fact, reporting.report_run, reporting.report_type")
     op.execute("DROP FUNCTION reporting.report_run_status_is_final(), reporting.fact_requires_succeeded_run()")
     # Drop the CRM tables only when this migration created them (never the CRM's own).
-    owner_note = op.get_bind().exec_driver_sql("SELECT obj_description(to_regnamespace('crm'), 'pg_namespace')").scalar()
+    owner_note = (
+        op.get_bind().exec_driver_sql("SELECT obj_description(to_regnamespace('crm'), 'pg_namespace')").scalar()
+    )
     if owner_note == CRM_OWNED_BY_US:
         op.execute("DROP SCHEMA crm CASCADE")

@@ -29,24 +29,29 @@ def _columns(table: str, dims: list[str], counts: list[str], money: list[str], p
 FACT_TABLES = {
     "stage_conversion": (
         ["pipeline_id uuid NOT NULL", "stage_id uuid NOT NULL"],
-        ["entered_count", "advanced_count", "lost_count"], [],
+        ["entered_count", "advanced_count", "lost_count"],
+        [],
         ["conversion_rate numeric(6,4)", "avg_days_to_advance numeric(14,2)"],
         "stage_id",
     ),
     "weighted_pipeline": (
         ["pipeline_id uuid NOT NULL", "principal_id uuid NOT NULL", "close_month date"],
-        ["deal_count"], ["total_amount", "weighted_amount"], [],
+        ["deal_count"],
+        ["total_amount", "weighted_amount"],
+        [],
         "pipeline_id, principal_id, close_month",
     ),
     "win_loss": (
         ["pipeline_id uuid NOT NULL", "principal_id uuid NOT NULL"],
-        ["won_count", "lost_count"], ["won_amount", "lost_amount"],
+        ["won_count", "lost_count"],
+        ["won_amount", "lost_amount"],
         ["win_rate numeric(6,4)", "win_rate_by_value numeric(6,4)", "avg_cycle_days numeric(14,2)"],
         "pipeline_id, principal_id",
     ),
     "deal_velocity": (
         ["pipeline_id uuid NOT NULL", "stage_id uuid NOT NULL"],
-        ["exited_count"], [],
+        ["exited_count"],
+        [],
         ["avg_days numeric(14,2)", "p50_days numeric(14,2)", "p90_days numeric(14,2)"],
         "stage_id",
     ),
