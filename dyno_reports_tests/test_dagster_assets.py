@@ -13,7 +13,6 @@ from dagster import (
     DagsterEventType,
     DagsterInvalidConfigError,
     SensorResult,
-    build_run_status_sensor_context,
     build_sensor_context,
     instance_for_test,
     materialize,
@@ -28,7 +27,6 @@ from dyno_reports.dagster_defs.checks import (
     report_checks,
     stages_missing_from_overview,
 )
-from dyno_reports.dagster_defs.failures import report_run_failure_reaper
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
@@ -36,6 +34,7 @@ from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+from dyno_reports_tests.support.reaper import fail_and_reap
 
 D = timedelta(days=1)
 START = "2025-01-01"
@@ -236,17 +235,7 @@ def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant
     job = build_definitions().resolve_job_def("weekly_reports")
     key = f"2025-06-23|{tenant}"
     run = instance.create_run_for_job(job, tags={"dagster/partition": key}, asset_selection={AssetKey(REPORT)})
-    instance.report_run_failed(run)  # what run monitoring does when the run's process died
-    event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name="report_run_failure_reaper",
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id),
-        resources={"dyno_db": ReportDatabase(database_url=env)},
-    ).for_run_failure()
-    report_run_failure_reaper(context)
-    report_run_failure_reaper(context)  # idempotent: still one header
+    fail_and_reap(instance, run, env)  # twice: still one header
     (header,) = headers_of(engine, run.run_id)
     assert header.status == "FAILED" and run.run_id in header.error_message
     assert header.period_start == datetime(2025, 6, 23, tzinfo=UTC)

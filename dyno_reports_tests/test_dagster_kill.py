@@ -19,15 +19,14 @@ from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, build_run_status_sensor_context
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from sqlalchemy import func, select, text
 
 from dyno_reports import seed
-from dyno_reports.dagster_defs.failures import report_run_failure_reaper
-from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+from dyno_reports_tests.support.reaper import fail_and_reap
 
 pytestmark = pytest.mark.slow
 REPORT = "pipeline_overview"
@@ -114,17 +113,7 @@ def group_gone(pgid: int, timeout: float = 5) -> bool:
 def reap(instance: DagsterInstance, database_url) -> str:
     """What run monitoring and the failure sensor do for a run whose worker died."""
     (run,) = instance.get_runs(limit=1)
-    instance.report_run_failed(run)
-    event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name="report_run_failure_reaper",
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id),
-        resources={"dyno_db": ReportDatabase(database_url=url_string(database_url))},
-    ).for_run_failure()
-    report_run_failure_reaper(context)
-    report_run_failure_reaper(context)  # idempotent
+    fail_and_reap(instance, run, url_string(database_url))
     return run.run_id
 
 
