@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from dyno_reports import db, executor
 from dyno_reports.errors import DynoError, InputError
 from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import migrate
+from dyno_reports.storage import drift, migrate
 
 
 @click.group(help="Tenant-scoped Deal & Pipeline reports on PostgreSQL.")
@@ -28,6 +28,21 @@ def db_group() -> None:
 def db_upgrade() -> None:
     revision = migrate.upgrade(db.get_engine())
     click.echo(f"database at revision {revision}")
+
+
+@db_group.command(
+    "check",
+    help="Compare the database with the models (storage/tables.py): prints `no drift`, "
+    "or one line per difference and exits 1.",
+)
+def db_check() -> None:
+    differences = drift.check(db.get_engine())
+    if not differences:
+        click.echo("no drift")
+        return
+    for difference in differences:
+        click.echo(str(difference))
+    raise DynoError(f"{len(differences)} difference(s) between the models (storage/tables.py) and the database")
 
 
 @db_group.command(

@@ -1,11 +1,22 @@
-"""Alembic migrations (real PostgreSQL): up from empty, down and up again, and agreement with tables.py."""
+"""Alembic migrations (real PostgreSQL): up from empty, down and up again, frozen revisions,
+the migration transaction's timeouts, and `dyno-reports db check` (drift against tables.py)."""
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, select
+import ast
+import os
+import subprocess
+import sys
 
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, event, select
+
+from dyno_reports.errors import ConfigError
 from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import migrate, tables
+from dyno_reports.storage import drift, migrate, tables
+
+VERSIONS = migrate.MIGRATIONS / "versions"
+# What a frozen revision may import: Alembic's op and SQLAlchemy, never the project's code.
+FROZEN_IMPORTS = {"alembic", "sqlalchemy"}
 
 
 def test_upgrade_from_empty_downgrade_and_upgrade_again(database_factory):
@@ -23,23 +34,8 @@ def test_upgrade_from_empty_downgrade_and_upgrade_again(database_factory):
         engine.dispose()
 
 
-def schema_diff(conn, metadata, schema: str) -> list:
-    """What autogenerate would change in `schema` to match `metadata` (Alembic's table excluded)."""
-    context = MigrationContext.configure(
-        conn,
-        opts={
-            "include_schemas": True,
-            "include_name": lambda name, type_, parent: type_ != "schema" or name == schema,
-            "include_object": lambda obj, name, type_, reflected, compare_to: name != "alembic_version",
-        },
-    )
-    return compare_metadata(context, metadata)
-
-
 def test_migrated_schema_matches_the_metadata_module(engine):
-    with engine.connect() as conn:
-        assert schema_diff(conn, tables.crm_metadata, "crm") == []
-        assert schema_diff(conn, tables.metadata, "reporting") == []
+    assert drift.check(engine) == []
 
 
 def test_every_registered_report_is_a_known_report_type_with_its_fact_table(engine):
@@ -65,3 +61,214 @@ def test_upgrade_keeps_a_crm_schema_the_crm_already_owns(database_factory):
             assert conn.exec_driver_sql("SELECT name FROM crm.tenant").scalars().all() == ["existing"]
     finally:
         engine.dispose()
+
+
+# --- frozen revisions ----------------------------------------------------------
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a Python source imports (relative imports keep their dots), and dynamic import calls."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Name) and node.id in ("__import__", "importlib"):
+            found.add(node.id)
+    return found
+
+
+def test_no_revision_imports_the_projects_code():
+    """A revision is frozen: shared code that changes later cannot change what it does."""
+    revisions = sorted(path for path in VERSIONS.glob("*.py") if path.name != "__init__.py")
+    assert len(revisions) >= 2
+    for path in revisions:
+        modules = imported_modules(path.read_text())
+        assert "alembic" in modules
+        foreign = {m for m in modules if m.split(".")[0] not in FROZEN_IMPORTS}
+        assert not foreign, f"{path.name} imports {sorted(foreign)}: inline the SQL it needs"
+
+
+def test_the_frozen_import_check_sees_project_and_relative_imports():
+    source = "from dyno_reports.storage.migrations import ddl\nfrom . import helpers\nimport alembic.op\n"
+    assert imported_modules(source) == {"dyno_reports.storage.migrations", ".", "alembic.op"}
+
+
+# --- the migration transaction's timeouts ----------------------------------------
+
+
+def settings_seen_by_create_table(engine) -> list[tuple[str, str]]:
+    """Records, right after each CREATE TABLE a migration runs, lock_timeout and statement_timeout
+    as its own transaction sees them (a raw cursor on the same connection)."""
+    seen: list[tuple[str, str]] = []
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def probe(conn, cursor, statement, parameters, context, executemany):
+        if "CREATE TABLE" in statement:
+            raw = cursor.connection.cursor()
+            raw.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+            seen.append(raw.fetchone())
+
+    return seen
+
+
+def show_timeouts(engine) -> tuple[str, str]:
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+        return tuple(row.one())
+
+
+def test_migrations_run_with_lock_and_statement_timeouts(database_factory, monkeypatch):
+    monkeypatch.delenv("DYNO_MIGRATION_LOCK_TIMEOUT", raising=False)
+    monkeypatch.delenv("DYNO_MIGRATION_STATEMENT_TIMEOUT", raising=False)
+    engine = create_engine(database_factory("timeouts"), pool_size=1)
+    try:
+        before = show_timeouts(engine)
+        seen = settings_seen_by_create_table(engine)
+        assert migrate.upgrade(engine) == migrate.head_revision()
+        assert len(seen) >= 2  # 0001 and 0002 both create tables
+        assert set(seen) == {("5s", "10min")}
+        assert show_timeouts(engine) == before  # SET LOCAL: gone with the migration transaction
+    finally:
+        engine.dispose()
+
+
+def test_migration_timeouts_come_from_the_environment_when_the_migration_runs(engine, monkeypatch):
+    monkeypatch.setenv("DYNO_MIGRATION_LOCK_TIMEOUT", "750ms")
+    monkeypatch.setenv("DYNO_MIGRATION_STATEMENT_TIMEOUT", "2min")
+    with engine.begin() as conn:  # env.py runs inside this transaction: read its settings there
+        cfg = migrate.alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        settings = conn.exec_driver_sql("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+        assert tuple(settings.one()) == ("750ms", "2min")
+
+
+@pytest.mark.parametrize("variable", ["DYNO_MIGRATION_LOCK_TIMEOUT", "DYNO_MIGRATION_STATEMENT_TIMEOUT"])
+def test_a_malformed_migration_timeout_is_refused_before_anything_runs(database_factory, monkeypatch, variable):
+    monkeypatch.setenv(variable, "5 seconds")
+    engine = create_engine(database_factory("bad_timeout"))
+    try:
+        with pytest.raises(ConfigError, match=variable):
+            migrate.upgrade(engine)
+        assert migrate.current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+# --- dyno-reports db check --------------------------------------------------------
+
+
+def dyno(url, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DYNO_DATABASE_URL": url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_db_check_says_no_drift_after_upgrade(database_url):
+    done = dyno(database_url, "db", "check")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no drift\n", "")
+
+
+def test_db_check_names_a_column_added_out_of_band(database_factory):
+    url = database_factory("drift_cli")
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE reporting.report_run ADD COLUMN x int")
+    finally:
+        engine.dispose()
+    done = dyno(url, "db", "check")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "remove_column reporting.report_run.x: INTEGER in the database, not in the models"
+    ]
+    assert done.stderr == "error: 1 difference(s) between the models (storage/tables.py) and the database\n"
+
+
+def test_db_check_on_a_database_behind_the_migrations(database_factory):
+    url = database_factory("drift_behind")
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine, "0001")
+    finally:
+        engine.dispose()
+    done = dyno(url, "db", "check")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"revision reporting.alembic_version: database at 0001, migrations at {migrate.head_revision()}"
+        " (run `dyno-reports db upgrade`)"
+    ]
+
+
+OUT_OF_BAND = {
+    "reporting: a table the models lack": (
+        "CREATE TABLE reporting.stray (i int)",
+        ["remove_table reporting.stray: in the database, not in the models"],
+    ),
+    "reporting: a changed type": (
+        "ALTER TABLE reporting.report_run ALTER COLUMN dagster_run_id TYPE varchar(64)",
+        ["modify_type reporting.report_run.dagster_run_id: VARCHAR(64) in the database, TEXT in the models"],
+    ),
+    "reporting: a dropped default": (
+        "ALTER TABLE reporting.report_run ALTER COLUMN generated_at DROP DEFAULT",
+        ["modify_default reporting.report_run.generated_at: no default in the database, DEFAULT now() in the models"],
+    ),
+    "reporting: nullability": (
+        "ALTER TABLE reporting.report_run ALTER COLUMN dagster_run_id SET NOT NULL",
+        ["modify_nullable reporting.report_run.dagster_run_id: NOT NULL in the database, NULL in the models"],
+    ),
+    "reporting: an extra index": (
+        "CREATE INDEX ix_stray ON reporting.report_run (status)",
+        ["remove_index reporting.report_run: index ix_stray (status) in the database, not in the models"],
+    ),
+    "reporting: a dropped CHECK constraint (autogenerate cannot see it)": (
+        "ALTER TABLE reporting.report_win_loss_fact DROP CONSTRAINT ck_report_win_loss_fact_won_count",
+        [
+            "add_check_constraint reporting.report_win_loss_fact: ck_report_win_loss_fact_won_count"
+            " in the models, not in the database"
+        ],
+    ),
+    "reporting: a dropped guard trigger": (
+        "DROP TRIGGER facts_need_succeeded_run ON reporting.report_deal_velocity_fact",
+        [
+            "add_trigger reporting.report_deal_velocity_fact: facts_need_succeeded_run"
+            " in the models, not in the database"
+        ],
+    ),
+    "reporting: a disabled guard trigger": (
+        "ALTER TABLE reporting.report_run DISABLE TRIGGER report_run_status_is_final",
+        [
+            "enable_trigger reporting.report_run: report_run_status_is_final"
+            " is disabled in the database, enabled in the models"
+        ],
+    ),
+    "crm: a contract column gone": (
+        "ALTER TABLE crm.deal_history DROP COLUMN is_deleted",
+        ["add_column crm.deal_history.is_deleted: BOOLEAN in the models, not in the database"],
+    ),
+    "crm: a contract type changed": (
+        "ALTER TABLE crm.stage ALTER COLUMN name TYPE varchar(40)",
+        ["modify_type crm.stage.name: VARCHAR(40) in the database, TEXT in the models"],
+    ),
+    "crm: the CRM's own additions are not drift": (
+        "ALTER TABLE crm.deal ADD COLUMN source text; CREATE INDEX ix_deal_source ON crm.deal (source);"
+        " CREATE TABLE crm.activity (tenant_id uuid REFERENCES crm.tenant, activity_id uuid PRIMARY KEY);"
+        " ALTER TABLE crm.deal ADD CONSTRAINT deal_name_unique UNIQUE (tenant_id, name);"
+        " ALTER TABLE crm.deal ADD COLUMN owner uuid, ADD FOREIGN KEY (tenant_id, owner) REFERENCES crm.principal",
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("change", OUT_OF_BAND, ids=list(OUT_OF_BAND))
+def test_db_check_differences_after_an_out_of_band_change(engine, change):
+    ddl, expected = OUT_OF_BAND[change]
+    with engine.connect() as conn:  # the change and the comparison in one transaction, rolled back
+        conn.exec_driver_sql(ddl)
+        assert [str(d) for d in drift.differences(conn)] == expected
+        conn.rollback()
+    assert drift.check(engine) == []

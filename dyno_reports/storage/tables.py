@@ -1,8 +1,13 @@
 """SQLAlchemy Core metadata of every table this project reads or writes.
 
 The `crm` tables mirror the CRM source contract (../shared/spec/crm_source_schema.md);
-the `reporting` tables are ours. Migrations create them; a test checks that the
-migrated database and this module agree.
+the `reporting` tables are ours. Migrations create them (as literal SQL, never from
+this module); `dyno-reports db check` (storage/drift.py) compares a database with
+this module, and a test runs it on a freshly migrated database.
+
+Triggers are not SQLAlchemy objects: a table names the ones it must have in
+`info["triggers"]` (their bodies live in the migrations), so `db check` can see a
+missing or disabled guard.
 """
 
 from sqlalchemy import (
@@ -154,6 +159,7 @@ report_run = Table(
     CheckConstraint("period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"),
     CheckConstraint("input_fingerprint ~ '^[0-9a-f]{64}$'", name="input_fingerprint"),
     schema="reporting",
+    info={"triggers": ("report_run_status_is_final",)},
 )
 Index(
     "ix_report_run_tenant_id_report_type_period_end",
@@ -192,6 +198,7 @@ def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
             "run_id", *keys, name=conv(f"uq_{table_name}_run_id_dims"), postgresql_nulls_not_distinct=True
         ),
         schema="reporting",
+        info={"triggers": ("facts_need_succeeded_run",)},
     )
 
 

@@ -3,11 +3,12 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
+
+Frozen: every statement is literal SQL in this file; it imports nothing from
+dyno_reports, so no later change to shared code can change what it does.
 """
 
 from alembic import op
-
-from dyno_reports.storage.migrations.ddl import create_fact_table
 
 revision = "0001"
 down_revision = None
@@ -146,7 +147,13 @@ BEGIN
 END $$;
 """
 
-PIPELINE_OVERVIEW_COLUMNS = """
+# The deferred constraint trigger makes PostgreSQL refuse, at commit, any fact row
+# whose run is not SUCCEEDED for the same tenant: facts of a failed or unfinished
+# run can never become visible, whoever writes them.
+PIPELINE_OVERVIEW_FACT = """
+CREATE TABLE reporting.report_pipeline_overview_fact (
+  run_id             uuid NOT NULL,
+  tenant_id          uuid NOT NULL,
   pipeline_id        uuid NOT NULL,
   stage_id           uuid NOT NULL,
   deal_count         bigint NOT NULL CONSTRAINT ck_report_pipeline_overview_fact_deal_count CHECK (deal_count >= 0),
@@ -155,7 +162,19 @@ PIPELINE_OVERVIEW_COLUMNS = """
   avg_amount         numeric(28,2) CONSTRAINT ck_report_pipeline_overview_fact_avg_amount CHECK (avg_amount >= 0),
   avg_days_in_stage  numeric(14,2),
   entered_count      bigint NOT NULL
-                     CONSTRAINT ck_report_pipeline_overview_fact_entered_count CHECK (entered_count >= 0)
+                     CONSTRAINT ck_report_pipeline_overview_fact_entered_count CHECK (entered_count >= 0),
+  CONSTRAINT uq_report_pipeline_overview_fact_run_id_dims UNIQUE NULLS NOT DISTINCT (run_id, stage_id),
+  CONSTRAINT fk_report_pipeline_overview_fact_tenant_id_run_id_report_run FOREIGN KEY (tenant_id, run_id)
+    REFERENCES reporting.report_run (tenant_id, run_id) ON DELETE CASCADE
+);
+
+CREATE CONSTRAINT TRIGGER facts_need_succeeded_run
+  AFTER INSERT OR UPDATE ON reporting.report_pipeline_overview_fact
+  DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION reporting.fact_requires_succeeded_run();
+
+INSERT INTO reporting.report_type (report_type, fact_table)
+  VALUES ('pipeline_overview', 'report_pipeline_overview_fact');
 """
 
 
@@ -165,7 +184,7 @@ def upgrade() -> None:
     if not crm_exists:
         op.execute(f"COMMENT ON SCHEMA crm IS '{CRM_OWNED_BY_US}'")
     op.execute(REPORTING_CORE)
-    create_fact_table("pipeline_overview", PIPELINE_OVERVIEW_COLUMNS, "stage_id")
+    op.execute(PIPELINE_OVERVIEW_FACT)
 
 
 def downgrade() -> None:
