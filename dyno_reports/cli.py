@@ -4,12 +4,13 @@ import json
 import os
 import shutil
 import sys
+from typing import NoReturn
 
 import click
 from sqlalchemy.exc import OperationalError
 
-from dyno_reports import db, executor
-from dyno_reports.errors import DynoError, InputError
+from dyno_reports import db, executor, run_request
+from dyno_reports.errors import DynoError, InputError, one_line, shown
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import drift, migrate
 
@@ -112,10 +113,15 @@ def list_reports(as_json: bool) -> None:
 @click.option("--period-start", default=None, help="Inclusive start, ISO date or timestamp (UTC if no offset).")
 @click.option("--period-end", default=None, help="Exclusive end, ISO date or timestamp (default: today 00:00 UTC).")
 @click.option(
-    "--options", "options_json", default=None, help="Report options as JSON, e.g. '{\"include_closed\": true}'."
+    "--options",
+    "options_json",
+    default=None,
+    help="Report options as a JSON object, e.g. '{\"include_closed\": true}'; @FILE reads them from FILE, "
+    "- from stdin.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
+    options_text = None if options_json is None else _options_text(options_json)
     engine = db.get_engine()
     migrate.require_head(engine)
     with engine.connect() as conn:
@@ -125,7 +131,7 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
             tenant_id,
             period_start=period_start,
             period_end=period_end,
-            options=options_json,
+            options=options_text,
         )
     result = executor.execute(engine, request)
     summary = result.summary()
@@ -133,11 +139,36 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
         click.echo(json.dumps(summary))
     else:
         window = f"[{summary['period_start'] or '-inf'}, {summary['period_end']})"
-        click.echo(f"{summary['status']}  {report_type}  tenant {tenant_id}  {window}  ({summary['period_grain']})")
+        click.echo(
+            f"{summary['status']}  {report_type}  tenant {summary['tenant_id']}  {window}  ({summary['period_grain']})"
+        )
         click.echo(f"run_id {summary['run_id']}  fact rows {summary['fact_rows']}  {summary['headline']}")
     if not result.succeeded:
         click.echo(f"error: report run failed: {result.error_message}", err=True)
         sys.exit(1)
+
+
+def _options_text(given: str) -> str:
+    """The options JSON text: `given` itself, or read from stdin (`-`, `@-`) or a file (`@FILE`), at most
+    OPTIONS_MAX_BYTES (one more byte is read to tell that it is too large). Neither form is JSON."""
+    if given not in ("-", "@-") and not given.startswith("@"):
+        return given
+    limit = run_request.OPTIONS_MAX_BYTES
+    source = "stdin" if given in ("-", "@-") else f"file {shown(given[1:])}"
+    try:
+        if given in ("-", "@-"):
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(given[1:], "rb") as file:
+                data = file.read(limit + 1)
+        if len(data) > limit:
+            raise InputError(f"options from {source} are larger than {limit // 1024} KiB")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"options from {source} are not UTF-8 (byte {exc.start})") from None
+    except (OSError, ValueError) as exc:  # missing, unreadable, a folder; a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot read the options from {source}: {reason}") from None
 
 
 @cli.command("seed", help="Load deterministic synthetic CRM data (tenants, pipelines, deals, history).")
@@ -179,32 +210,46 @@ def demo_command() -> None:
     demo.run_demo(echo=click.echo)
 
 
-def main() -> None:
-    """Entry point: bad input and known failures become one line on stderr, never a traceback."""
+def main(args: list[str] | None = None) -> None:
+    """Entry point: bad input and known failures become one line on stderr, never a traceback.
+
+    `args` defaults to sys.argv[1:]; the exit status is 0, 2 for bad input (nothing written),
+    1 for a failure (a failed run is recorded FAILED), 130 when aborted.
+    """
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args, prog_name="dyno-reports", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(130)
+        _fail("aborted", 130)
+    except _NO_ARGS_IS_HELP as exc:  # `dyno-reports` or `dyno-reports db` alone: the help, not an error line
+        click.echo(exc.format_message(), err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
+        _fail(exc.format_message(), 2)
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except DynoError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc), 1)
     except OperationalError as exc:
-        click.echo(f"error: cannot use the database: {executor.describe_error(exc)}", err=True)
-        sys.exit(1)
+        _fail(f"cannot use the database: {executor.describe_error(exc)}", 1)
     except Exception as exc:  # the promise is no traceback; DYNO_DEBUG=1 shows it
         if os.environ.get("DYNO_DEBUG"):
             raise
-        click.echo(f"error: unexpected {executor.describe_error(exc)} (DYNO_DEBUG=1 shows the traceback)", err=True)
-        sys.exit(1)
+        _fail(f"unexpected {executor.describe_error(exc)} (DYNO_DEBUG=1 shows the traceback)", 1)
+
+
+# click 8.2+ raises it for a group given no command (older releases print the help and exit 0).
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("NoArgsIsHelpError", (click.UsageError,), {})
+)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    """The one `error:` line (flattened, cut to errors.ERROR_LINE_LIMIT characters) and the exit status."""
+    sys.stdout.flush()
+    click.echo(one_line(f"error: {message}"), err=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Errors that carry a message meant for the person who gave the input."""
+"""Errors that carry a message meant for the person who gave the input, and how input is quoted in them."""
+
+import re
+
+# How much of a value an error message quotes, and how long the one `error:` line of the CLI may be:
+# a 100 KB tenant id must not become a 100 KB error line.
+SHOWN_LIMIT = 100
+ERROR_LINE_LIMIT = 500
 
 
 class DynoError(Exception):
@@ -11,3 +18,27 @@ class InputError(DynoError):
 
 class ConfigError(DynoError):
     """The environment or the database is not set up as needed."""
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`value` quoted for an error message (its repr, so control characters and lone surrogates are
+    escaped), cut to about `limit` characters with the full length noted: every message that
+    quotes input goes through here."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def listed(values: list[str], limit: int = 3, separator: str = ", ") -> str:
+    """The first `limit` values joined, then how many more there are."""
+    head = separator.join(values[:limit])
+    return head if len(values) <= limit else f"{head} and {len(values) - limit} more"
+
+
+def one_line(message: str, limit: int = ERROR_LINE_LIMIT) -> str:
+    """`message` as one printable line: any line break or run of whitespace becomes one space, other
+    unprintable characters (terminal escapes, lone surrogates) their escape; cut to `limit` characters."""
+    flat = re.sub(r"\s+", " ", message).strip()
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat[: limit + 1])
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -7,18 +7,31 @@ sha256 in `report_run.input_fingerprint`.
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, select
 
 from dyno_reports import periods
-from dyno_reports.errors import InputError
+from dyno_reports.errors import InputError, listed, shown
 from dyno_reports.reports import get_report
-from dyno_reports.reports.base import ReportDefinition, ReportOptions, parse_options
+from dyno_reports.reports.base import ReportDefinition, ReportOptions, canonical_uuid, parse_options
 from dyno_reports.storage.tables import pipeline, tenant
+
+# Bounds of an options JSON text, checked before and while it is parsed: its size in UTF-8, how deep
+# arrays and objects nest, and how many digits one number may have (Python's int() refuses
+# 4,300 digits and json recurses once per level, so neither is left to them).
+OPTIONS_MAX_BYTES = 1024 * 1024
+OPTIONS_MAX_DEPTH = 32
+NUMBER_MAX_DIGITS = 30
+# A string (to its end, if unterminated: every quote starts a match, so one linear scan) or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\\?\Z)|([\[\]{}])')
+_NESTING = {"": 0, "[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @dataclass(frozen=True)
@@ -81,12 +94,13 @@ def fingerprint(canonical: dict[str, Any]) -> str:
 
 
 def parse_tenant_id(raw: str | UUID) -> UUID:
+    """A UUID, or its canonical spelling (8-4-4-4-12 ASCII hex digits, nothing around them)."""
     if isinstance(raw, UUID):
         return raw
-    try:
-        return UUID(str(raw).strip())
-    except ValueError:
-        raise InputError(f"tenant {raw!r} is not a UUID") from None
+    parsed = canonical_uuid(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        raise InputError(f"tenant {shown(raw)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
+    return parsed
 
 
 def _check_tenant(conn: Connection, tenant_id: UUID) -> None:
@@ -107,7 +121,7 @@ def _check_pipelines(conn: Connection, tenant_id: UUID, pipeline_ids: tuple[UUID
     )
     missing = [str(p) for p in pipeline_ids if p not in owned]
     if missing:
-        raise InputError(f"pipeline(s) {', '.join(missing)} do not belong to tenant {tenant_id}")
+        raise InputError(f"pipeline(s) {listed(missing)} do not belong to tenant {tenant_id}")
 
 
 def _instant(value: str | datetime | None, what: str) -> datetime | None:
@@ -117,12 +131,78 @@ def _instant(value: str | datetime | None, what: str) -> datetime | None:
 
 
 def options_dict(options: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Options as given: None (no options: every default), a dict, or a JSON text (`parse_options_json`)."""
     if options is None or isinstance(options, dict):
         return options
+    parsed = parse_options_json(options)
+    if not isinstance(parsed, dict):  # `null` included: no options is `{}` (or no --options at all)
+        raise InputError(f"options must be a JSON object ({{}} for every default), got {_json_type(parsed)}")
+    return parsed
+
+
+def parse_options_json(text: str) -> Any:
+    """Strict JSON: at most OPTIONS_MAX_BYTES, nesting at most OPTIONS_MAX_DEPTH, numbers of at most
+    NUMBER_MAX_DIGITS digits and finite, no NaN or Infinity, no key twice in one object.
+
+    Whatever the text holds is returned (`null` too); `parse_options` then requires an object.
+    """
+    if len(text) > OPTIONS_MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > OPTIONS_MAX_BYTES:
+        raise InputError(f"options are larger than {OPTIONS_MAX_BYTES // 1024} KiB")
+    # json.loads recurses once per level (RecursionError at about 1,000): count them first, outside strings.
+    if max(accumulate(map(_NESTING.__getitem__, _JSON_TOKEN.findall(text))), default=0) > OPTIONS_MAX_DEPTH:
+        raise InputError(f"options nest deeper than {OPTIONS_MAX_DEPTH} levels of arrays and objects")
     try:
-        return json.loads(options)
+        return json.loads(
+            text,
+            object_pairs_hook=_object_without_repeats,
+            parse_int=_bounded_int,
+            parse_float=_bounded_float,
+            parse_constant=_no_constant,
+        )
     except json.JSONDecodeError as exc:
-        raise InputError(f"options are not valid JSON: {exc.msg} at position {exc.pos}") from None
+        raise InputError(f"options are not valid JSON: {exc.msg} (at character {exc.pos})") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InputError(f"options name the key {shown(key)} more than once in one object")
+        obj[key] = value
+    return obj
+
+
+def _check_digits(number: str) -> None:
+    digits = sum(c.isdigit() for c in number)
+    if digits > NUMBER_MAX_DIGITS:
+        raise InputError(f"options hold a number of {digits} digits (at most {NUMBER_MAX_DIGITS})")
+
+
+def _bounded_int(number: str) -> int:
+    _check_digits(number)
+    return int(number)
+
+
+def _bounded_float(number: str) -> float:
+    _check_digits(number)
+    value = float(number)
+    if not math.isfinite(value):
+        raise InputError(f"options hold a number too large for a float: {shown(number)}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InputError(f"options hold {name}, which is not JSON")
 
 
 def iso(value: datetime | None) -> str | None:

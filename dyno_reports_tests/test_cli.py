@@ -20,9 +20,14 @@ from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
 
-def dyno(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def dyno(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "dyno_reports.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -89,6 +94,8 @@ BAD_INPUTS = {
     "ill-typed option": ["--options", '{"include_closed": "yes"}'],
     "ill-typed pipeline ids": ["--options", '{"pipeline_ids": "all"}'],
     "empty pipeline ids": ["--options", '{"pipeline_ids": []}'],
+    "options null": ["--options", "null"],
+    "repeated option": ["--options", '{"include_closed": false, "include_closed": true}'],
     "missing tenant": None,
 }
 
@@ -130,6 +137,54 @@ def test_unknown_report_and_another_tenants_pipeline_are_refused(cli_env, engine
     assert unknown.returncode == 2 and "unknown report 'pipeline_overveiw'" in unknown.stderr
     assert foreign.returncode == 2 and "do not belong to tenant" in foreign.stderr
     assert run_count(engine) == before
+
+
+def test_issue_cases_as_a_user_runs_them(cli_env, engine, tenants):
+    """Once exit 1 with `error: unexpected ...` (the 9999 window also named a run_id it never wrote) or a 100 KB
+    error line: now exit 2, one short line, nothing written."""
+    mine, _ = tenants
+    before = run_count(engine)
+
+    window = dyno(
+        cli_env,
+        "run",
+        "pipeline_overview",
+        "--tenant",
+        str(mine.tenant_id),
+        "--period-start",
+        "9999-12-01",
+        "--period-end",
+        "9999-12-31",
+    )
+    huge_tenant = dyno(cli_env, "run", "pipeline_overview", "--tenant", "f" * 100_000)
+
+    assert window.returncode == 2 and "outside the supported range" in window.stderr, window.stderr
+    assert huge_tenant.returncode == 2 and "is not a UUID" in huge_tenant.stderr
+    for done in (window, huge_tenant):
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and len(done.stderr) <= 500
+        assert "unexpected" not in done.stderr and "run_id" not in done.stderr + done.stdout
+    assert run_count(engine) == before
+
+
+def test_options_from_stdin_and_from_a_file(cli_env, engine, tenants, tmp_path):
+    mine, _ = tenants
+    options = json.dumps({"include_closed": True, "pipeline_ids": [str(PIPELINE_IDS[0])]})
+    path = tmp_path / "options.json"
+    path.write_text(options, encoding="utf-8")
+    run = ("run", "pipeline_overview", "--tenant", str(mine.tenant_id), "--json")
+
+    from_stdin = dyno(cli_env, *run, "--options", "-", stdin=options)
+    from_file = dyno(cli_env, *run, "--options", f"@{path}")
+    missing = dyno(cli_env, *run, "--options", f"@{tmp_path / 'missing.json'}")
+
+    for done in (from_stdin, from_file):
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1])["options"] == {
+            "include_closed": True,
+            "pipeline_ids": [str(PIPELINE_IDS[0])],
+        }
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: cannot read the options from file") and "No such file" in missing.stderr
 
 
 def test_unmigrated_database_gets_a_clear_message(database_factory):

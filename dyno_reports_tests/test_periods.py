@@ -58,3 +58,78 @@ def test_bad_default_window_setting(monkeypatch):
     monkeypatch.setenv("DYNO_DEFAULT_WINDOW_DAYS", "soon")
     with pytest.raises(ConfigError):
         periods.resolve_window(None, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "9999-12-01",
+        "9999-12-31T23:00:00-12:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "1899-12-31T23:59:59.999999Z",
+        "9000-01-01T00:00:00.000001Z",
+        "1900-01-01T00:00:00+00:01",
+        "8999-12-31T23:59:59-00:01",
+    ],
+)
+def test_instants_outside_the_supported_range_are_input_errors(raw):
+    with pytest.raises(InputError, match=r"outside the supported range 1900-01-01 \.\. 9000-01-01 UTC"):
+        periods.parse_instant(raw, "period end")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1900-01-01", periods.EARLIEST),
+        ("1900-01-01T14:00:00+14:00", periods.EARLIEST),
+        ("1899-12-31T12:00:00-12:00", periods.EARLIEST),
+        ("9000-01-01", periods.LATEST),
+        ("8999-12-31T12:00:00-12:00", periods.LATEST),
+        ("9000-01-01T14:00:00+14:00", periods.LATEST),
+    ],
+)
+def test_the_edges_of_the_range_are_in_it(raw, expected):
+    assert periods.parse_instant(raw, "x") == expected
+
+
+def test_grains_at_the_edges_of_the_range():
+    assert periods.grain_of(datetime(8999, 10, 1, tzinfo=UTC), periods.LATEST) == "quarter"
+    assert periods.grain_of(datetime(8999, 12, 25, tzinfo=UTC), periods.LATEST) == "week"
+    assert periods.grain_of(periods.EARLIEST, datetime(1900, 2, 1, tzinfo=UTC)) == "month"
+    with pytest.raises(InputError, match="must be after"):  # only a start: up to today, before it
+        periods.resolve_window(datetime(8999, 12, 31, 23, 59, 59, tzinfo=UTC), None, now=NOW)
+
+
+def test_datetimes_given_directly_are_bounded_too():
+    with pytest.raises(InputError, match="period start 1800-01-01T00:00:00\\+00:00 is outside"):
+        periods.resolve_window(datetime(1800, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+    with pytest.raises(InputError, match="period end 9999-12-31T00:00:00\\+00:00 is outside"):
+        periods.resolve_window(None, datetime(9999, 12, 31, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        " 2025-06-02",
+        "2025-06-02\n",
+        "2025-06-02".translate(str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))),
+        "2025-06-02T00:00:00\u00a0",
+        "",
+    ],
+)
+def test_instants_must_be_plain_ascii_iso(raw):
+    with pytest.raises(InputError, match="not an ISO date"):
+        periods.parse_instant(raw, "period start")
+
+
+def test_a_huge_instant_is_quoted_short():
+    with pytest.raises(InputError) as refused:
+        periods.parse_instant("2" * 100_000, "period start")
+    assert len(str(refused.value)) < 300 and "(100000 characters)" in str(refused.value)
+
+
+@pytest.mark.parametrize("days", ["60000", "999999999", "1000000000"])
+def test_a_default_window_past_the_range_is_a_config_error(monkeypatch, days):
+    monkeypatch.setenv("DYNO_DEFAULT_WINDOW_DAYS", days)
+    with pytest.raises(ConfigError, match="supported range"):
+        periods.resolve_window(None, None, now=NOW)

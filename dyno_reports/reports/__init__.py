@@ -8,7 +8,7 @@ report means adding its module (and its fact table migration), nothing else.
 import importlib
 import pkgutil
 
-from dyno_reports.errors import InputError
+from dyno_reports.errors import InputError, shown
 from dyno_reports.reports.base import ReportDefinition
 
 MODULE_SUFFIX = "_executor"
@@ -32,4 +32,4 @@ def get_report(report_type: str) -> ReportDefinition:
         return REGISTRY[report_type]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
-        raise InputError(f"unknown report {report_type!r} (known: {known})") from None
+        raise InputError(f"unknown report {shown(report_type)} (known: {known})") from None

@@ -1,6 +1,7 @@
 """What a report declares: identity, fact table, dimensions, metrics, options, cadence and SQL."""
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -9,9 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 from sqlalchemy import Table
 
-from dyno_reports.errors import InputError
+from dyno_reports.errors import InputError, listed, shown
 
 Cadence = Literal["week", "month"]
+
+# The one accepted spelling of an id: 8-4-4-4-12 ASCII hex digits, either case, nothing around it
+# (uuid.UUID alone also takes braces, `urn:uuid:`, no hyphens, and non-ASCII digits such as Arabic-Indic ones).
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# How many validation problems an InputError names before "and N more".
+SHOWN_ERRORS = 3
+
+
+def canonical_uuid(raw: str) -> UUID | None:
+    """`raw` as a UUID when it is spelled canonically (see CANONICAL_UUID), else None."""
+    return UUID(raw) if CANONICAL_UUID.fullmatch(raw) else None
 
 
 class ReportOptions(BaseModel):
@@ -33,6 +45,10 @@ class ReportOptions(BaseModel):
             raise ValueError("must be a list of pipeline UUIDs")
         if value is not None and len(value) == 0:
             raise ValueError("must name at least one pipeline (leave it out for every pipeline)")
+        if value is not None:
+            for item in value:
+                if not isinstance(item, UUID) and not (isinstance(item, str) and canonical_uuid(item)):
+                    raise ValueError(f"{shown(item)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
         return value
 
     @field_validator("pipeline_ids")
@@ -60,15 +76,16 @@ def parse_options(model: type[ReportOptions], raw: dict[str, Any] | None) -> Rep
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise InputError("invalid options: " + "; ".join(_describe(err) for err in exc.errors())) from None
+        problems = [_describe(err) for err in exc.errors()]
+        raise InputError("invalid options: " + listed(problems, SHOWN_ERRORS, "; ")) from None
 
 
 def _describe(error: ErrorDetails) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "options"
     if error["type"] == "extra_forbidden":
-        return f"unknown option {field!r}"
+        return f"unknown option {shown(field)}"
     message = error["msg"].removeprefix("Value error, ")
-    return f"option {field!r}: {message} (got {error.get('input')!r})"
+    return f"option {shown(field)}: {message} (got {shown(error.get('input'))})"
 
 
 @dataclass(frozen=True)
