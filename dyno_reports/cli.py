@@ -210,6 +210,30 @@ def demo_command() -> None:
     demo.run_demo(echo=click.echo)
 
 
+@cli.group("runs", help="Report run history: kept as written, pruned only through the retention path.")
+def runs_group() -> None:
+    pass
+
+
+@runs_group.command(
+    "prune",
+    help="Delete runs beyond the N latest per (tenant, report, input fingerprint), never the latest SUCCEEDED one "
+    "(reporting.prune_report_runs; facts go with their run). Prints the counts per report type.",
+)
+@click.option("--keep-latest", "keep_latest", required=True, type=click.IntRange(min=0), help="Runs kept per input.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted; delete nothing.")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant (UUID).")
+@click.option("--report", "report_type", default=None, help="Only this report type.")
+def runs_prune(keep_latest: int, dry_run: bool, tenant_id: str | None, report_type: str | None) -> None:
+    from dyno_reports import retention
+
+    summary = retention.prune(
+        db.get_engine(), keep_latest, dry_run=dry_run, tenant_id=tenant_id, report_type=report_type
+    )
+    for line in summary.lines():
+        click.echo(line)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: bad input and known failures become one line on stderr, never a traceback.
 

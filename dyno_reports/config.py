@@ -1,10 +1,11 @@
 """Settings from environment variables, read when asked for, never at import time."""
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
-from dyno_reports.errors import ConfigError
+from dyno_reports.errors import ConfigError, shown
 
 DEFAULT_WINDOW_DAYS = 90
 
@@ -50,3 +51,21 @@ def default_window() -> timedelta:
     if days <= 0:
         raise ConfigError(f"DYNO_DEFAULT_WINDOW_DAYS must be positive, got {days}")
     return timedelta(days=days)
+
+
+# A PostgreSQL role name the executor may SET ROLE to: an unquoted identifier, at most 63 bytes.
+_ROLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+
+
+def executor_role() -> str | None:
+    """`DYNO_EXECUTOR_ROLE`: the role a run's transaction switches to (`SET LOCAL ROLE`), e.g.
+    `dyno_report_writer`; unset or empty: the connecting user. Must be a plain identifier."""
+    raw = os.environ.get("DYNO_EXECUTOR_ROLE", "").strip()
+    if not raw:
+        return None
+    if not _ROLE_NAME.fullmatch(raw):
+        raise ConfigError(
+            "DYNO_EXECUTOR_ROLE must be a role name (letters, digits, _ or $, not starting with a digit),"
+            f" got {shown(raw)}"
+        )
+    return raw

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, liter
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import periods
+from dyno_reports import config, periods
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import ReportDefinition, parse_options
@@ -31,6 +31,7 @@ __all__ = [
     "RunResult",
     "build_request",
     "describe_error",
+    "enter_tenant",
     "execute",
     "header_values",
     "headline_of",
@@ -77,6 +78,7 @@ class RunResult:
 def execute(engine: Engine, request: RunRequest, *, run_id: UUID | None = None) -> RunResult:
     """Run the report: SUCCEEDED with its facts, or FAILED with its error and no facts."""
     run_id = run_id or uuid.uuid4()
+    config.executor_role()  # a malformed DYNO_EXECUTOR_ROLE is refused before anything is written
     try:
         with engine.begin() as conn:
             fact_rows, headline = _run_in_transaction(conn, request, run_id)
@@ -88,9 +90,17 @@ def execute(engine: Engine, request: RunRequest, *, run_id: UUID | None = None) 
     return RunResult(run_id, "SUCCEEDED", request, fact_rows=fact_rows, headline=headline)
 
 
+def enter_tenant(conn: Connection, tenant_id: UUID) -> None:
+    """Scope the transaction on `conn` to one tenant: the setting the row-level security policies read
+    (`dyno.tenant_id`), then `SET LOCAL ROLE` to DYNO_EXECUTOR_ROLE when set. Both end with the transaction."""
+    conn.execute(text("SELECT set_config('dyno.tenant_id', :tenant, true)"), {"tenant": str(tenant_id)})
+    role = config.executor_role()
+    if role:
+        conn.exec_driver_sql(f"SET LOCAL ROLE {conn.dialect.identifier_preparer.quote(role)}")
+
+
 def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> tuple[int, dict]:
-    # Row-level security (to come) reads the tenant from this setting; it is local to the transaction.
-    conn.execute(text("SELECT set_config('dyno.tenant_id', :tenant, true)"), {"tenant": str(request.tenant_id)})
+    enter_tenant(conn, request.tenant_id)
     conn.execute(insert(report_run).values(**header_values(request, run_id, "IN_PROGRESS")))
     fact_rows = conn.execute(_insert_facts(request.report, run_id, request.tenant_id), request.sql_params()).rowcount
     headline = headline_of(conn, request.report, request.tenant_id, run_id)
@@ -134,6 +144,7 @@ def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: s
     """Leave a FAILED header for `run_id` (insert it, or fail the IN_PROGRESS one)."""
     values = header_values(request, run_id, "FAILED") | {"error_message": message[:ERROR_MESSAGE_LIMIT]}
     with engine.begin() as conn:
+        enter_tenant(conn, request.tenant_id)
         updated = conn.execute(
             update(report_run)
             .where(
@@ -205,6 +216,7 @@ def record_input_failure(
         "options_raw": options,
     }
     with engine.begin() as conn:
+        enter_tenant(conn, tenant_uuid)
         conn.execute(
             insert(report_run).values(
                 run_id=run_id,

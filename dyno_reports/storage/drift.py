@@ -15,10 +15,12 @@ and `compare_server_default` on, over two schemas:
 Autogenerate does not see CHECK constraints, triggers, functions or comments. Two
 catalog queries cover what matters of those in `reporting`: CHECK constraints by
 name (the models name every one), and the triggers each table lists in
-`info["triggers"]` (present, and not disabled). Not covered: a CHECK constraint's or
-a function's body (CREATE OR REPLACE FUNCTION), the CRM's CHECK constraints (the
-CRM names them), comments, grants, and rows such as `reporting.report_type`
-(a test compares those with the report registry).
+`info["triggers"]` (present, and not disabled). A third covers row-level security:
+a table listing `info["policies"]` must have it enabled with exactly those policies
+(by name), any other table must have it off. Not covered: a CHECK constraint's, a
+policy's or a function's body (CREATE OR REPLACE FUNCTION), FORCE ROW LEVEL
+SECURITY, the CRM's CHECK constraints (the CRM names them), comments, grants, and
+rows such as `reporting.report_type` (a test compares those with the report registry).
 """
 
 from collections.abc import Iterable, Iterator
@@ -111,6 +113,7 @@ def differences(conn: Connection) -> list[Difference]:
     found = [describe(diff) for diff in _flatten(diffs)]
     found += _check_constraint_differences(conn)
     found += _trigger_differences(conn)
+    found += _policy_differences(conn)
     return found
 
 
@@ -248,5 +251,39 @@ def _trigger_differences(conn: Connection) -> list[Difference]:
             Difference("enable_trigger", target, f"{name} is disabled in the database, enabled in the models")
             for name in sorted(in_models & set(database))
             if not database[name]
+        ]
+    return found
+
+
+def _policy_differences(conn: Connection) -> list[Difference]:
+    """Row-level security of each `reporting` table: on with the policies of info["policies"], else off."""
+    rls_enabled: dict[str, bool] = dict(
+        conn.execute(
+            text(
+                "SELECT relname, relrowsecurity FROM pg_class"
+                " WHERE relkind = 'r' AND relnamespace = to_regnamespace(:s)"
+            ),
+            {"s": OWNED_SCHEMA},
+        ).all()
+    )
+    in_database: dict[str, set[str]] = {}
+    for table, name in conn.execute(
+        text("SELECT tablename, policyname FROM pg_policies WHERE schemaname = :s"), {"s": OWNED_SCHEMA}
+    ):
+        in_database.setdefault(table, set()).add(name)
+    found = []
+    for table in _model_tables():
+        if table.name not in rls_enabled:
+            continue
+        in_models = set(table.info.get("policies", ()))
+        target = f"{OWNED_SCHEMA}.{table.name}"
+        if in_models and not rls_enabled[table.name]:
+            found.append(Difference("enable_row_level_security", target, "off in the database, on in the models"))
+        if not in_models and rls_enabled[table.name]:
+            found.append(Difference("disable_row_level_security", target, "on in the database, off in the models"))
+        database = in_database.get(table.name, set())
+        found += [Difference("add_policy", target, f"{name} {_where('add')}") for name in sorted(in_models - database)]
+        found += [
+            Difference("remove_policy", target, f"{name} {_where('remove')}") for name in sorted(database - in_models)
         ]
     return found

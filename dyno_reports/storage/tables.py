@@ -7,7 +7,9 @@ this module, and a test runs it on a freshly migrated database.
 
 Triggers are not SQLAlchemy objects: a table names the ones it must have in
 `info["triggers"]` (their bodies live in the migrations), so `db check` can see a
-missing or disabled guard.
+missing or disabled guard. Row-level security likewise: a table that carries a
+tenant names its policies in `info["policies"]` (row-level security enabled, those
+policies and no others); a table without the key must have row-level security off.
 """
 
 from sqlalchemy import (
@@ -47,6 +49,9 @@ MONEY = Numeric(28, 2)
 DAYS = Numeric(14, 2)
 RATE = Numeric(6, 4)
 RUN_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED")
+# The row-level security policy of every reporting table with a tenant_id (migration 0003):
+# rows of the tenant in the setting dyno.tenant_id only.
+TENANT_POLICY = "tenant_isolation"
 
 # --- CRM source contract (schema crm) --------------------------------------
 
@@ -159,7 +164,12 @@ report_run = Table(
     CheckConstraint("period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"),
     CheckConstraint("input_fingerprint ~ '^[0-9a-f]{64}$'", name="input_fingerprint"),
     schema="reporting",
-    info={"triggers": ("report_run_status_is_final",)},
+    info={
+        # status_is_final: a finished run is final (0001, extended to every column by 0003);
+        # is_kept / is_not_truncated: runs are deleted only by reporting.prune_report_runs (0003)
+        "triggers": ("report_run_status_is_final", "report_run_is_kept", "report_run_is_not_truncated"),
+        "policies": (TENANT_POLICY,),
+    },
 )
 Index(
     "ix_report_run_tenant_id_report_type_period_end",
@@ -198,7 +208,10 @@ def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
             "run_id", *keys, name=conv(f"uq_{table_name}_run_id_dims"), postgresql_nulls_not_distinct=True
         ),
         schema="reporting",
-        info={"triggers": ("facts_need_succeeded_run",)},
+        info={
+            "triggers": ("facts_need_succeeded_run", "facts_are_immutable", "facts_are_not_truncated"),
+            "policies": (TENANT_POLICY,),
+        },
     )
 
 
