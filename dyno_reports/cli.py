@@ -1,16 +1,22 @@
 """The `dyno-reports` command: migrations, report runs, the registry, seeding and the demo."""
 
+import contextlib
 import json
+import logging
 import os
 import shutil
+import signal
 import sys
+import threading
+import uuid
+from collections.abc import Iterator
 from typing import NoReturn
 
 import click
 from sqlalchemy.exc import OperationalError
 
 from dyno_reports import db, executor, run_request
-from dyno_reports.errors import DynoError, InputError, one_line, shown
+from dyno_reports.errors import Cancelled, DynoError, InputError, one_line, shown
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import drift, migrate
 
@@ -122,18 +128,23 @@ def list_reports(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
     options_text = None if options_json is None else _options_text(options_json)
-    engine = db.get_engine()
-    migrate.require_head(engine)
-    with engine.connect() as conn:
-        request = executor.build_request(
-            conn,
-            report_type,
-            tenant_id,
-            period_start=period_start,
-            period_end=period_end,
-            options=options_text,
-        )
-    result = executor.execute(engine, request)
+    run_id = uuid.uuid4()
+    with _signals_cancel(run_id) as cancellation:
+        engine = db.get_engine()
+        db.connect(engine).close()  # transient connection failures are retried here, before anything is written
+        migrate.require_head(engine)
+        with engine.connect() as conn:
+            request = executor.build_request(
+                conn,
+                report_type,
+                tenant_id,
+                period_start=period_start,
+                period_end=period_end,
+                options=options_text,
+            )
+        cancellation.run_started = True
+        result = executor.execute(engine, request, run_id=run_id)
+        cancellation.armed = False  # the run is over (committed or recorded FAILED): print its outcome
     summary = result.summary()
     if as_json:
         click.echo(json.dumps(summary))
@@ -146,6 +157,46 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
     if not result.succeeded:
         click.echo(f"error: report run failed: {result.error_message}", err=True)
         sys.exit(1)
+
+
+class _Cancellation:
+    """State of `_signals_cancel`: the first SIGINT or SIGTERM while armed raises executor.RunCancelled."""
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.run_started = False
+        self.signal: signal.Signals | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if not self.armed:  # a second signal, or one after the run ended: the first one is being handled
+            return
+        self.armed = False
+        self.signal = signal.Signals(signum)
+        raise executor.RunCancelled(f"cancelled ({self.signal.name})")
+
+
+@contextlib.contextmanager
+def _signals_cancel(run_id: uuid.UUID) -> Iterator[_Cancellation]:
+    """SIGINT and SIGTERM stop `dyno-reports run`: psycopg cancels the running statement, the run's
+    transaction rolls back, executor.execute records the run FAILED "cancelled (SIGINT)" in a new
+    transaction, and the command exits 128 + the signal (130, 143) with one `error:` line."""
+    cancellation = _Cancellation()
+    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+        yield cancellation
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, cancellation.handle) for sig in signals}
+    try:
+        yield cancellation
+    except executor.RunCancelled as exc:
+        status = 128 + (cancellation.signal or signal.SIGINT)
+        if cancellation.run_started:
+            raise Cancelled(f"report run {run_id} {exc.reason}: rolled back, recorded FAILED", status) from None
+        raise Cancelled(f"{exc.reason} before the run started: nothing was written", status) from None
+    finally:
+        cancellation.armed = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _options_text(given: str) -> str:
@@ -238,8 +289,10 @@ def main(args: list[str] | None = None) -> None:
     """Entry point: bad input and known failures become one line on stderr, never a traceback.
 
     `args` defaults to sys.argv[1:]; the exit status is 0, 2 for bad input (nothing written),
-    1 for a failure (a failed run is recorded FAILED), 130 when aborted.
+    1 for a failure (a failed run is recorded FAILED), 130 when aborted; a run stopped by SIGINT or
+    SIGTERM exits 130 or 143 (recorded FAILED "cancelled (SIGINT)").
     """
+    _quiet_library_logging()
     try:
         cli.main(args, prog_name="dyno-reports", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -253,6 +306,8 @@ def main(args: list[str] | None = None) -> None:
         _fail(exc.format_message(), 2)
     except InputError as exc:
         _fail(str(exc), 2)
+    except Cancelled as exc:
+        _fail(str(exc), exc.status)
     except DynoError as exc:
         _fail(str(exc), 1)
     except OperationalError as exc:
@@ -267,6 +322,21 @@ def main(args: list[str] | None = None) -> None:
 _NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
     click.exceptions, "NoArgsIsHelpError", type("NoArgsIsHelpError", (click.UsageError,), {})
 )
+
+
+_QUIET = logging.NullHandler()
+
+
+def _quiet_library_logging() -> None:
+    """The command's promise is one `error:` line: a handler on the root logger keeps Python's last-resort
+    handler from printing library warnings (the executor's "report run ... failed") on stderr. Callers
+    that configure logging themselves (Dagster, services) still get those records; DYNO_DEBUG=1 prints them."""
+    root = logging.getLogger()
+    if os.environ.get("DYNO_DEBUG"):
+        if not root.handlers:
+            logging.basicConfig(level=logging.INFO)
+    elif _QUIET not in root.handlers:
+        root.addHandler(_QUIET)
 
 
 def _fail(message: str, status: int) -> NoReturn:

@@ -1,15 +1,19 @@
 """Database URLs and engines: `DYNO_DATABASE_URL`, or the embedded PostgreSQL on demand."""
 
 import logging
+import time
 import warnings
 from functools import lru_cache
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
 
 from dyno_reports import config
-from dyno_reports.errors import ConfigError
+from dyno_reports.errors import ConfigError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "dyno"
 
@@ -116,10 +120,56 @@ def ensure_database(admin_url: URL, name: str) -> None:
         engine.dispose()
 
 
+# TCP keepalives (libpq; ignored on a Unix socket): a server whose client vanished without closing
+# the connection (host down, network cut) finds out after about idle + interval * count = 25 s, and a
+# client whose server vanished stops waiting then. A client process that dies with its host still up
+# closes the socket, which the run's `client_connection_check_interval` (executor.py) notices in 1 s.
+KEEPALIVE_ARGS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+
+# Transient connection failures before a run starts are retried: 3 attempts, waiting 0.5 s then 1 s.
+CONNECT_BACKOFF_SECONDS = (0.5, 1.0)
+# SQLSTATEs of a refused connection worth another try: too many connections, the server starting or
+# shutting down, an administrator's termination; class 08 and no SQLSTATE at all (connection refused,
+# reset, timed out) are transient too. A bad password or an unknown database is not.
+TRANSIENT_SQLSTATES = frozenset({"53300", "53400", "57P01", "57P02", "57P03"})
+_sleep = time.sleep  # the tests replace it
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL for the life of the process."""
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+    """One pooled engine per URL for the life of the process (TCP keepalives on its connections)."""
+    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, connect_args=dict(KEEPALIVE_ARGS))
+
+
+def is_transient(exc: OperationalError) -> bool:
+    """A connection failure that may go away by itself (server restarting, too many connections)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES
+
+
+def connect(engine: Engine, backoff: tuple[float, ...] = CONNECT_BACKOFF_SECONDS) -> Connection:
+    """`engine.connect()`, retried on transient failures (len(backoff) + 1 attempts, sleeping between).
+
+    Only for the connection a piece of work starts with, before anything is written: exhausted, it raises
+    `DatabaseUnavailable` (Dagster's RetryPolicy retries those runs); a failure that is not transient is
+    raised as it came, at once."""
+    for attempt, delay in enumerate((*backoff, None), start=1):
+        try:
+            return engine.connect()
+        except OperationalError as exc:
+            if not is_transient(exc):
+                raise
+            if delay is None:
+                raise DatabaseUnavailable(
+                    f"cannot connect to the database ({attempt} attempts): {_orig_message(exc)}"
+                ) from exc
+            log.info("database connection failed (attempt %d), retrying in %.1f s: %s", attempt, delay, exc.orig)
+            _sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _orig_message(exc: OperationalError) -> str:
+    return " ".join(str(exc.orig if exc.orig is not None else exc).split())
 
 
 def get_engine() -> Engine:

@@ -20,6 +20,19 @@ class ConfigError(DynoError):
     """The environment or the database is not set up as needed."""
 
 
+class DatabaseUnavailable(DynoError):
+    """The database refused or dropped the connection a run starts with, every attempt (transient:
+    restarting, too many connections); nothing was written, so the run may be retried as a whole."""
+
+
+class Cancelled(DynoError):
+    """A command stopped by a signal (SIGINT, SIGTERM); `status` is its exit status (128 + the signal)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
     """`value` quoted for an error message (its repr, so control characters and lone surrogates are
     escaped), cut to about `limit` characters with the full length noted: every message that

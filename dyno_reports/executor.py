@@ -5,6 +5,12 @@ the facts in PostgreSQL with one INSERT ... SELECT, mark the header SUCCEEDED,
 commit. Any error rolls all of it back; the run is then recorded as FAILED with
 its error message and no facts, in a second short transaction. Inputs are
 validated before, by `run_request.build_request`.
+
+A dead client stops its run: the run's transaction sets `client_connection_check_interval`, so the
+server notices within a second that the client's socket closed (a killed process) and cancels the
+query. A caller that wants to stop a run (the CLI on SIGINT/SIGTERM) raises `RunCancelled` from a
+signal handler: psycopg cancels the running statement on the server, the transaction rolls back, and
+the run is recorded FAILED with the reason in a new transaction before `RunCancelled` propagates.
 """
 
 import logging
@@ -16,9 +22,10 @@ from uuid import UUID
 
 from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import config, periods
+from dyno_reports import config, db, periods
 from dyno_reports.errors import InputError
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import ReportDefinition, parse_options
@@ -27,6 +34,7 @@ from dyno_reports.storage.tables import report_run
 
 # RunRequest and build_request are re-exported: callers run reports through this one module.
 __all__ = [
+    "RunCancelled",
     "RunRequest",
     "RunResult",
     "build_request",
@@ -41,6 +49,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 ERROR_MESSAGE_LIMIT = 4000
+# How often the server checks, while a run's query executes, that the client is still connected
+# (PostgreSQL 14+, Linux/BSD/macOS): a killed client's query stops within about this long.
+CLIENT_CHECK_INTERVAL = "1s"
+
+
+class RunCancelled(KeyboardInterrupt):
+    """Raised (from a signal handler) to stop a run. A KeyboardInterrupt, so psycopg cancels the statement
+    running on the server before it re-raises, and `except Exception` handlers pass it through;
+    `execute` records the run FAILED with `reason` ("cancelled (SIGINT)") and raises it on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -79,9 +100,14 @@ def execute(engine: Engine, request: RunRequest, *, run_id: UUID | None = None) 
     """Run the report: SUCCEEDED with its facts, or FAILED with its error and no facts."""
     run_id = run_id or uuid.uuid4()
     config.executor_role()  # a malformed DYNO_EXECUTOR_ROLE is refused before anything is written
+    connection = db.connect(engine)  # transient connection failures retried: nothing is written yet
     try:
-        with engine.begin() as conn:
+        with connection as conn, conn.begin():
             fact_rows, headline = _run_in_transaction(conn, request, run_id)
+    except RunCancelled as exc:  # rolled back (psycopg cancelled the statement); recorded in a new transaction
+        log.warning("report run %s (%s) %s", run_id, request.report.report_type, exc.reason)
+        record_failure(engine, request, run_id, exc.reason)
+        raise
     except Exception as exc:  # every failure must leave a FAILED header, whatever raised
         message = describe_error(exc)
         log.warning("report run %s (%s) failed: %s", run_id, request.report.report_type, message)
@@ -100,6 +126,10 @@ def enter_tenant(conn: Connection, tenant_id: UUID) -> None:
 
 
 def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> tuple[int, dict]:
+    conn.execute(
+        text("SELECT set_config('client_connection_check_interval', :interval, true)"),
+        {"interval": CLIENT_CHECK_INTERVAL},
+    )
     enter_tenant(conn, request.tenant_id)
     conn.execute(insert(report_run).values(**header_values(request, run_id, "IN_PROGRESS")))
     fact_rows = conn.execute(_insert_facts(request.report, run_id, request.tenant_id), request.sql_params()).rowcount
@@ -154,8 +184,8 @@ def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: s
             )
             .values(status="FAILED", error_message=values["error_message"])
         ).rowcount
-        if not updated:
-            conn.execute(insert(report_run).values(**values))
+        if not updated:  # no header yet; or (a cancel that landed during COMMIT) a final one, which stays
+            conn.execute(pg_insert(report_run).values(**values).on_conflict_do_nothing(index_elements=["run_id"]))
 
 
 def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, Any]:

@@ -6,6 +6,12 @@ requests. Options come from the typed run config (`run_config.py`): options the
 report refuses fail the whole run with one `Failure` before anything is written,
 while a partition whose tenant is refused (say, deleted from crm.tenant) is
 handed over as a `RefusedPartition`, so one tenant of a batch cannot stop the others.
+
+Retries: a step that failed because the database was unreachable before a run
+started (`errors.DatabaseUnavailable`, raised once `db.connect`'s own attempts
+are spent: restarting, too many connections) is retried by the assets'
+`RetryPolicy`; refused inputs and failed runs (SQL errors) end in a
+`Failure(allow_retries=False)` and are not.
 """
 
 import warnings
@@ -17,10 +23,11 @@ from dagster import (
     BetaWarning,
     Config,
     Failure,
+    RetryPolicy,
     asset,
 )
 
-from dyno_reports import executor, periods
+from dyno_reports import db, executor, periods
 from dyno_reports.dagster_defs.failures import report_failure_hook
 from dyno_reports.dagster_defs.io_manager import RefusedPartition
 from dyno_reports.dagster_defs.partitions import report_partitions, target_of
@@ -39,11 +46,14 @@ IO_MANAGER_KEY = "report_io_manager"
 # outweighs the parallelism of smaller runs on the 2 pool slots: measured in
 # benchmarks/dagster_ops.py (the 200-tenant tick, 4 runs of 50 vs 2 of 100).
 MAX_PARTITIONS_PER_RUN = 100
+# A step that failed with errors.DatabaseUnavailable runs again up to twice, 10 s apart (every other
+# failure of a report step is a Failure(allow_retries=False)).
+RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
 PartitionWork = executor.RunRequest | RefusedPartition
 
 
-def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
+def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy = RETRY_POLICY) -> AssetsDefinition:
     report_config = report_config_class(report)
 
     @asset(
@@ -55,6 +65,7 @@ def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
         io_manager_key=IO_MANAGER_KEY,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
         hooks={report_failure_hook},
+        retry_policy=retry_policy,
         kinds={"postgres"},
         metadata={
             "title": report.title,
@@ -80,7 +91,7 @@ def partition_requests(
         raise Failure(description=f"{report.report_type}: {exc}", allow_retries=False) from None
     partitions_def = context.assets_def.partitions_def
     work: dict[str, PartitionWork] = {}
-    with dyno_db.engine().connect() as conn:
+    with db.connect(dyno_db.engine()) as conn:  # transient failures retried, then DatabaseUnavailable
         for key in sorted(context.partition_keys):
             target = target_of(partitions_def, key)
             try:

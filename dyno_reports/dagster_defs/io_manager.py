@@ -92,6 +92,7 @@ def _partitions_failed(failed: dict[str, str], total: int) -> Failure:
     return Failure(
         description=f"{len(failed)} of {total} partition(s) failed{more}: " + "; ".join(shown),
         metadata={"failed_partitions": MetadataValue.json(failed)},
+        allow_retries=False,  # refused inputs and SQL errors fail again: only DatabaseUnavailable is retried
     )
 
 
