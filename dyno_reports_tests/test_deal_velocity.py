@@ -1,26 +1,20 @@
-"""deal_velocity against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
+"""deal_velocity against its spec (real PostgreSQL): hand-made edge cases.
+
+Its SQL against its reference on generated histories, and the checks every report gets
+(options, definition, a tenant without pipelines): test_report_registry.py.
+"""
 
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.deal_velocity import expected
-from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read, stage_row
+from dyno_reports_tests.support.facts import run_and_read, stage_row
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     T0,
-    TenantData,
-    busy_histories,
     load,
-    pipeline_selections,
-    tenant_histories,
     two_pipelines,
-    windows,
 )
 
 REPORT = "deal_velocity"
@@ -118,9 +112,6 @@ def test_empty_window_gives_zero_rows(engine):
     assert facts == expected(data, *MONTH)
     assert len(facts) == 4
     assert all(metrics(fact) == (0, None, None, None) for fact in facts.values())
-    empty_tenant = TenantData()
-    load(engine, empty_tenant)
-    assert run_and_read(engine, REPORT, empty_tenant.tenant_id, *MONTH) == {}
 
 
 def test_percentiles_interpolate_and_round_once_half_away_from_zero(engine):
@@ -155,22 +146,3 @@ def test_percentiles_are_exact_where_double_precision_is_not(engine):
 
     assert facts == expected(data, *MONTH)
     assert metrics(stage_row(facts, lead)) == (2, Decimal("3000.00"), Decimal("3000.00"), Decimal("3000.00"))
-
-
-def test_rejects_options_it_does_not_have(engine):
-    data, *_ = two_pipelines(3)
-    load(engine, data)
-    with pytest.raises(InputError, match="unknown option 'include_closed'"):
-        run(engine, REPORT, data.tenant_id, *MONTH, {"include_closed": True})
-
-
-@given(data=tenant_histories(), choices=st.data())
-def test_matches_reference_on_generated_histories(engine, data, choices):
-    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids)
-
-
-@given(data=busy_histories(), choices=st.data())
-def test_matches_reference_on_busy_histories(engine, data, choices):
-    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids)

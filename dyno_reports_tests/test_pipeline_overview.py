@@ -1,24 +1,20 @@
-"""pipeline_overview against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
+"""pipeline_overview against its spec (real PostgreSQL): hand-made edge cases.
+
+Its SQL against its reference on generated histories, and the checks every report gets
+(options, definition, a tenant without pipelines): test_report_registry.py.
+"""
 
 from datetime import timedelta
 from decimal import Decimal
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from dyno_reports_tests.reference.pipeline_overview import expected
-from dyno_reports_tests.support.facts import assert_matches_reference, run_and_read
+from dyno_reports_tests.support.facts import run_and_read
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     T0,
-    TenantData,
-    busy_histories,
     load,
-    pipeline_selections,
-    tenant_histories,
     two_pipelines,
-    windows,
 )
 
 REPORT = "pipeline_overview"
@@ -92,26 +88,3 @@ def test_window_without_start_counts_every_entry_before_end(engine):
     assert facts == expected(data, None, T0)
     assert facts[(lead.pipeline_id, lead.stage_id)]["entered_count"] == 1  # distinct deals, not entries
     assert facts[(lead.pipeline_id, lead.stage_id)]["avg_days_in_stage"] == Decimal("100.00")
-
-
-def test_tenant_without_pipelines_gets_no_rows(engine):
-    data = TenantData()
-    load(engine, data)
-    assert run_and_read(engine, REPORT, data.tenant_id, T0, T0 + D) == {}
-
-
-@given(data=tenant_histories(), choices=st.data())
-def test_matches_reference_on_generated_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-@given(data=busy_histories(), choices=st.data())
-def test_matches_reference_on_busy_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-def check_against_reference(engine, data: TenantData, choices) -> None:
-    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(
-        engine, REPORT, expected, data, window, pipeline_ids, include_closed=choices.draw(st.booleans())
-    )

@@ -1,26 +1,20 @@
-"""stage_conversion against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
+"""stage_conversion against its spec (real PostgreSQL): hand-made edge cases.
+
+Its SQL against its reference on generated histories, and the checks every report gets
+(options, definition, a tenant without pipelines): test_report_registry.py.
+"""
 
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from dyno_reports.errors import InputError
 from dyno_reports_tests.reference.stage_conversion import expected
-from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read, stage_row
+from dyno_reports_tests.support.facts import run_and_read, stage_row
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     T0,
-    TenantData,
-    busy_histories,
     load,
-    pipeline_selections,
-    tenant_histories,
     two_pipelines,
-    windows,
 )
 
 REPORT = "stage_conversion"
@@ -146,9 +140,6 @@ def test_empty_window_gives_zero_rows_with_null_rates(engine):
     for fact in facts.values():
         assert counts(fact) == (0, 0, 0)
         assert fact["conversion_rate"] is None and fact["avg_days_to_advance"] is None
-    empty_tenant = TenantData()
-    load(engine, empty_tenant)
-    assert run_and_read(engine, REPORT, empty_tenant.tenant_id, *WEEK) == {}
 
 
 def test_rates_and_days_are_rounded_once_half_away_from_zero(engine):
@@ -170,22 +161,3 @@ def test_rates_and_days_are_rounded_once_half_away_from_zero(engine):
     assert stage_row(facts, lead)["conversion_rate"] == Decimal("0.4286")
     assert stage_row(facts, lead)["avg_days_to_advance"] == Decimal("0.13")
     assert stage_row(facts, qualified)["conversion_rate"] == Decimal("0.0313")
-
-
-def test_rejects_options_it_does_not_have(engine):
-    data, *_ = two_pipelines(3)
-    load(engine, data)
-    with pytest.raises(InputError, match="unknown option 'include_closed'"):
-        run(engine, REPORT, data.tenant_id, *WEEK, {"include_closed": True})
-
-
-@given(data=tenant_histories(), choices=st.data())
-def test_matches_reference_on_generated_histories(engine, data, choices):
-    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids)
-
-
-@given(data=busy_histories(), choices=st.data())
-def test_matches_reference_on_busy_histories(engine, data, choices):
-    window, pipeline_ids = choices.draw(windows(data)), choices.draw(pipeline_selections(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, pipeline_ids)

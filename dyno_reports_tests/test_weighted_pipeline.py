@@ -1,29 +1,23 @@
-"""weighted_pipeline against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
+"""weighted_pipeline against its spec (real PostgreSQL): hand-made edge cases.
+
+Its SQL against its reference on generated histories, and the checks every report gets
+(options, definition, a tenant without pipelines): test_report_registry.py.
+"""
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from dyno_reports.errors import InputError
-from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.weighted_pipeline import expected
-from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read
+from dyno_reports_tests.support.facts import run, run_and_read
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     PRINCIPAL_IDS,
     T0,
     TenantData,
-    busy_histories,
     load,
-    pipeline_selections,
-    tenant_histories,
     two_pipelines,
-    windows,
 )
 
 REPORT = "weighted_pipeline"
@@ -127,10 +121,6 @@ def test_only_groups_with_deals_and_no_rows_without_open_deals(engine):
     # before they closed, only lead and proposal had a deal: no row for the empty renewal stage
     assert set(run_and_read(engine, REPORT, data.tenant_id, S, T0 + D)) == {(A, P0, None)}
 
-    no_pipelines = TenantData()
-    load(engine, no_pipelines)
-    assert run_and_read(engine, REPORT, no_pipelines.tenant_id, S, E) == {}
-
 
 def test_snapshot_ignores_the_window_start(engine):
     data, (lead, proposal, *_), _ = two_pipelines()
@@ -145,58 +135,3 @@ def test_snapshot_ignores_the_window_start(engine):
     assert run_and_read(engine, REPORT, data.tenant_id, S, E) == unbounded
     assert row_of(unbounded, A, P1, date(2025, 1, 1)) == (1, Decimal("9.00"), Decimal("1.80"))
     assert result.headline == {"deal_count": 2, "total_amount": Decimal("12.00"), "weighted_amount": Decimal("2.10")}
-
-
-def test_definition_and_unknown_options(engine):
-    report = get_report(REPORT)
-    assert (report.cadence, report.dimensions) == ("month", ("pipeline_id", "principal_id", "close_month"))
-    data, _, _ = two_pipelines()
-    load(engine, data)
-    with pytest.raises(InputError, match="include_closed"):
-        run(engine, REPORT, data.tenant_id, S, E, {"include_closed": True})
-
-
-def any_probabilities(draw: st.DrawFn, data: TenantData) -> TenantData:
-    """Open-stage probabilities of 4 decimals (the shared generators give tenths)."""
-    for stage in list(data.stages.values()):
-        if stage.kind == "open":
-            probability = draw(st.decimals(min_value=0, max_value=1, places=4))
-            data.stages[stage.stage_id] = replace(stage, probability=probability)
-    return data
-
-
-@st.composite
-def weighted_histories(draw: st.DrawFn) -> TenantData:
-    """tenant_histories (half the time with at least 3 deals) with 4-decimal probabilities, and
-    about half the deals crowded: one owner and every close date moved into July (same day), so
-    that groups hold several deals and rounding once differs from rounding each deal."""
-    data = draw(tenant_histories() | tenant_histories(max_deals=16).filter(lambda d: len(d.created_at) >= 3))
-    any_probabilities(draw, data)
-    crowd = {deal_id for deal_id in sorted(data.created_at) if draw(st.booleans())}
-    july = {r.close_date: r.close_date.replace(month=7) for r in data.rows if r.close_date is not None}
-    data.rows = [
-        replace(r, owner_id=data.principals[0], close_date=july.get(r.close_date)) if r.deal_id in crowd else r
-        for r in data.rows
-    ]
-    return data
-
-
-@st.composite
-def busy_weighted_histories(draw: st.DrawFn) -> TenantData:
-    """busy_histories (many deals, one owner, no close dates: big groups) with 4-decimal probabilities."""
-    return any_probabilities(draw, draw(busy_histories()))
-
-
-@given(data=weighted_histories(), choices=st.data())
-def test_matches_reference_on_generated_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-@given(data=busy_weighted_histories(), choices=st.data())
-def test_matches_reference_on_busy_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-def check_against_reference(engine, data: TenantData, choices) -> None:
-    window = choices.draw(windows(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, choices.draw(pipeline_selections(data)))

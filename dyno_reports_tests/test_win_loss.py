@@ -1,28 +1,20 @@
-"""win_loss against its spec (real PostgreSQL): hand-made edge cases and generated histories."""
+"""win_loss against its spec (real PostgreSQL): hand-made edge cases.
 
-from dataclasses import replace
+Its SQL against its reference on generated histories, and the checks every report gets
+(options, definition, a tenant without pipelines): test_report_registry.py.
+"""
+
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from dyno_reports.errors import InputError
-from dyno_reports.reports import get_report
 from dyno_reports_tests.reference.win_loss import expected
-from dyno_reports_tests.support.facts import assert_matches_reference, run, run_and_read
+from dyno_reports_tests.support.facts import run, run_and_read
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     PRINCIPAL_IDS,
-    TenantData,
-    busy_histories,
     load,
-    pipeline_selections,
-    tenant_histories,
     two_pipelines,
-    windows,
 )
 
 REPORT = "win_loss"
@@ -144,14 +136,8 @@ def test_empty_window_and_window_without_start(engine):
     assert counts(unbounded, A, P0) == (1, 0, Decimal("8.00"), Decimal("0"))
     assert rates(unbounded, A, P0) == (Decimal("1"), Decimal("1"), Decimal("10"))
 
-    no_pipelines = TenantData()
-    load(engine, no_pipelines)
-    assert run_and_read(engine, REPORT, no_pipelines.tenant_id, None, E) == {}
 
-
-def test_definition_headline_and_unknown_options(engine):
-    report = get_report(REPORT)
-    assert (report.cadence, report.dimensions) == ("month", ("pipeline_id", "principal_id"))
+def test_headline_sums_counts_and_amounts(engine):
     data, (lead, _, won, lost), _ = two_pipelines()
     data.add_deal(DEAL_IDS[0], [(S, lead, 3, P0), (S + D, won, 3, P0)])
     data.add_deal(DEAL_IDS[1], [(S, lead, 4, P1), (S + D, lost, 4, P1)])
@@ -165,71 +151,3 @@ def test_definition_headline_and_unknown_options(engine):
         "won_amount": Decimal("3.00"),
         "lost_amount": Decimal("4.00"),
     }
-    with pytest.raises(InputError, match="include_closed"):
-        run(engine, REPORT, data.tenant_id, S, E, {"include_closed": True})
-
-
-def windows_from_closings(data: TenantData) -> st.SearchStrategy:
-    """windows(data), or half the time a window starting exactly at a row in a won/lost stage,
-    so that closing events at S (inside W) are common."""
-    closing_times = sorted({r.valid_from for r in data.rows if data.stages[r.stage_id].kind != "open"})
-    if not closing_times:
-        return windows(data)
-    row_times = sorted({r.valid_from for r in data.rows})
-
-    @st.composite
-    def draw_window(draw: st.DrawFn) -> tuple[datetime | None, datetime]:
-        start = draw(st.sampled_from(closing_times))
-        later = [t for t in row_times if t > start]
-        hours = st.integers(1, 30 * 24).map(lambda h: start + h * H)
-        return start, draw((st.sampled_from(later) | hours) if later else hours)
-
-    return windows(data) | draw_window()
-
-
-@st.composite
-def win_loss_histories(draw: st.DrawFn) -> TenantData:
-    """tenant_histories, or half the time two pipelines reshaped towards closings: a third of the
-    rows moved into a won or lost stage of any pipeline (repeated closes, flips), a closed row
-    often followed by a move to the other pipeline's stage of the same kind, some deals with zero
-    amounts throughout and some deals all of one owner (groups of several deals)."""
-    if not draw(st.booleans()):
-        return draw(tenant_histories(max_deals=16))
-    data = draw(tenant_histories(max_deals=16).filter(lambda d: len(d.pipelines) == 2 and len(d.created_at) >= 3))
-    closing = [s for s in data.stages.values() if s.kind != "open"]
-    deals = st.lists(st.sampled_from(sorted(data.created_at)), unique=True)
-    zero, crowd = set(draw(deals)), set(draw(deals))
-    rows: list = []
-    for row in data.rows:  # a deal's rows are consecutive and in time order
-        before = rows[-1] if rows and rows[-1].deal_id == row.deal_id else None
-        kind = None if before is None else data.stages[before.stage_id].kind
-        stage_id = row.stage_id
-        if kind in ("won", "lost") and draw(st.booleans()):  # to the other pipeline's stage of that kind
-            stage_id = next(s.stage_id for s in closing if s.kind == kind and s.stage_id != before.stage_id)
-        elif draw(st.integers(0, 2)) == 0:
-            stage_id = draw(st.sampled_from(closing)).stage_id
-        rows.append(
-            replace(
-                row,
-                owner_id=data.principals[0] if row.deal_id in crowd else row.owner_id,
-                stage_id=stage_id,
-                amount=Decimal(0) if row.deal_id in zero else row.amount,
-            )
-        )
-    data.rows = rows
-    return data
-
-
-@given(data=win_loss_histories(), choices=st.data())
-def test_matches_reference_on_generated_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-@given(data=busy_histories(), choices=st.data())
-def test_matches_reference_on_busy_histories(engine, data, choices):
-    check_against_reference(engine, data, choices)
-
-
-def check_against_reference(engine, data: TenantData, choices) -> None:
-    window = choices.draw(windows_from_closings(data))
-    assert_matches_reference(engine, REPORT, expected, data, window, choices.draw(pipeline_selections(data)))

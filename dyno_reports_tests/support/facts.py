@@ -61,16 +61,21 @@ def assert_matches_reference(
     **options: Any,
 ) -> None:
     """Load the tenant, run the report through the executor, and compare its facts with the reference
-    `expected(data, start, end, pipeline_ids, **options)`."""
+    `expected(data, start, end, pipeline_ids, **options)` and its headline with their sums."""
     start, end = window
     load(engine, data)
     run_options = dict(options)
     if pipeline_ids is not None:
         run_options["pipeline_ids"] = [str(p) for p in pipeline_ids]
 
-    facts = run_and_read(engine, report_type, data.tenant_id, start, end, run_options or None)
+    result = run(engine, report_type, data.tenant_id, start, end, run_options or None)
 
-    assert facts == expected(data, start, end, pipeline_ids, **options)
+    assert result.succeeded, result.error_message
+    want = expected(data, start, end, pipeline_ids, **options)
+    assert facts_by_key(engine, report_type, result.run_id) == want
+    assert result.fact_rows == len(want)
+    headline = get_report(report_type).headline_metrics
+    assert result.headline == {m: sum((row[m] for row in want.values()), 0) for m in headline}
 
 
 def stage_row(facts: dict[Any, dict], stage) -> dict:
