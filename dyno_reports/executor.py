@@ -13,6 +13,7 @@ signal handler: psycopg cancels the running statement on the server, the transac
 the run is recorded FAILED with the reason in a new transaction before `RunCancelled` propagates.
 """
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ def headline_of(conn: Connection, report: ReportDefinition, tenant_id: UUID, run
 
 def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: str) -> None:
     """Leave a FAILED header for `run_id` (insert it, or fail the IN_PROGRESS one)."""
-    values = header_values(request, run_id, "FAILED") | {"error_message": message[:ERROR_MESSAGE_LIMIT]}
+    values = header_values(request, run_id, "FAILED") | {"error_message": storable_message(message)}
     with engine.begin() as conn:
         enter_tenant(conn, request.tenant_id)
         updated = conn.execute(
@@ -243,7 +244,7 @@ def record_input_failure(
         "report_type": report_type,
         "period_start": iso(window.start),
         "period_end": iso(window.end),
-        "options_raw": options,
+        "options_raw": storable_raw(options),
     }
     with engine.begin() as conn:
         enter_tenant(conn, tenant_uuid)
@@ -255,11 +256,24 @@ def record_input_failure(
                 period_start=window.start,
                 period_end=window.end,
                 period_grain=window.grain,
-                input_params={"options_raw": options, "period_grain": window.grain},
+                input_params={"options_raw": storable_raw(options), "period_grain": window.grain},
                 input_fingerprint=fingerprint(canonical),
                 status="FAILED",
-                error_message=message[:ERROR_MESSAGE_LIMIT],
+                error_message=storable_message(message),
                 dagster_run_id=dagster_run_id,
             )
         )
     return run_id
+
+
+def storable_message(message: str) -> str:
+    """An error message PostgreSQL's text accepts (no NUL), cut to ERROR_MESSAGE_LIMIT."""
+    return message.replace("\x00", "\\x00")[:ERROR_MESSAGE_LIMIT]
+
+
+def storable_raw(options: str | dict[str, Any] | None) -> str | None:
+    """Refused options as recorded: their JSON text, NULs escaped (jsonb refuses \\u0000), cut to a bound."""
+    if options is None:
+        return None
+    text = options if isinstance(options, str) else json.dumps(options, default=str)
+    return storable_message(text)

@@ -17,7 +17,9 @@ from dagster import (
     instance_for_test,
     materialize,
 )
-from sqlalchemy import insert, select, text, update
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, insert, select, text, update
 
 from dyno_reports import executor
 from dyno_reports.dagster_defs.assets import report_assets
@@ -298,3 +300,38 @@ def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant
             conn.execute(text("SET LOCAL session_replication_role = replica"))
             conn.execute(text("DELETE FROM reporting.report_pipeline_overview_fact WHERE run_id = :r"), {"r": bad_run})
             conn.execute(text("DELETE FROM reporting.report_run WHERE run_id = :r"), {"r": bad_run})
+
+
+PIPELINE_SPELLINGS = st.one_of(
+    st.sampled_from([str(PIPELINE_IDS[0]), str(PIPELINE_IDS[0]).upper(), str(PIPELINE_IDS[1]), str(uuid.uuid4())]),
+    st.text(max_size=40),
+    st.from_regex("\\A[0-9a-f\u0660-\u0669]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\Z"),
+)
+
+
+# the fixtures are shared by every example on purpose: one database, one instance, one environment
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(include_closed=st.booleans(), pipeline_ids=st.none() | st.lists(PIPELINE_SPELLINGS, max_size=3))
+def test_any_run_config_runs_or_fails_clearly(env, engine, tenant, instance, include_closed, pipeline_ids):
+    """The Dagster side of the input fuzz: config of the right shape, values anywhere."""
+    config = {"include_closed": include_closed, "pipeline_ids": pipeline_ids}
+    result = materialize(
+        [asset_of(REPORT)],
+        partition_key=f"2025-06-09|{tenant}",
+        instance=instance,
+        resources=resources(env),
+        run_config={"ops": {REPORT: {"config": config}}},
+        raise_on_error=False,
+    )
+    (header,) = headers_of(engine, result.run_id)  # one header either way, never a partial write
+    if result.success:
+        assert header.status == "SUCCEEDED"
+        return
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    error = failure.step_failure_data.user_failure_data  # a Failure of ours, not an unexpected exception
+    assert error is not None and len(error.description) <= 500
+    # refused by the options model for every partition, or by the tenant's own pipelines for this one
+    assert error.description.startswith(("pipeline_overview: invalid options", "1 of 1 partition(s) failed"))
+    assert header.status == "FAILED" and "pipeline" in header.error_message
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(pipeline_overview_fact.c.run_id == header.run_id)).scalar() == 0

@@ -102,7 +102,7 @@ def _fail_unrecorded(
                 report_run.c.report_type == report_type,
                 report_run.c.status == "IN_PROGRESS",
             )
-            .values(status="FAILED", error_message=message[: executor.ERROR_MESSAGE_LIMIT])
+            .values(status="FAILED", error_message=executor.storable_message(message))
         ).rowcount
         recorded = {
             (str(t), s)
