@@ -623,35 +623,50 @@ def _statuses(times: list[RunTimes]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
+BACKFILL_REPEATS = 3
+
+
 def backfill_scenario(world: World, tenant: str, deals: int, weeks: int, table: Table) -> None:
+    """The same 26-week backfill BACKFILL_REPEATS times, each followed by its SQL through the executor: medians."""
     name = f"backfill, {weeks} weeks x 1 tenant ({deals:,} deals)"
     days = [BACKFILL_FROM + timedelta(weeks=i) for i in range(weeks)]
-    launched_at = time.time()
-    backfill_id = launch_backfill(world, "pipeline_overview", [f"{d.isoformat()}|{tenant}" for d in days])
-    backfill = wait_for(lambda: backfill_finished(world, backfill_id), WAIT_SECONDS, "the backfill", every=0.5)
-    finished_at = backfill.backfill_end_timestamp or time.time()
-    times = run_times(world, tags={"dagster/backfill": backfill_id})
-    sql = executor_seconds(world.engine, [("pipeline_overview", tenant, d) for d in days])
-    run_seconds = sum(t.ended - t.started for t in times)
+    runs_s, sqls = [], []
+    for _ in range(BACKFILL_REPEATS):
+        launched_at = time.time()
+        backfill_id = launch_backfill(world, "pipeline_overview", [f"{d.isoformat()}|{tenant}" for d in days])
+        backfill = wait_for(
+            lambda bid=backfill_id: backfill_finished(world, bid), WAIT_SECONDS, "the backfill", every=0.5
+        )
+        finished_at = backfill.backfill_end_timestamp or time.time()
+        times = run_times(world, tags={"dagster/backfill": backfill_id})
+        runs_s.append(sum(t.ended - t.started for t in times))
+        sqls.append(executor_seconds(world.engine, [("pipeline_overview", tenant, d) for d in days]))
+    run_seconds, sql = statistics.median(runs_s), statistics.median(sqls)
+    overhead = statistics.median(r - q for r, q in zip(runs_s, sqls, strict=True))
     table.add(
         name,
-        "end to end (launch -> backfill completed)",
+        "end to end (launch -> backfill completed), last",
         f"{finished_at - launched_at:.1f} s ({backfill.status.value})",
     )
     statuses = ", ".join(
         f"{k} {v}" for k, v in sorted(header_statuses(world.engine, [t.run_id for t in times]).items())
     )
     table.add(
-        name, "runs / report_run headers", f"{len(times)} ({_statuses(times)}) / {statuses}", f"{weeks} SUCCEEDED"
+        name, "runs / report_run headers, last", f"{len(times)} ({_statuses(times)}) / {statuses}", f"{weeks} SUCCEEDED"
     )
     table.add(
         name,
-        "Dagster run time (RUN_START -> RUN_SUCCESS)",
-        f"{run_seconds:.2f} s",
-        f"<= SQL + 1 s = {sql + 1:.2f} s",
-        run_seconds <= sql + 1,
+        f"Dagster run time - SQL time, median of {BACKFILL_REPEATS}",
+        f"{overhead:.2f} s (runs {' / '.join(f'{r:.2f}' for r in runs_s)} s)",
+        "<= 1 s",
+        overhead <= 1,
     )
-    table.add(name, "SQL: the same report runs via the executor", f"{sql:.2f} s ({weeks} runs)")
+    table.add(name, "Dagster run time (RUN_START -> RUN_SUCCESS), median", f"{run_seconds:.2f} s")
+    table.add(
+        name,
+        "SQL: the same report runs via the executor, median",
+        f"{sql:.2f} s ({weeks} runs; {' / '.join(f'{q:.2f}' for q in sqls)} s)",
+    )
     table.add(name, "backfill daemon (launch -> run created)", f"{min(t.created for t in times) - launched_at:.1f} s")
     add_run_phases(table, name, times)
     seconds = step_seconds(world, times[0].run_id)
