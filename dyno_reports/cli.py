@@ -1,10 +1,9 @@
-"""The `dyno-reports` command: migrations, report runs, the registry, seeding and the demo."""
+"""The `dyno-reports` command: report runs, the registry, seeding and the demo (`db` and `runs`: cli_db.py)."""
 
 import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -16,9 +15,10 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from dyno_reports import db, executor, run_request
+from dyno_reports.cli_db import db_group, runs_group
 from dyno_reports.errors import Cancelled, DynoError, InputError, one_line, shown
 from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import drift, migrate
+from dyno_reports.storage import migrate
 
 
 @click.group(help="Tenant-scoped Deal & Pipeline reports on PostgreSQL.")
@@ -26,66 +26,8 @@ def cli() -> None:
     pass
 
 
-@cli.group("db", help="The reporting database: migrations and the embedded server.")
-def db_group() -> None:
-    pass
-
-
-@db_group.command("upgrade", help="Apply every migration (crm contract and reporting tables).")
-def db_upgrade() -> None:
-    revision = migrate.upgrade(db.get_engine())
-    click.echo(f"database at revision {revision}")
-
-
-@db_group.command(
-    "check",
-    help="Compare the database with the models (storage/tables.py): prints `no drift`, "
-    "or one line per difference and exits 1.",
-)
-def db_check() -> None:
-    differences = drift.check(db.get_engine())
-    if not differences:
-        click.echo("no drift")
-        return
-    for difference in differences:
-        click.echo(str(difference))
-    raise DynoError(f"{len(differences)} difference(s) between the models (storage/tables.py) and the database")
-
-
-@db_group.command(
-    "url", help="Print the database URL the commands use, for psql (starts the embedded server if needed)."
-)
-@click.option(
-    "--sqlalchemy", "as_sqlalchemy", is_flag=True, help="The SQLAlchemy form (postgresql+psycopg://) instead."
-)
-def db_url(as_sqlalchemy: bool) -> None:
-    url = db.resolve_database_url()
-    click.echo(url.render_as_string(hide_password=False) if as_sqlalchemy else db.libpq_url(url))
-
-
-@db_group.command(
-    "psql",
-    help="Run psql on the database the commands use; ARGS go to psql (e.g. -c 'select 1').",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-)
-@click.argument("psql_args", metavar="[ARGS]...", nargs=-1, type=click.UNPROCESSED)
-def db_psql(psql_args: tuple[str, ...]) -> None:
-    psql = shutil.which("psql")
-    if psql is None:
-        raise DynoError(
-            "psql is not installed (or not on PATH); `dyno-reports db url` prints the URL for another client"
-        )
-    url = db.resolve_database_url()
-    env = dict(os.environ)
-    if url.password:  # through the environment, so the password does not show in `ps`
-        env["PGPASSWORD"] = str(url.password)
-    sys.stdout.flush()
-    os.execve(psql, ["psql", db.libpq_url(url, hide_password=True), *psql_args], env)
-
-
-@db_group.command("stop", help="Stop the embedded PostgreSQL server, if it runs.")
-def db_stop() -> None:
-    click.echo("embedded PostgreSQL stopped" if db.stop_embedded() else "embedded PostgreSQL was not running")
+cli.add_command(db_group)
+cli.add_command(runs_group)
 
 
 @cli.command("list", help="List the report types with their options and cadence.")
@@ -259,30 +201,6 @@ def demo_command() -> None:
     from dyno_reports import demo
 
     demo.run_demo(echo=click.echo)
-
-
-@cli.group("runs", help="Report run history: kept as written, pruned only through the retention path.")
-def runs_group() -> None:
-    pass
-
-
-@runs_group.command(
-    "prune",
-    help="Delete runs beyond the N latest per (tenant, report, input fingerprint), never the latest SUCCEEDED one "
-    "(reporting.prune_report_runs; facts go with their run). Prints the counts per report type.",
-)
-@click.option("--keep-latest", "keep_latest", required=True, type=click.IntRange(min=0), help="Runs kept per input.")
-@click.option("--dry-run", is_flag=True, help="Only say what would be deleted; delete nothing.")
-@click.option("--tenant", "tenant_id", default=None, help="Only this tenant (UUID).")
-@click.option("--report", "report_type", default=None, help="Only this report type.")
-def runs_prune(keep_latest: int, dry_run: bool, tenant_id: str | None, report_type: str | None) -> None:
-    from dyno_reports import retention
-
-    summary = retention.prune(
-        db.get_engine(), keep_latest, dry_run=dry_run, tenant_id=tenant_id, report_type=report_type
-    )
-    for line in summary.lines():
-        click.echo(line)
 
 
 def main(args: list[str] | None = None) -> None:
