@@ -7,7 +7,6 @@ a job and schedule per cadence, the tenant sensor and the failure reapers.
 from dagster import Definitions, in_process_executor
 
 from dyno_reports.dagster_defs.assets import IO_MANAGER_KEY, report_assets
-from dyno_reports.dagster_defs.checks import all_report_checks
 from dyno_reports.dagster_defs.failures import DB_RESOURCE, report_run_cancel_reaper, report_run_failure_reaper
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.partitions import start_date
@@ -21,7 +20,6 @@ def build_definitions() -> Definitions:
     jobs, schedules = jobs_and_schedules(start)
     return Definitions(
         assets=report_assets(start),
-        asset_checks=all_report_checks(),
         jobs=jobs,
         schedules=schedules,
         sensors=[tenant_partitions_sensor, report_run_failure_reaper, report_run_cancel_reaper],

@@ -26,7 +26,6 @@ from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.checks import (
     facts_not_from_succeeded_runs,
     negative_metric_facts,
-    report_checks,
     stages_missing_from_overview,
 )
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
@@ -245,7 +244,7 @@ def test_run_failure_sensor_fails_partitions_of_a_killed_run(env, engine, tenant
 
 def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, instance):
     result = materialize(
-        [asset_of(REPORT), report_checks(REGISTRY[REPORT])],
+        [asset_of(REPORT)],
         partition_key=f"2025-06-30|{tenant}",
         instance=instance,
         resources=resources(env),

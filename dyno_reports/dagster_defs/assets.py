@@ -23,11 +23,13 @@ from dagster import (
     BetaWarning,
     Config,
     Failure,
+    Output,
     RetryPolicy,
     asset,
 )
 
 from dyno_reports import db, executor, periods
+from dyno_reports.dagster_defs.checks import check_results, check_specs
 from dyno_reports.dagster_defs.failures import report_failure_hook
 from dyno_reports.dagster_defs.io_manager import RefusedPartition
 from dyno_reports.dagster_defs.partitions import report_partitions, target_of
@@ -66,6 +68,7 @@ def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
         hooks={report_failure_hook},
         retry_policy=retry_policy,
+        check_specs=check_specs(report),
         kinds={"postgres"},
         metadata={
             "title": report.title,
@@ -75,7 +78,11 @@ def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy
         },
     )
     def _report(context: AssetExecutionContext, config: report_config, dyno_db: ReportDatabase):  # type: ignore[valid-type]
-        return partition_requests(context, report, config, dyno_db)
+        # Dagster stores a yielded output (the IO manager runs every partition) before it resumes the body,
+        # so the checks below see this run's committed facts.
+        yield Output(partition_requests(context, report, config, dyno_db))
+        selected = {key.name for key in context.selected_asset_check_keys}
+        yield from check_results(report, dyno_db.engine(), context.run.run_id, selected)
 
     return _report
 

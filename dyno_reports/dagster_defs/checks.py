@@ -3,25 +3,21 @@
 Checks of a partitioned asset run once per run without a partition, so each
 looks at the report runs whose `dagster_run_id` is this run (indexed), and at
 their facts through the fact table's `(run_id, ...)` key: never a scan of the
-whole fact table. A report's checks are one step (a multi-asset check), run in
-the run's own process (in-process executor).
+whole fact table. They are declared on the report's asset and evaluated in its
+own step, right after the IO manager stored the facts (the asset body yields its
+output, then the results): no step of their own to start and record.
 """
 
 from collections.abc import Iterator
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    multi_asset_check,
 )
 from sqlalchemy import Engine, Text, and_, cast, func, not_, or_, select, true
 from sqlalchemy.sql import Select
 
-from dyno_reports.dagster_defs.resources import ReportDatabase
-from dyno_reports.reports import REGISTRY
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run, stage
 
@@ -104,8 +100,8 @@ def stages_missing_from_overview(dagster_run_id: str) -> Select:
     )
 
 
-def report_checks(report: ReportDefinition) -> AssetChecksDefinition:
-    """The report's checks as one step (each check step costs the run a few stored events)."""
+def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
+    """The report's checks, declared on its asset (`@asset(check_specs=...)`)."""
     rt = report.report_type
     specs = [
         AssetCheckSpec(
@@ -127,32 +123,23 @@ def report_checks(report: ReportDefinition) -> AssetChecksDefinition:
                 description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope",
             )
         )
-
-    @multi_asset_check(specs=specs, name=f"{rt}_checks", can_subset=True)
-    def _checks(context: AssetCheckExecutionContext, dyno_db: ReportDatabase) -> Iterator[AssetCheckResult]:
-        engine, dagster_run_id = dyno_db.engine(), context.run.run_id
-        runs = _run_count(engine, dagster_run_id, rt)
-        selected = {key.name for key in context.selected_asset_check_keys}
-        if "facts_from_succeeded_runs" in selected:
-            bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
-            yield _result(
-                "facts_from_succeeded_runs",
-                rt,
-                bad,
-                "fact rows of a run that is not SUCCEEDED or of another tenant",
-                runs,
-            )
-        if "metrics_not_negative" in selected:
-            bad = _count(engine, negative_metric_facts(report, dagster_run_id))
-            yield _result("metrics_not_negative", rt, bad, "fact rows with a negative metric", runs)
-        if "stage_rows_complete" in selected:
-            bad = _count(engine, stages_missing_from_overview(dagster_run_id))
-            yield _result(
-                "stage_rows_complete", rt, bad, "stages missing from the runs' facts", runs, AssetCheckSeverity.WARN
-            )
-
-    return _checks
+    return specs
 
 
-def all_report_checks() -> list[AssetChecksDefinition]:
-    return [report_checks(report) for _, report in sorted(REGISTRY.items())]
+def check_results(
+    report: ReportDefinition, engine: Engine, dagster_run_id: str, selected: set[str]
+) -> Iterator[AssetCheckResult]:
+    """The selected checks' results on the facts `dagster_run_id` wrote (after the IO manager stored them)."""
+    rt = report.report_type
+    runs = _run_count(engine, dagster_run_id, rt)
+    if "facts_from_succeeded_runs" in selected:
+        bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
+        what = "fact rows of a run that is not SUCCEEDED or of another tenant"
+        yield _result("facts_from_succeeded_runs", rt, bad, what, runs)
+    if "metrics_not_negative" in selected:
+        bad = _count(engine, negative_metric_facts(report, dagster_run_id))
+        yield _result("metrics_not_negative", rt, bad, "fact rows with a negative metric", runs)
+    if "stage_rows_complete" in selected:
+        bad = _count(engine, stages_missing_from_overview(dagster_run_id))
+        what = "stages missing from the runs' facts"
+        yield _result("stage_rows_complete", rt, bad, what, runs, AssetCheckSeverity.WARN)
