@@ -44,7 +44,7 @@ POOL = "dyno_source_db"
 IO_MANAGER_KEY = "report_io_manager"
 # One run holds up to 100 partitions: a tenant's 26-week backfill is one run, and
 # "every tenant, one period" (a schedule tick or a UI backfill) is N / 100 runs.
-# A run's fixed cost (worker start-up, about 2.5 s of CPU, and its check steps)
+# A run's fixed cost (worker start-up, about 2.5 s of CPU, and its run and step events)
 # outweighs the parallelism of smaller runs on the 2 pool slots: measured in
 # benchmarks/dagster_ops.py (the 200-tenant tick, 4 runs of 50 vs 2 of 100).
 MAX_PARTITIONS_PER_RUN = 100
