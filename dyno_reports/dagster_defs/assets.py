@@ -46,7 +46,7 @@ IO_MANAGER_KEY = "report_io_manager"
 # "every tenant, one period" (a schedule tick or a UI backfill) is N / 100 runs.
 # A run's fixed cost (worker start-up, about 2.5 s of CPU, and its run and step events)
 # outweighs the parallelism of smaller runs on the 2 pool slots: measured in
-# benchmarks/dagster_ops.py (the 200-tenant tick, 4 runs of 50 vs 2 of 100).
+# benchmarks/dagster_ops (the 200-tenant tick, 4 runs of 50 vs 2 of 100).
 MAX_PARTITIONS_PER_RUN = 100
 # A step that failed with errors.DatabaseUnavailable runs again up to twice, 10 s apart (every other
 # failure of a report step is a Failure(allow_retries=False)).

@@ -133,7 +133,7 @@ def _add_asset_metadata(step_context: Any, asset_key: AssetKey, partition_key: s
     The public method checks that the key is one of the run's partitions by loading
     the whole range again: three dynamic-partition queries, each on a fresh
     connection of Dagster's storage, about 40 ms per partition (measured in
-    benchmarks/dagster_ops.py). The key comes from this step's own output context,
+    benchmarks/dagster_ops). The key comes from this step's own output context,
     so that check cannot fail here; the accumulator below is what the public
     method then updates (dagster 1.13, pinned). Falls back to the public method.
     """
