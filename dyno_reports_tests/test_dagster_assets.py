@@ -75,6 +75,19 @@ def asset_of(report_type: str):
     return next(a for a in report_assets(START) if a.key == AssetKey(report_type))
 
 
+def materialize_week(env: str, instance, tenant: str, week: str, config: dict | None = None, **kwargs):
+    """One partition of REPORT, with `config` as its run config when given."""
+    run_config = {"ops": {REPORT: {"config": config}}} if config is not None else None
+    return materialize(
+        [asset_of(REPORT)],
+        partition_key=f"{week}|{tenant}",
+        instance=instance,
+        resources=resources(env),
+        run_config=run_config,
+        **kwargs,
+    )
+
+
 def headers_of(engine, dagster_run_id: str) -> list:
     with engine.connect() as conn:
         return conn.execute(
@@ -101,7 +114,7 @@ def test_every_registered_report_is_an_asset_with_its_cadence():
 
 def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine, tenant, instance):
     key = f"2025-06-02|{tenant}"
-    result = materialize([asset_of(REPORT)], partition_key=key, instance=instance, resources=resources(env))
+    result = materialize_week(env, instance, tenant, "2025-06-02")
     assert result.success
     (header,) = headers_of(engine, result.run_id)
     assert header.status == "SUCCEEDED" and str(header.tenant_id) == tenant
@@ -122,13 +135,7 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
 
 
 def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instance):
-    result = materialize(
-        [asset_of(REPORT)],
-        partition_key=f"2025-06-09|{tenant}",
-        instance=instance,
-        resources=resources(env),
-        run_config={"ops": {REPORT: {"config": {"include_closed": True}}}},
-    )
+    result = materialize_week(env, instance, tenant, "2025-06-09", {"include_closed": True})
     assert result.success
     (header,) = headers_of(engine, result.run_id)
     assert header.input_params["options"] == {"include_closed": True, "pipeline_ids": None}
@@ -136,31 +143,14 @@ def test_typed_options_in_natural_yaml_reach_the_run(env, engine, tenant, instan
 
 def test_the_run_config_schema_is_the_options_model(env, instance, tenant):
     with pytest.raises(DagsterInvalidConfigError, match="include_closed"):
-        materialize(
-            [asset_of(REPORT)],
-            partition_key=f"2025-06-09|{tenant}",
-            instance=instance,
-            resources=resources(env),
-            run_config={"ops": {REPORT: {"config": {"include_closed": "yes"}}}},
-        )
+        materialize_week(env, instance, tenant, "2025-06-09", {"include_closed": "yes"})
     with pytest.raises(DagsterInvalidConfigError, match="options"):  # the old JSON-string field is gone
-        materialize(
-            [asset_of(REPORT)],
-            partition_key=f"2025-06-09|{tenant}",
-            instance=instance,
-            resources=resources(env),
-            run_config={"ops": {REPORT: {"config": {"options": "{}"}}}},
-        )
+        materialize_week(env, instance, tenant, "2025-06-09", {"options": "{}"})
 
 
 def test_refused_options_fail_with_one_clear_message_and_a_failed_header(env, engine, tenant, instance):
-    result = materialize(
-        [asset_of(REPORT)],
-        partition_key=f"2025-06-09|{tenant}",
-        instance=instance,
-        resources=resources(env),
-        run_config={"ops": {REPORT: {"config": {"pipeline_ids": ["not-a-uuid"]}}}},
-        raise_on_error=False,
+    result = materialize_week(
+        env, instance, tenant, "2025-06-09", {"pipeline_ids": ["not-a-uuid"]}, raise_on_error=False
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -179,13 +169,7 @@ def test_refused_options_fail_with_one_clear_message_and_a_failed_header(env, en
 def test_failed_execution_is_recorded_once(env, engine, tenant, instance, monkeypatch):
     """The executor records its own FAILED run; the failure hook must not add a second header."""
     monkeypatch.setattr(executor, "headline_of", lambda *a: 1 / 0)
-    result = materialize(
-        [asset_of(REPORT)],
-        partition_key=f"2025-06-16|{tenant}",
-        instance=instance,
-        resources=resources(env),
-        raise_on_error=False,
-    )
+    result = materialize_week(env, instance, tenant, "2025-06-16", raise_on_error=False)
     assert not result.success
     (header,) = headers_of(engine, result.run_id)
     assert header.status == "FAILED" and "ZeroDivisionError" in header.error_message
@@ -314,14 +298,7 @@ PIPELINE_SPELLINGS = st.one_of(
 def test_any_run_config_runs_or_fails_clearly(env, engine, tenant, instance, include_closed, pipeline_ids):
     """The Dagster side of the input fuzz: config of the right shape, values anywhere."""
     config = {"include_closed": include_closed, "pipeline_ids": pipeline_ids}
-    result = materialize(
-        [asset_of(REPORT)],
-        partition_key=f"2025-06-09|{tenant}",
-        instance=instance,
-        resources=resources(env),
-        run_config={"ops": {REPORT: {"config": config}}},
-        raise_on_error=False,
-    )
+    result = materialize_week(env, instance, tenant, "2025-06-09", config, raise_on_error=False)
     (header,) = headers_of(engine, result.run_id)  # one header either way, never a partial write
     if result.success:
         assert header.status == "SUCCEEDED"

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from dyno_reports import names
-from dyno_reports.dagster_defs.preview import facts_preview, tenant_name
+from dyno_reports.dagster_defs.preview import facts_preview
+from dyno_reports.names import tenant_name
 from dyno_reports.reports import REGISTRY, get_report
 from dyno_reports.storage import tables
 from dyno_reports_tests.support.facts import facts_by_key, run
@@ -130,5 +131,6 @@ def test_preview_says_first_n_of_m_and_tenant_name_of_an_unknown_tenant(engine, 
 
     assert text.splitlines()[0] == f"**{report.title}** for Acme | Ltd: first 2 of {result.fact_rows} fact rows"
     assert len(text.splitlines()) == 4 + 2
-    assert tenant_name(engine, data.tenant_id) == "Acme | Ltd"
-    assert tenant_name(engine, uuid4()) is None
+    with engine.connect() as conn:
+        assert tenant_name(conn, data.tenant_id) == "Acme | Ltd"
+        assert tenant_name(conn, uuid4()) is None

@@ -17,12 +17,6 @@ from dyno_reports.reports.base import ReportDefinition
 HEADERS = {"pipeline_id": "pipeline", "stage_id": "stage", "principal_id": "owner"}
 
 
-def tenant_name(engine: Engine, tenant_id: UUID) -> str | None:
-    """crm.tenant.name of the tenant, None when there is no such tenant."""
-    with engine.connect() as conn:
-        return names.tenant_name(conn, tenant_id)
-
-
 def facts_preview(
     engine: Engine, report: ReportDefinition, tenant_id: UUID, run_id: UUID, fact_rows: int, limit: int
 ) -> str:
