@@ -94,6 +94,10 @@ class ReportDefinition:
 
     Bound parameters available to `sql`: `tenant_id`, `period_start` (NULL = no
     lower bound), `period_end`, and every option of `options_model` by name.
+    `requires_start`: the report refuses a window without a start (a snapshot at S).
+    `jit`: whether PostgreSQL's JIT may compile this report's statement; the executor
+    turns it off for the run's transaction when False (the measured reason is in the
+    report's design details).
     """
 
     report_type: str
@@ -106,6 +110,8 @@ class ReportDefinition:
     options_model: type[ReportOptions]
     cadence: Cadence
     sql: str
+    requires_start: bool = False
+    jit: bool = True
 
     def __post_init__(self) -> None:
         expected = {"run_id", "tenant_id", *self.dimensions, *self.metrics}
