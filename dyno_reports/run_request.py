@@ -81,6 +81,11 @@ def build_request(
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
     window = periods.resolve_window(_instant(period_start, "period start"), _instant(period_end, "period end"))
+    if report.requires_start and window.start is None:
+        raise InputError(
+            f"report {report_type} needs a window with a start (--period-start): "
+            "it compares the pipeline at the start of the window with the pipeline at its end"
+        )
     parsed_options = parse_options(report.options_model, options_dict(options))
     _check_tenant(conn, tenant_uuid)
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)

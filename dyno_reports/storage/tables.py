@@ -282,3 +282,23 @@ deal_velocity_fact = fact_table(
     Column("p90_days", DAYS),
     keys=("stage_id",),
 )
+# pipeline_movement: per pipeline, the open pipeline at S, each movement to E, and the open pipeline at E.
+MOVEMENTS = (
+    "start",
+    "created",
+    "reopened",
+    "moved_in",
+    "increased",
+    "decreased",
+    "moved_out",
+    "won",
+    "lost",
+    "deleted",
+    "end",
+)
+pipeline_movement_fact = fact_table(
+    "pipeline_movement",
+    _uuid("pipeline_id"),
+    *(column for movement in MOVEMENTS for column in (_count(f"{movement}_count"), _money(f"{movement}_amount"))),
+    keys=("pipeline_id",),
+)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dyno_reports_tests.reference import (
     deal_velocity,
+    pipeline_movement,
     pipeline_overview,
     stage_conversion,
     weighted_pipeline,
@@ -58,4 +59,10 @@ REFERENCES: dict[str, Reference] = {
         windows=report_histories.windows_from_closings,
     ),
     "deal_velocity": Reference(deal_velocity.expected, cadence="month"),
+    "pipeline_movement": Reference(
+        pipeline_movement.expected,
+        cadence="month",
+        histories=report_histories.movement_histories(),
+        windows=report_histories.windows_with_start,
+    ),
 }

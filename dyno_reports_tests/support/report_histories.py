@@ -97,3 +97,34 @@ def windows_from_closings(data: TenantData) -> st.SearchStrategy:
         return start, draw((st.sampled_from(later) | hours) if later else hours)
 
     return windows(data) | draw_window()
+
+
+@st.composite
+def movement_histories(draw: st.DrawFn) -> TenantData:
+    """tenant_histories, or half the time two pipelines (moves between them) and up to 16 deals, some
+    keeping their first amount throughout (open in one pipeline at S and at E with no change: counted
+    in start and end only) and some with every row in an open stage (more deals open at both ends)."""
+    if not draw(st.booleans()):
+        return draw(tenant_histories())
+    data = draw(tenant_histories(max_deals=16).filter(lambda d: len(d.pipelines) == 2 and len(d.created_at) >= 3))
+    open_stages = [s.stage_id for s in data.stages.values() if s.kind == "open"]
+    deals = st.lists(st.sampled_from(sorted(data.created_at)), unique=True)
+    steady, always_open = set(draw(deals)), set(draw(deals))
+    first_amount = {}
+    rows: list = []
+    for row in data.rows:  # a deal's rows are consecutive and in time order
+        first_amount.setdefault(row.deal_id, row.amount)
+        rows.append(
+            replace(
+                row,
+                amount=first_amount[row.deal_id] if row.deal_id in steady else row.amount,
+                stage_id=draw(st.sampled_from(open_stages)) if row.deal_id in always_open else row.stage_id,
+            )
+        )
+    data.rows = rows
+    return data
+
+
+def windows_with_start(data: TenantData) -> st.SearchStrategy:
+    """windows(data) that have a start (pipeline_movement refuses a window without one)."""
+    return windows(data).filter(lambda window: window[0] is not None)

@@ -1,0 +1,134 @@
+"""pipeline_movement: per pipeline, how the open pipeline at S became the open pipeline at E (a waterfall)."""
+
+from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
+
+# Self-contained (not built on sql_common's shared CTEs): the report needs each deal's state at S
+# and at E, nothing else. One ordered pass over the tenant's history before E, in primary-key
+# order (tenant_id, deal_id, valid_from), finds both: the state at E is a deal's last row, the
+# state at S the last row before S (its next row is at or after S, or there is none). Only those
+# rows (at most two a deal) go on; a second window over them, in the same order, puts the state
+# at S beside the state at E. Each deal then counts for the pipeline it was open in at S and the
+# one it is open in at E (one unpivot, two rows at most), and the selected pipelines are grouped.
+SQL = """
+WITH deal_rows AS (
+    SELECT h.deal_id, h.valid_from, h.stage_id, h.amount, h.is_deleted,
+           h.valid_from < CAST(:period_start AS timestamptz) AS is_before_start,
+           lead(h.valid_from) OVER (PARTITION BY h.deal_id ORDER BY h.valid_from) AS next_valid_from
+    FROM crm.deal_history h
+    WHERE h.tenant_id = :tenant_id
+      AND h.valid_from < CAST(:period_end AS timestamptz)
+),
+states AS (
+    -- the state at S (last row before S) and the state at E (last row before E); one row may be both
+    SELECT deal_id, valid_from, stage_id, amount, is_deleted,
+           is_before_start AND (next_valid_from IS NULL
+                                OR next_valid_from >= CAST(:period_start AS timestamptz)) AS is_state_at_start,
+           next_valid_from IS NULL AS is_state_at_end
+    FROM deal_rows
+    WHERE next_valid_from IS NULL
+       OR (is_before_start AND next_valid_from >= CAST(:period_start AS timestamptz))
+),
+paired AS (
+    -- one row a deal (its state at E, when it exists at E), with its state at S beside it:
+    -- the same row, or the row before it in `states` (then that one is the state at S)
+    SELECT deal_id, stage_id AS end_stage_id, amount AS end_amount, is_deleted AS end_deleted,
+           CASE WHEN is_state_at_start THEN stage_id
+                WHEN lag(is_state_at_start) OVER w THEN lag(stage_id) OVER w END AS start_stage_id,
+           CASE WHEN is_state_at_start THEN amount
+                WHEN lag(is_state_at_start) OVER w THEN lag(amount) OVER w END AS start_amount,
+           CASE WHEN is_state_at_start THEN is_deleted
+                WHEN lag(is_state_at_start) OVER w THEN lag(is_deleted) OVER w END AS start_deleted,
+           is_state_at_end
+    FROM states
+    WINDOW w AS (PARTITION BY deal_id ORDER BY valid_from)
+),
+compared AS (
+    -- kind and pipeline of each end: NULL kind = not live (absent or deleted); the pipeline only when open
+    SELECT CASE WHEN NOT p.start_deleted THEN s.kind END AS start_kind,
+           CASE WHEN NOT p.start_deleted AND s.kind = 'open' THEN s.pipeline_id END AS start_pipeline_id,
+           p.start_amount,
+           CASE WHEN NOT p.end_deleted THEN e.kind END AS end_kind,
+           CASE WHEN NOT p.end_deleted AND e.kind = 'open' THEN e.pipeline_id END AS end_pipeline_id,
+           p.end_amount
+    FROM paired p
+    JOIN crm.stage e ON e.tenant_id = :tenant_id AND e.stage_id = p.end_stage_id
+    LEFT JOIN crm.stage s ON s.tenant_id = :tenant_id AND s.stage_id = p.start_stage_id
+    WHERE p.is_state_at_end
+),
+movements AS (
+    -- each deal once for the pipeline it was open in at S (side S) and once for the one it is open
+    -- in at E (side E); a deal open in the same pipeline at both counts on side S only
+    SELECT m.pipeline_id, m.side, c.*
+    FROM compared c
+    CROSS JOIN LATERAL (
+        VALUES ('S', c.start_pipeline_id),
+               ('E', CASE WHEN c.end_pipeline_id IS DISTINCT FROM c.start_pipeline_id THEN c.end_pipeline_id END)
+    ) AS m(side, pipeline_id)
+    WHERE m.pipeline_id IS NOT NULL
+      AND (CAST(:pipeline_ids AS uuid[]) IS NULL OR m.pipeline_id = ANY (CAST(:pipeline_ids AS uuid[])))
+),
+grouped AS (
+    SELECT pipeline_id,
+           count(*) FILTER (WHERE side = 'S') AS start_count,
+           sum(start_amount) FILTER (WHERE side = 'S') AS start_amount,
+           count(*) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_count,
+           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_amount,
+           count(*) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_count,
+           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_amount,
+           count(*) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_count,
+           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                             AND end_amount > start_amount) AS increased_count,
+           sum(end_amount - start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                                  AND end_amount > start_amount) AS increased_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                             AND end_amount < start_amount) AS decreased_count,
+           sum(start_amount - end_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                                  AND end_amount < start_amount) AS decreased_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_count,
+           sum(start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_count,
+           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_count,
+           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_amount,
+           count(*) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_count,
+           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_amount,
+           count(*) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_count,
+           sum(end_amount) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_amount
+    FROM movements
+    GROUP BY pipeline_id
+)
+SELECT p.pipeline_id,
+"""
+# Every selected pipeline gets its row, zeros included (sum over no rows is NULL: 0.00).
+SQL += ",\n".join(
+    f"       COALESCE(g.{movement}_count, 0) AS {movement}_count,\n"
+    f"       COALESCE(g.{movement}_amount, 0) AS {movement}_amount"
+    for movement in MOVEMENTS
+)
+SQL += """
+FROM crm.pipeline p
+LEFT JOIN grouped g ON g.pipeline_id = p.pipeline_id
+WHERE p.tenant_id = :tenant_id
+  AND (CAST(:pipeline_ids AS uuid[]) IS NULL OR p.pipeline_id = ANY (CAST(:pipeline_ids AS uuid[])))
+ORDER BY p.pipeline_id
+"""
+
+REPORT = ReportDefinition(
+    report_type="pipeline_movement",
+    title="Pipeline movement",
+    description=(
+        "Per pipeline, how the open deals at the start of the window became the open deals at its end: "
+        "created, reopened, moved in, increased, decreased, moved out, won, lost and deleted, in counts "
+        "and amounts, from the start to the end (every row balances)."
+    ),
+    fact_table=pipeline_movement_fact,
+    dimensions=("pipeline_id",),
+    metrics=tuple(f"{movement}_{measure}" for movement in MOVEMENTS for measure in ("count", "amount")),
+    headline_metrics=("start_count", "start_amount", "end_count", "end_amount"),
+    options_model=ReportOptions,
+    cadence="month",
+    sql=SQL,
+    requires_start=True,
+)
