@@ -1,0 +1,83 @@
+"""Per-run overhead across a fleet of small tenants: every report for every tenant through the executor, minus its SQL.
+
+    python -m benchmarks.performance.fleet [--tenants 1000] [--deals 100] [--quick]
+
+On a database of its own, `dyno_bench_fleet`, seeded on first use with --tenants tenants of --deals
+deals (random seed 1000; asking for fewer tenants later reuses the first ones). The run requests are
+built first (timed apart: `build_request` validates tenant and pipelines). Then, in one process, for
+each tenant and each report of REGISTRY: the report's bare SELECT (rows fetched, on one autocommit
+connection: one round trip) and the full `executor.execute` run, one after the other. Overhead per
+run = (sum of runs - sum of bare SELECTs) / runs: what a run costs beyond its own SQL.
+"""
+
+import argparse
+import time
+
+from sqlalchemy import Connection, text
+
+from benchmarks.performance.common import FLEET_DATABASE, database_engine, print_table, request_for, verdict
+from dyno_reports import executor, seed
+from dyno_reports.reports import REGISTRY
+from dyno_reports.storage import migrate
+
+FLEET_SEED = 1000
+OVERHEAD_GOAL_MS = 3.0
+
+
+def bare_select(conn: Connection, request: executor.RunRequest) -> float:
+    """Seconds the report's own SELECT takes, its rows fetched."""
+    started = time.perf_counter()
+    conn.execute(text(request.report.sql), request.sql_params()).all()
+    return time.perf_counter() - started
+
+
+def full_run(engine, request: executor.RunRequest) -> float:
+    started = time.perf_counter()
+    result = executor.execute(engine, request)
+    elapsed = time.perf_counter() - started
+    assert result.succeeded, result.error_message
+    return elapsed
+
+
+def run(tenants: int, deals: int) -> None:
+    engine = database_engine(FLEET_DATABASE)
+    migrate.upgrade(engine)
+    started = time.perf_counter()
+    fleet = seed.seed(engine, tenants=tenants, deals_per_tenant=deals, random_seed=FLEET_SEED)
+    seeded_s = time.perf_counter() - started
+    started = time.perf_counter()
+    requests = [request_for(engine, report, t.tenant_id) for t in fleet for report in REGISTRY.values()]
+    build_s = time.perf_counter() - started
+    sql_s = run_s = 0.0
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        bare_select(conn, requests[0]), full_run(engine, requests[0])  # warm-up
+        for request in requests:
+            sql_s += bare_select(conn, request)
+            run_s += full_run(engine, request)
+    engine.dispose()
+    n = len(requests)
+    overhead_ms = (run_s - sql_s) / n * 1000
+    deal_counts = sorted({t.deals for t in fleet})
+    print(f"### Fleet: {len(fleet):,} tenants x {len(REGISTRY)} reports = {n:,} runs\n")
+    print(f"Tenants of {', '.join(map(str, deal_counts))} deals (seeded or found in {seeded_s:.1f} s).\n")
+    rows = [
+        ["all runs (executor.execute)", run_s, run_s / n * 1000],
+        ["their bare SELECTs", sql_s, sql_s / n * 1000],
+        ["overhead beyond the SQL", run_s - sql_s, overhead_ms],
+        ["building the requests (apart)", build_s, build_s / n * 1000],
+    ]
+    print_table(["what", "total s", "ms / run"], rows)
+    print(f"Overhead per run: {overhead_ms:.2f} ms (goal ≤ {OVERHEAD_GOAL_MS:g} ms: {verdict(overhead_ms, 3.0)}).\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--deals", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="20 tenants")
+    args = parser.parse_args()
+    run(20 if args.quick else args.tenants, args.deals)
+
+
+if __name__ == "__main__":
+    main()

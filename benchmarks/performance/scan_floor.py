@@ -1,0 +1,152 @@
+"""Each report's full run next to the scan floor at 100k and 1M deals: time, ratio, temp bytes, peak RSS.
+
+    python -m benchmarks.performance.scan_floor [--deals 100000 1000000] [--repeats 3] [--quick]
+
+On the `dyno_bench` database of benchmarks.report_runs (tenant of N deals: random seed N; the
+1,000-deal tenant: seed 1). For each report of REGISTRY, in one process: the report's plan once
+under `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)` for the temp blocks it writes (which also warms the
+cache), one warm-up of each, then --repeats rounds alternating the scan floor (same tenant, same E)
+and the full executor run (header, facts, headline, status, commit). Medians; ratio = run / floor.
+"""
+
+import argparse
+import json
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import Engine, text
+
+from benchmarks.performance.common import (
+    BENCH_DATABASE,
+    database_engine,
+    ensure_fact_tables,
+    median_ms,
+    peak_rss_mb,
+    period_of,
+    print_table,
+    request_for,
+    timed,
+    verdict,
+)
+from dyno_reports import executor, seed
+from dyno_reports.reports import REGISTRY
+from dyno_reports.reports.base import ReportDefinition
+
+# The least any exact report must do (issue 10): one pass over the tenant's history before E in
+# primary-key order, (deal_id, valid_from), with lag/lead over it; no sort, no temp file.
+FLOOR_SQL = (
+    "SELECT count(*) FILTER (WHERE is_entry), count(*) FILTER (WHERE is_last) FROM"
+    " (SELECT stage_id IS DISTINCT FROM lag(stage_id) OVER w AS is_entry,"
+    " lead(valid_from) OVER w IS NULL AS is_last FROM crm.deal_history"
+    " WHERE tenant_id = :t AND valid_from < :E"
+    " WINDOW w AS (PARTITION BY deal_id ORDER BY valid_from)) x"
+)
+EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
+RATIO_GOAL = 1.5
+TEMP_GOAL_MB = 100  # at 1M deals
+RSS_GOAL_MB = 100
+SEED_OF_SIZE = {1000: 1}  # benchmarks.report_runs' small tenant; other sizes use their size as seed
+
+
+@dataclass(frozen=True)
+class Figures:
+    report: ReportDefinition
+    run_ms: float
+    floor_ms: float
+    temp_bytes: int
+    floor_temp_bytes: int
+    fact_rows: int
+
+    @property
+    def ratio(self) -> float:
+        return self.run_ms / self.floor_ms
+
+
+def temp_written_bytes(engine: Engine, sql: str, params: dict, *, jit: bool = True) -> int:
+    """Bytes of temp files one execution of `sql` writes: EXPLAIN (ANALYZE, BUFFERS)'s temp written blocks
+    (the top node's total) times the block size. `jit=False`: as the executor runs a report that declares so."""
+    with engine.connect() as conn, conn.begin():
+        if not jit:
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        block_size = int(conn.exec_driver_sql("SHOW block_size").scalar_one())
+        plan = conn.execute(text(EXPLAIN + sql), params).scalar_one()
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"].get("Temp Written Blocks", 0)) * block_size
+
+
+def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: int) -> Figures:
+    request = request_for(engine, report, tenant_id)
+    floor_params = {"t": tenant_id, "E": period_of(report)[1]}
+    temp = temp_written_bytes(engine, report.sql, request.sql_params(), jit=report.jit)
+    floor_temp = temp_written_bytes(engine, FLOOR_SQL, floor_params)
+    fact_rows = 0
+
+    def floor() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(FLOOR_SQL), floor_params).all()
+
+    def full_run() -> None:
+        nonlocal fact_rows
+        result = executor.execute(engine, request)
+        assert result.succeeded, result.error_message
+        fact_rows = result.fact_rows
+
+    floor()  # warm-up
+    full_run()
+    floor_times, run_times = [], []
+    for _ in range(repeats):
+        floor_times.append(timed(floor))
+        run_times.append(timed(full_run))
+    return Figures(report, median_ms(run_times), median_ms(floor_times), temp, floor_temp, fact_rows)
+
+
+def print_size(tenant: seed.SeededTenant, figures: list[Figures], repeats: int) -> None:
+    print(f"#### {tenant.deals:,} deals, {tenant.history_rows:,} history rows (medians of {repeats})\n")
+    temp_goal = tenant.deals >= 1_000_000
+    rows = [
+        [
+            f.report.report_type,
+            f.run_ms,
+            f.floor_ms,
+            f.ratio,
+            verdict(f.ratio, RATIO_GOAL),
+            f.temp_bytes / 1e6,
+            verdict(f.temp_bytes / 1e6, TEMP_GOAL_MB) if temp_goal else "",
+            f.fact_rows,
+        ]
+        for f in figures
+    ]
+    headers = ["report", "run ms", "floor ms", "run / floor", "≤ 1.5", "temp MB", "≤ 100 MB at 1M", "fact rows"]
+    print_table(headers, rows)
+    floor_temp = max(f.floor_temp_bytes for f in figures) / 1e6
+    rss = peak_rss_mb()
+    print(f"Scan floor's own temp writes: {floor_temp:.1f} MB.")
+    print(f"Peak RSS of this process so far: {rss:.0f} MB (goal ≤ {RSS_GOAL_MB} MB: {verdict(rss, RSS_GOAL_MB)}).\n")
+
+
+def run(sizes: list[int], repeats: int) -> None:
+    engine = database_engine(BENCH_DATABASE)
+    ensure_fact_tables(engine)
+    print("### Reports against the scan floor\n")
+    print("Temp bytes: EXPLAIN (ANALYZE, BUFFERS) of the report's statement, temp written blocks x block size.\n")
+    for deals in sizes:
+        (tenant,) = seed.seed(engine, tenants=1, deals_per_tenant=deals, random_seed=SEED_OF_SIZE.get(deals, deals))
+        figures = [measure(engine, report, tenant.tenant_id, repeats) for report in REGISTRY.values()]
+        print_size(tenant, figures, repeats)
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="the 1,000-deal tenant, 1 repeat")
+    args = parser.parse_args()
+    if args.quick:
+        args.deals, args.repeats = [1000], 1
+    run(args.deals, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
