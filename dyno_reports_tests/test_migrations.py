@@ -209,9 +209,9 @@ OUT_OF_BAND = {
         "CREATE TABLE reporting.stray (i int)",
         ["remove_table reporting.stray: in the database, not in the models"],
     ),
-    "reporting: a changed type": (
-        "ALTER TABLE reporting.report_run ALTER COLUMN dagster_run_id TYPE varchar(64)",
-        ["modify_type reporting.report_run.dagster_run_id: VARCHAR(64) in the database, TEXT in the models"],
+    "reporting: a changed type": (  # of a column no view reads (the latest views pin report_run's and the facts')
+        "ALTER TABLE reporting.report_type ALTER COLUMN fact_table TYPE varchar(64)",
+        ["modify_type reporting.report_type.fact_table: VARCHAR(64) in the database, TEXT in the models"],
     ),
     "reporting: a dropped default": (
         "ALTER TABLE reporting.report_run ALTER COLUMN generated_at DROP DEFAULT",
