@@ -70,7 +70,10 @@ class ReportRunIOManager(ConfigurableIOManager):
             raise _partitions_failed(failed, len(obj))
 
     def load_input(self, context: InputContext) -> Any:
-        raise NotImplementedError("report facts live in reporting.<fact table>; query them by report_run.run_id")
+        """The upstream partition(s)' facts as a pandas DataFrame (loading.py; pandas is imported only here)."""
+        from dyno_reports.dagster_defs.loading import load_facts
+
+        return load_facts(engine_for(self.database_url), context)
 
 
 def _record_refusal(engine: Any, refused: RefusedPartition, dagster_run_id: str) -> None:

@@ -1,0 +1,103 @@
+"""Reading report runs back: a run's header, its facts, and the latest SUCCEEDED run of given inputs.
+
+"The latest run" of a tenant, report and input fingerprint (sha256 of tenant,
+report, window and canonical options: `RunRequest.fingerprint`) is the row of
+`reporting.report_run_latest`: the SUCCEEDED run with the greatest
+(generated_at, run_id). Nothing is stored for reading: `show`, `trend` and the
+Dagster IO manager's `load_input` all read runs through here.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Row, Select, Text, column, select, table
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+
+from dyno_reports import periods
+from dyno_reports.errors import InputError, shown
+from dyno_reports.reports import get_report
+from dyno_reports.reports.base import ReportDefinition, ReportOptions, canonical_uuid
+from dyno_reports.run_request import RunRequest
+from dyno_reports.storage.tables import report_run
+
+# The view of migration 0005 (its columns used here; a lightweight table, not part of the models' metadata).
+report_run_latest = table(
+    "report_run_latest",
+    column("run_id", PG_UUID(as_uuid=True)),
+    column("tenant_id", PG_UUID(as_uuid=True)),
+    column("report_type", Text),
+    column("input_fingerprint", Text),
+    schema="reporting",
+)
+
+
+def parse_run_id(raw: str) -> UUID:
+    """A run id as given on the command line: a canonical UUID, else InputError."""
+    parsed = canonical_uuid(raw)
+    if parsed is None:
+        raise InputError(f"run id {shown(raw)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
+    return parsed
+
+
+def run_header(conn: Connection, run_id: UUID) -> Row[Any]:
+    """The `report_run` row of `run_id` (any status); InputError when there is none.
+
+    Looked up by its primary key alone: the tenant is what this tells.
+    """
+    header = conn.execute(select(report_run).where(report_run.c.run_id == run_id)).one_or_none()
+    if header is None:
+        raise InputError(f"unknown report run {run_id} (not in reporting.report_run)")
+    return header
+
+
+def fingerprint_of(report: ReportDefinition, tenant_id: UUID, window: periods.Window, options: ReportOptions) -> str:
+    """The input fingerprint a run of these inputs records (the same function the executor uses)."""
+    return RunRequest(report, tenant_id, window, options).fingerprint()
+
+
+def latest_runs(conn: Connection, report: ReportDefinition, tenant_id: UUID, fingerprints: Sequence[str]) -> dict:
+    """Input fingerprint -> run_id of its latest SUCCEEDED run, for those fingerprints that have one."""
+    latest = report_run_latest
+    rows = conn.execute(
+        select(latest.c.input_fingerprint, latest.c.run_id).where(
+            latest.c.tenant_id == tenant_id,
+            latest.c.report_type == report.report_type,
+            latest.c.input_fingerprint.in_(list(fingerprints)),
+        )
+    )
+    return {fingerprint: run_id for fingerprint, run_id in rows}
+
+
+def succeeded_runs(conn: Connection, report: ReportDefinition, tenant_id: UUID, run_ids: Sequence[UUID]) -> set:
+    """Those of `run_ids` that are SUCCEEDED runs of this tenant and report (still kept)."""
+    return set(
+        conn.execute(
+            select(report_run.c.run_id).where(
+                report_run.c.tenant_id == tenant_id,
+                report_run.c.report_type == report.report_type,
+                report_run.c.status == "SUCCEEDED",
+                report_run.c.run_id.in_(list(run_ids)),
+            )
+        ).scalars()
+    )
+
+
+def facts_query(report: ReportDefinition, tenant_id: UUID, run_ids: Sequence[UUID]) -> Select:
+    """run_id and the fact columns of these runs of one tenant, ordered by run then dimensions."""
+    table = report.fact_table
+    return (
+        select(table.c.run_id, *(table.c[name] for name in report.fact_columns))
+        .where(table.c.tenant_id == tenant_id, table.c.run_id.in_(list(run_ids)))
+        .order_by(table.c.run_id, *(table.c[name] for name in report.dimensions))
+    )
+
+
+def report_of(header: Row[Any]) -> ReportDefinition:
+    return get_report(header.report_type)
+
+
+def period_text(start: datetime | None, end: datetime) -> str:
+    """`[start, end)` in ISO form, `-inf` for no start."""
+    return f"[{start.isoformat() if start else '-inf'}, {end.isoformat()})"
