@@ -1,4 +1,5 @@
-"""Asset checks on the facts this Dagster run wrote: generic per report, plus pipeline_overview's stage rows.
+"""Asset checks on the facts this Dagster run wrote: generic per report, plus pipeline_overview's stage rows
+and pipeline_movement's balance.
 
 Checks of a partitioned asset run once per run without a partition, so each
 looks at the report runs whose `dagster_run_id` is this run (indexed), and at
@@ -16,10 +17,11 @@ from dagster import (
     AssetCheckSpec,
 )
 from sqlalchemy import Engine, Text, and_, cast, func, not_, or_, select, true
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.storage.tables import pipeline_overview_fact, report_run, stage
+from dyno_reports.reports.pipeline_movement_executor import ADDED, AMOUNT_ONLY, TAKEN
+from dyno_reports.storage.tables import pipeline_movement_fact, pipeline_overview_fact, report_run, stage
 
 
 def _count(engine: Engine, query: Select) -> int:
@@ -100,6 +102,28 @@ def stages_missing_from_overview(dagster_run_id: str) -> Select:
     )
 
 
+def unbalanced_movement_facts(dagster_run_id: str) -> Select:
+    """pipeline_movement fact rows of this Dagster run where start + added - taken != end (amounts or counts)."""
+    fact = pipeline_movement_fact
+    runs = _runs_of(dagster_run_id, "pipeline_movement").subquery()
+
+    def balance(measure: str, movements: tuple[str, ...]) -> ColumnElement:
+        total: ColumnElement = fact.c[f"start_{measure}"]
+        for movement in movements:
+            column = fact.c[f"{movement}_{measure}"]
+            total = total + column if movement in ADDED else total - column
+        return total
+
+    amounts_off = balance("amount", ADDED + TAKEN) != fact.c.end_amount
+    counts = tuple(m for m in ADDED + TAKEN if m not in AMOUNT_ONLY)
+    counts_off = balance("count", counts) != fact.c.end_count
+    return (
+        select(func.count())
+        .select_from(fact.join(runs, and_(runs.c.run_id == fact.c.run_id, runs.c.tenant_id == fact.c.tenant_id)))
+        .where(or_(amounts_off, counts_off))
+    )
+
+
 def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
     """The report's checks, declared on its asset (`@asset(check_specs=...)`)."""
     rt = report.report_type
@@ -123,6 +147,16 @@ def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
                 description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope",
             )
         )
+    if rt == "pipeline_movement":
+        specs.append(
+            AssetCheckSpec(
+                "movement_rows_balance",
+                asset=rt,
+                description="every fact row this Dagster run wrote balances: start + created + reopened + "
+                "moved_in + increased - decreased - moved_out - won - lost - deleted = end, for amounts, "
+                "and without increased/decreased for counts",
+            )
+        )
     return specs
 
 
@@ -143,3 +177,6 @@ def check_results(
         bad = _count(engine, stages_missing_from_overview(dagster_run_id))
         what = "stages missing from the runs' facts"
         yield _result("stage_rows_complete", rt, bad, what, runs, AssetCheckSeverity.WARN)
+    if "movement_rows_balance" in selected:
+        bad = _count(engine, unbalanced_movement_facts(dagster_run_id))
+        yield _result("movement_rows_balance", rt, bad, "fact rows that do not balance", runs)

@@ -3,6 +3,12 @@
 from dyno_reports.reports.base import ReportDefinition, ReportOptions
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
+# The balance every row keeps (reports.md): start + ADDED - TAKEN = end, for amounts; for counts the
+# same without increased and decreased (a deal whose amount changed is neither added nor taken).
+ADDED = ("created", "reopened", "moved_in", "increased")
+TAKEN = ("decreased", "moved_out", "won", "lost", "deleted")
+AMOUNT_ONLY = ("increased", "decreased")
+
 # Self-contained (not built on sql_common's shared CTEs): the report needs each deal's state at S
 # and at E, nothing else. One ordered pass over the tenant's history before E, in primary-key
 # order (tenant_id, deal_id, valid_from), finds both: the state at E is a deal's last row, the
