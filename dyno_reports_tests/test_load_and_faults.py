@@ -185,13 +185,13 @@ def admin(server_url: URL) -> Iterator[Engine]:
 
 
 def report_backends(admin: Engine, database: str) -> list[int]:
-    """Backends of `database` executing the slow report's INSERT ... SELECT."""
+    """Backends of `database` executing the slow report's INSERT ... SELECT (in the run's one statement)."""
     with admin.connect() as conn:
         return list(
             conn.execute(
                 text(
                     "SELECT pid FROM pg_stat_activity WHERE datname = :db AND state = 'active'"
-                    " AND query LIKE 'INSERT INTO reporting.report_stage_conversion_fact%'"
+                    " AND query LIKE '%INSERT INTO reporting.report_stage_conversion_fact%'"
                 ),
                 {"db": database},
             ).scalars()
@@ -319,13 +319,13 @@ def test_cancelled_run_rolls_back_then_records_failed_in_a_new_transaction(slow_
 
 def test_the_run_transaction_checks_for_a_dead_client_every_second(engine, tenants, monkeypatch):
     seen: list[str] = []
-    real = executor.enter_tenant
+    real = executor.headline_of  # called inside the run's transaction, after its facts statement
 
-    def spy(conn, tenant_id):
+    def spy(conn, *args):
         seen.append(conn.exec_driver_sql("SHOW client_connection_check_interval").scalar_one())
-        real(conn, tenant_id)
+        return real(conn, *args)
 
-    monkeypatch.setattr(executor, "enter_tenant", spy)
+    monkeypatch.setattr(executor, "headline_of", spy)
     assert executor.execute(engine, request_for(engine, "win_loss", tenants[0])).succeeded
     assert seen == ["1s"]
     with engine.connect() as conn:  # transaction-local: nothing stays on the pooled connection

@@ -1,0 +1,156 @@
+"""Run records written outside a run's own transaction, and the settings that scope a transaction to a tenant.
+
+`record_failure` leaves the FAILED header of a run that did not commit (in a short transaction of its own);
+`record_input_failure` the header of a run that never had valid inputs. `enter_tenant` and `run_settings`
+are the transaction-local settings every tenant transaction starts with (one statement).
+"""
+
+import json
+import uuid
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, TextClause, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+
+from dyno_reports import config, periods
+from dyno_reports.errors import InputError
+from dyno_reports.reports import get_report
+from dyno_reports.reports.base import parse_options
+from dyno_reports.run_request import RunRequest, fingerprint, iso, options_dict, parse_tenant_id
+from dyno_reports.storage.tables import report_run
+
+ERROR_MESSAGE_LIMIT = 4000
+# How often the server checks, while a run's query executes, that the client is still connected
+# (PostgreSQL 14+, Linux/BSD/macOS): a killed client's query stops within about this long.
+CLIENT_CHECK_INTERVAL = "1s"
+
+
+def enter_tenant(conn: Connection, tenant_id: UUID) -> None:
+    """Scope the transaction on `conn` to one tenant: the setting the row-level security policies read
+    (`dyno.tenant_id`) and, when DYNO_EXECUTOR_ROLE is set, that role (`set_config('role', ...)`, which is
+    `SET LOCAL ROLE`). Both end with the transaction; one round trip."""
+    conn.execute(run_settings(config.executor_role()), setting_values(tenant_id, config.executor_role()))
+
+
+def run_settings(role: str | None, *, check_interval: bool = False, jit: bool = True) -> TextClause:
+    """One SELECT of transaction-local `set_config` calls (a select list evaluates left to right)."""
+    calls = []
+    if check_interval:
+        calls.append("set_config('client_connection_check_interval', :check_interval, true)")
+    calls.append("set_config('dyno.tenant_id', :tenant, true)")
+    if not jit:
+        calls.append("set_config('jit', 'off', true)")
+    if role:  # last: the statement itself was authorised for the connecting user
+        calls.append("set_config('role', :role, true)")
+    return text("SELECT " + ", ".join(calls))
+
+
+def setting_values(tenant_id: UUID, role: str | None) -> dict[str, str]:
+    values = {"tenant": str(tenant_id), "check_interval": CLIENT_CHECK_INTERVAL}
+    return values | ({"role": role} if role else {})
+
+
+def record_failure(engine: Engine, request: RunRequest, run_id: UUID, message: str) -> None:
+    """Leave a FAILED header for `run_id` (insert it, or fail the IN_PROGRESS one)."""
+    values = header_values(request, run_id, "FAILED") | {"error_message": storable_message(message)}
+    with engine.begin() as conn:
+        enter_tenant(conn, request.tenant_id)
+        updated = conn.execute(
+            update(report_run)
+            .where(
+                report_run.c.tenant_id == request.tenant_id,
+                report_run.c.run_id == run_id,
+                report_run.c.status == "IN_PROGRESS",
+            )
+            .values(status="FAILED", error_message=values["error_message"])
+        ).rowcount
+        if not updated:  # no header yet; or (a cancel that landed during COMMIT) a final one, which stays
+            conn.execute(pg_insert(report_run).values(**values).on_conflict_do_nothing(index_elements=["run_id"]))
+
+
+def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "tenant_id": request.tenant_id,
+        "report_type": request.report.report_type,
+        "period_start": request.window.start,
+        "period_end": request.window.end,
+        "period_grain": request.window.grain,
+        "input_params": request.input_params(),
+        "input_fingerprint": request.fingerprint(),
+        "status": status,
+        "dagster_run_id": request.dagster_run_id,
+    }
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line: the database's own message for SQL errors, not the statement."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {str(exc.orig).strip()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def record_input_failure(
+    engine: Engine,
+    report_type: str,
+    tenant_id: str | UUID,
+    window: periods.Window,
+    options: str | dict[str, Any] | None,
+    message: str,
+    *,
+    dagster_run_id: str | None = None,
+) -> UUID:
+    """Insert a FAILED header for a run that never had a valid RunRequest (bad options, a killed orchestrator run).
+
+    Valid options are recorded canonically as usual; unparseable ones verbatim under `options_raw`.
+    """
+    report = get_report(report_type)
+    tenant_uuid = parse_tenant_id(tenant_id)
+    run_id = uuid.uuid4()
+    try:
+        parsed = parse_options(report.options_model, options_dict(options))
+    except InputError:
+        parsed = None
+    if parsed is not None:
+        record_failure(engine, RunRequest(report, tenant_uuid, window, parsed, dagster_run_id), run_id, message)
+        return run_id
+    canonical = {
+        "tenant_id": str(tenant_uuid),
+        "report_type": report_type,
+        "period_start": iso(window.start),
+        "period_end": iso(window.end),
+        "options_raw": storable_raw(options),
+    }
+    with engine.begin() as conn:
+        enter_tenant(conn, tenant_uuid)
+        conn.execute(
+            insert(report_run).values(
+                run_id=run_id,
+                tenant_id=tenant_uuid,
+                report_type=report_type,
+                period_start=window.start,
+                period_end=window.end,
+                period_grain=window.grain,
+                input_params={"options_raw": storable_raw(options), "period_grain": window.grain},
+                input_fingerprint=fingerprint(canonical),
+                status="FAILED",
+                error_message=storable_message(message),
+                dagster_run_id=dagster_run_id,
+            )
+        )
+    return run_id
+
+
+def storable_message(message: str) -> str:
+    """An error message PostgreSQL's text accepts (no NUL), cut to ERROR_MESSAGE_LIMIT."""
+    return message.replace("\x00", "\\x00")[:ERROR_MESSAGE_LIMIT]
+
+
+def storable_raw(options: str | dict[str, Any] | None) -> str | None:
+    """Refused options as recorded: their JSON text, NULs escaped (jsonb refuses \\u0000), cut to a bound."""
+    if options is None:
+        return None
+    text = options if isinstance(options, str) else json.dumps(options, default=str)
+    return storable_message(text)
