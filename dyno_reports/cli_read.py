@@ -1,0 +1,155 @@
+"""`dyno-reports show` and `dyno-reports trend`: reading stored runs back, as tables, CSV or a chart.
+
+Nothing here writes to the database. matplotlib is imported only by `trend --png`.
+"""
+
+import json
+from typing import Any
+
+import click
+
+from dyno_reports import db, names, periods, results, text_table, trend
+from dyno_reports.errors import DynoError, InputError
+from dyno_reports.reports import get_report
+from dyno_reports.reports.base import parse_options
+from dyno_reports.run_request import options_dict, parse_tenant_id
+from dyno_reports.storage import migrate
+
+# id column -> its header beside the id (the name column in CSV, the label column in text)
+NAME_HEADERS = {"pipeline_id": "pipeline", "stage_id": "stage", "principal_id": "owner"}
+PERIOD_HEADERS = {"week": "week from", "month": "month"}
+
+
+@click.command("show", help="Print one report run: its header, then its facts with names beside ids.")
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--csv", "as_csv", is_flag=True, help="Only the facts, as CSV: each id column with a name column.")
+def show_command(run_id: str, as_csv: bool) -> None:
+    parsed = results.parse_run_id(run_id)
+    with db.get_engine().connect() as conn:
+        migrate.require_head(conn)
+        header = results.run_header(conn, parsed)
+        report = results.report_of(header)
+        run_names = names.run_names(conn, report.fact_table, header.tenant_id, parsed)
+        facts = [tuple(row[1:]) for row in conn.execute(results.facts_query(report, header.tenant_id, [parsed]))]
+    columns = report.fact_columns
+    if as_csv:
+        if header.status != "SUCCEEDED":
+            raise DynoError(f"report run {parsed} is {header.status}, it has no facts: {header.error_message or ''}")
+        csv_headers = [h for c in columns for h in ((c, NAME_HEADERS[c]) if c in NAME_HEADERS else (c,))]
+        csv_rows = [_csv_cells(run_names, columns, row) for row in facts]
+        click.echo(text_table.csv_text(csv_headers, csv_rows), nl=False)
+        return
+    for label, value in _header_lines(header, report, run_names.tenant, len(facts)):
+        click.echo(f"{label:<10} {value}")
+    if header.status == "SUCCEEDED":
+        click.echo("")
+        cells = [[_text_cell(run_names, c, v) for c, v in zip(columns, row, strict=True)] for row in facts]
+        right = [c in report.metrics for c in columns]
+        for line in text_table.aligned([NAME_HEADERS.get(c, c) for c in columns], cells, right):
+            click.echo(line)
+
+
+def _header_lines(header: Any, report: Any, tenant_name: str | None, fact_rows: int) -> list[tuple[str, str]]:
+    options = (header.input_params or {}).get("options", {})
+    lines = [
+        ("report", f"{report.report_type}  ({report.title})"),
+        ("run", f"{header.run_id}  {header.status}"),
+        ("tenant", f"{tenant_name or '(not in crm.tenant)'}  ({header.tenant_id})"),
+        ("period", f"{results.period_text(header.period_start, header.period_end)}  {header.period_grain}"),
+        ("options", json.dumps(options, sort_keys=True)),
+        ("generated", header.generated_at.isoformat()),
+        ("dagster", f"run {header.dagster_run_id}" if header.dagster_run_id else "- (not run by Dagster)"),
+    ]
+    if header.status == "FAILED":
+        lines.append(("error", text_table.cell(header.error_message)))
+    elif header.status == "SUCCEEDED":
+        lines.append(("facts", f"{fact_rows} row(s)"))
+    return lines
+
+
+def _text_cell(run_names: names.RunNames, column: str, value: Any) -> str:
+    if column in NAME_HEADERS:
+        return text_table.cell(run_names.label(column, value))
+    return text_table.cell(value)
+
+
+def _csv_cells(run_names: names.RunNames, columns: tuple[str, ...], row: tuple) -> list[Any]:
+    cells: list[Any] = []
+    for column, value in zip(columns, row, strict=True):
+        cells.append(value)
+        if column in NAME_HEADERS:
+            cells.append(run_names.name_of(column, value) or "")
+    return cells
+
+
+@click.command(
+    "trend",
+    help="A metric of REPORT over successive periods of its cadence (UTC weeks from Monday, or calendar months): "
+    "each period from the latest SUCCEEDED run of exactly that period and options, with its change from the "
+    "previous period. Periods without such a run say `no run`.",
+)
+@click.argument("report_type", metavar="REPORT")
+@click.option("--tenant", "tenant_id", required=True, help="Tenant UUID.")
+@click.option("--metric", required=True, help="A metric of the report (`dyno-reports list` names them).")
+@click.option("--by", "by_text", default="", help="Comma-separated dimensions to group by, e.g. pipeline_id,stage_id.")
+@click.option("--last", "count", default=8, show_default=True, type=int, help="How many periods.")
+@click.option("--through", default=None, help="ISO date: end with the period containing it (default: last closed).")
+@click.option("--options", "options_json", default=None, help="The runs' options as a JSON object (default: {}).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table.")
+@click.option("--png", "png_path", default=None, type=click.Path(dir_okay=False), help="Also draw a chart to FILE.")
+def trend_command(report_type, tenant_id, metric, by_text, count, through, options_json, as_csv, png_path) -> None:
+    report = get_report(report_type)
+    tenant = parse_tenant_id(tenant_id)
+    by = tuple(d.strip() for d in by_text.split(",") if d.strip())
+    trend.check_metric_and_dimensions(report, metric, by)
+    options = parse_options(report.options_model, options_dict(options_json))
+    through_day = periods.parse_instant(through, "--through").date() if through else None
+    windows = trend.period_windows(report.cadence, count, through_day)
+    with db.get_engine().connect() as conn:
+        migrate.require_head(conn)
+        tenant_name = names.tenant_name(conn, tenant)
+        if tenant_name is None:
+            raise InputError(f"unknown tenant {tenant} (not in crm.tenant)")
+        points = trend.trend(conn, report, tenant, metric, by, windows, options)
+    headers = [NAME_HEADERS.get(d, d) for d in by] + [PERIOD_HEADERS[report.cadence], metric, "change", "run"]
+    if as_csv:
+        click.echo(text_table.csv_text(*_csv_table(by, metric, points)), nl=False)
+    else:
+        span = f"{len(windows)} {report.cadence}s {windows[0].start:%Y-%m-%d} to {windows[-1].end:%Y-%m-%d} (UTC)"
+        click.echo(f"{report.report_type}: {metric} for {tenant_name} ({tenant}), {span}")
+        click.echo(f"options {json.dumps(options.canonical(), sort_keys=True)}")
+        click.echo("")
+        rows = [_trend_cells(report.cadence, by, p) for p in points]
+        for line in text_table.aligned(headers, rows, [False] * (len(by) + 1) + [True, True, False]):
+            click.echo(line)
+    if png_path:
+        from dyno_reports.trend_chart import draw_trend
+
+        draw_trend(png_path, report, metric, tenant_name, by, points)
+        click.echo(f"chart written to {png_path}", err=True)
+
+
+def period_label(cadence: str, point: trend.TrendPoint) -> str:
+    return point.period_start.strftime("%Y-%m-%d" if cadence == "week" else "%Y-%m")
+
+
+def _trend_cells(cadence: str, by: tuple[str, ...], point: trend.TrendPoint) -> list[str]:
+    groups = point.group_labels()
+    if point.run_id is None:
+        return [*groups, period_label(cadence, point), "no run", "", "-"]
+    value = text_table.cell(point.value)
+    return [*groups, period_label(cadence, point), value, text_table.signed(point.change), names.short_id(point.run_id)]
+
+
+def _csv_table(by: tuple[str, ...], metric: str, points: list[trend.TrendPoint]) -> tuple[list[str], list[list]]:
+    headers = ["period_start", "period_end"]
+    for dimension in by:
+        headers += [dimension, NAME_HEADERS[dimension]] if dimension in NAME_HEADERS else [dimension]
+    headers += [metric, "change", "run_id"]
+    rows = []
+    for p in points:
+        row: list[Any] = [p.period_start, p.period_end]
+        for dimension, value, label in zip(by, p.group, p.labels, strict=True):
+            row += [value, label or ""] if dimension in NAME_HEADERS else [value]
+        rows.append([*row, p.value, p.change, p.run_id])
+    return headers, rows
