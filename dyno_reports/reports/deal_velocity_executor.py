@@ -22,14 +22,18 @@ def continuous_percentile(fraction: str) -> str:
     )
 
 
+# A stint's exit is the deal's next entry: each entry in W of a live deal (other than its
+# first row) ends the stint of `previous_stage_id` that began at `previous_stint_start`.
+# Exits of every stage are ranked; the stages in scope are picked after the aggregate, so
+# the history pass is never the inner side of a join.
 SQL = report_sql(
     f""",
 exits AS (
-    -- stints in an open stage in scope whose exit is in W (a stint open at E has no exit)
-    SELECT s.stage_id, extract(epoch FROM s.exited_at - s.entered_at) AS seconds
-    FROM stints s
-    JOIN scope_stages sc ON sc.stage_id = s.stage_id AND sc.kind = 'open'
-    WHERE s.exited_at >= {WINDOW_START}
+    -- stints whose exit is in W (a stint open at E has no exit)
+    SELECT previous_stage_id AS stage_id,
+           extract(epoch FROM valid_from - previous_stint_start) AS seconds
+    FROM deal_stints
+    WHERE is_live AND is_entry AND previous_stage_id IS NOT NULL AND valid_from >= {WINDOW_START}
 ),
 ranked AS (
     SELECT stage_id, seconds,
@@ -58,7 +62,8 @@ FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-"""
+""",
+    stints=True,
 )
 
 REPORT = ReportDefinition(

@@ -11,36 +11,43 @@ class PipelineOverviewOptions(ReportOptions):
     include_closed: StrictBool = Field(default=False, description="also report stages of kind won and lost")
 
 
+# One pass: the rows that matter are each live deal's state at E (the snapshot, with the
+# start of its stint at E) and the entries in W of live deals, each counted once per deal and
+# stage (its first entry into that stage in W). One hash aggregate of a few groups, no sort.
 SQL = report_sql(
     f""",
-snapshot AS (
-    SELECT p.stage_id,
-           count(*) AS deal_count,
-           sum(p.amount) AS total_amount,
-           sum(extract(epoch FROM CAST(:period_end AS timestamptz) - s.entered_at)) AS stint_seconds
-    FROM population p
-    JOIN stints s ON s.deal_id = p.deal_id AND s.exited_at IS NULL
-    GROUP BY p.stage_id
+counted_rows AS (
+    SELECT stage_id, amount, stint_start,
+           is_state_at_end AND NOT is_deleted AS in_snapshot,
+           is_entry AND valid_from >= {WINDOW_START}
+               AND array_position(stages_entered_in_window, stage_id) = cardinality(stages_entered_in_window)
+               AS is_first_entry_in_window
+    FROM deal_stints
+    WHERE is_live AND (is_state_at_end OR (is_entry AND valid_from >= {WINDOW_START}))
 ),
-entered AS (
-    SELECT stage_id, count(DISTINCT deal_id) AS entered_count
-    FROM stints
-    WHERE entered_at >= {WINDOW_START}
+per_stage AS (
+    SELECT stage_id,
+           count(*) FILTER (WHERE in_snapshot) AS deal_count,
+           sum(amount) FILTER (WHERE in_snapshot) AS total_amount,
+           sum(extract(epoch FROM CAST(:period_end AS timestamptz) - stint_start))
+               FILTER (WHERE in_snapshot) AS stint_seconds,
+           count(*) FILTER (WHERE is_first_entry_in_window) AS entered_count
+    FROM counted_rows
     GROUP BY stage_id
 )
 SELECT st.pipeline_id,
        st.stage_id,
-       COALESCE(sn.deal_count, 0) AS deal_count,
-       COALESCE(sn.total_amount, 0) AS total_amount,
-       round(sn.total_amount / sn.deal_count, 2) AS avg_amount,
-       {rounded_days("sn.stint_seconds", "sn.deal_count")} AS avg_days_in_stage,
-       COALESCE(en.entered_count, 0) AS entered_count
+       COALESCE(ps.deal_count, 0) AS deal_count,
+       COALESCE(ps.total_amount, 0) AS total_amount,
+       round(ps.total_amount / NULLIF(ps.deal_count, 0), 2) AS avg_amount,
+       {rounded_days("ps.stint_seconds", "ps.deal_count")} AS avg_days_in_stage,
+       COALESCE(ps.entered_count, 0) AS entered_count
 FROM scope_stages st
-LEFT JOIN snapshot sn ON sn.stage_id = st.stage_id
-LEFT JOIN entered en ON en.stage_id = st.stage_id
+LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE CAST(:include_closed AS boolean) OR st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-"""
+""",
+    stints=True,
 )
 
 REPORT = ReportDefinition(

@@ -1,50 +1,68 @@
-"""SQL shared by every report: the tenant's history as of E, the population, stints and stages in scope.
+"""SQL building blocks the reports compose: one ordered pass over the tenant's history as of E.
 
-Each report's SQL is `WITH <COMMON_CTES>, <its own CTEs> SELECT ...`. The CTEs
-carry the tenant predicate and ignore every history row dated at or after E, so a
-report that builds on them inherits isolation and the "as of E" rule. Bound
-parameters: `tenant_id`, `period_start` (NULL = no lower bound), `period_end`,
-`pipeline_ids` (NULL = every pipeline of the tenant).
+A report's statement is `report_sql(<its own CTEs and SELECT>, stints=<whether it reads stints>)`.
+Every block is referenced once, so PostgreSQL inlines it: the window functions
+of `DEAL_ROWS` and `DEAL_STINTS` stack on the primary key order of
+crm.deal_history, (tenant_id, deal_id, valid_from), and the history is read
+once in that order, never stored in a temp file nor sorted again. A report
+filters the rows it needs (the state at E, or the entries in W) before any join
+or group. The blocks carry the tenant predicate and ignore every history row
+dated at or after E, so a report built on them inherits isolation and the
+"as of E" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no lower
+bound), `period_end`, `pipeline_ids` (NULL = every pipeline of the tenant).
 """
 
-# One pass over the tenant's history in (deal_id, valid_from) order, which the
-# primary key of crm.deal_history already provides: no sort, no extra index.
-COMMON_CTES = """
-history AS (
+# The window's lower bound S as SQL; `-infinity` when the window has no start.
+# "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
+WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
+
+# Each history row before E with the flags of its place in the deal's history:
+# `is_entry` (the first row of a stint: the stage differs from the previous row's),
+# `previous_stage_id` (the stage of the stint an entry ends) and `is_state_at_end`
+# (the deal's last row before E: its state at E).
+DEAL_ROWS = """
+deal_rows AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount,
            h.expected_close_date, h.is_deleted,
-           h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER deal_rows AS is_entry,
-           lead(h.valid_from) OVER deal_rows IS NULL AS is_state_at_end
+           lag(h.stage_id) OVER deal_order AS previous_stage_id,
+           h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER deal_order AS is_entry,
+           lead(h.valid_from) OVER deal_order IS NULL AS is_state_at_end
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
-    WINDOW deal_rows AS (PARTITION BY h.deal_id ORDER BY h.valid_from)
-),
-population AS (
-    -- deals live at E, with their state at E
-    SELECT deal_id, stage_id, owner_principal_id, amount, expected_close_date, valid_from
-    FROM history
-    WHERE is_state_at_end AND NOT is_deleted
-),
-stints AS (
-    -- every stint of a population deal: its entry and its exit (the next entry, if any before E)
-    SELECT e.deal_id, e.stage_id, e.valid_from AS entered_at, e.owner_principal_id, e.amount,
-           lead(e.valid_from) OVER (PARTITION BY e.deal_id ORDER BY e.valid_from) AS exited_at
-    FROM history e
-    WHERE e.is_entry AND e.deal_id IN (SELECT deal_id FROM population)
-),
+    WINDOW deal_order AS (PARTITION BY h.deal_id ORDER BY h.valid_from)
+)"""
+
+# `deal_rows` with what the stints need, over the same order (no sort):
+# `stint_start` (when the row's stint began: the latest entry up to the row),
+# `previous_stint_start` (when the stint an entry ends began: the latest entry before the row),
+# `stages_entered_in_window` (the stages of the deal's entries in W up to the row, in order),
+# `is_live` (the deal is in the population: its state at E is not deleted) and
+# `stage_at_end` (the deal's stage at E). Only the columns a report reads are computed.
+DEAL_STINTS = f"""
+deal_stints AS (
+    SELECT r.*,
+           max(r.valid_from) FILTER (WHERE r.is_entry) OVER up_to_row AS stint_start,
+           max(r.valid_from) FILTER (WHERE r.is_entry) OVER before_row AS previous_stint_start,
+           array_agg(r.stage_id) FILTER (WHERE r.is_entry AND r.valid_from >= {WINDOW_START})
+               OVER up_to_row AS stages_entered_in_window,
+           bool_or(r.is_state_at_end AND NOT r.is_deleted) OVER whole_deal AS is_live,
+           last_value(r.stage_id) OVER whole_deal AS stage_at_end
+    FROM deal_rows r
+    WINDOW deal_order AS (PARTITION BY r.deal_id ORDER BY r.valid_from),
+           up_to_row AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+           before_row AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           whole_deal AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+)"""
+
+SCOPE_STAGES = """
 scope_stages AS (
     SELECT s.stage_id, s.pipeline_id, s.position, s.kind, s.probability
     FROM crm.stage s
     WHERE s.tenant_id = :tenant_id
       AND (CAST(:pipeline_ids AS uuid[]) IS NULL
            OR s.pipeline_id = ANY (CAST(:pipeline_ids AS uuid[])))
-)
-"""
-
-# The window's lower bound S as SQL; `-infinity` when the window has no start.
-# "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
-WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
+)"""
 
 
 def rounded_days(seconds: str, count: str | None = None) -> str:
@@ -70,6 +88,11 @@ def rounded_rate(numerator: str, denominator: str) -> str:
     return f"round(round(CAST({numerator} AS numeric), 30) / NULLIF({denominator}, 0), 4)"
 
 
-def report_sql(own_ctes_and_select: str) -> str:
-    """A report's whole statement: the shared CTEs, then its own (starting with a comma) and SELECT."""
-    return "WITH" + COMMON_CTES + own_ctes_and_select
+def report_sql(own_ctes_and_select: str, *, stints: bool = False) -> str:
+    """A report's whole statement: `deal_rows` and `scope_stages`, then `deal_stints` when the
+    report reads stints, then its own CTEs (starting with a comma) and its SELECT.
+
+    `report_sql("")` is the prefix every report's statement starts with.
+    """
+    blocks = (DEAL_ROWS, SCOPE_STAGES, DEAL_STINTS) if stints else (DEAL_ROWS, SCOPE_STAGES)
+    return "WITH" + ",".join(blocks) + own_ctes_and_select

@@ -10,22 +10,28 @@ from dyno_reports.reports.base import ReportDefinition, ReportOptions
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import stage_conversion_fact
 
+# The pass keeps the entries in W of live deals (a few per deal at most, with the deal's
+# stage at E); cohorts and advances are joins over that small set.
 SQL = report_sql(
     f""",
+entries_in_window AS (
+    SELECT deal_id, stage_id, valid_from AS entered_at, stage_at_end
+    FROM deal_stints
+    WHERE is_live AND is_entry AND valid_from >= {WINDOW_START}
+),
 cohort AS (
     -- per open stage in scope: the population deals with an entry into it in W, and t0
-    SELECT sc.stage_id, sc.pipeline_id, sc.position, s.deal_id, min(s.entered_at) AS t0
-    FROM stints s
-    JOIN scope_stages sc ON sc.stage_id = s.stage_id AND sc.kind = 'open'
-    WHERE s.entered_at >= {WINDOW_START}
-    GROUP BY sc.stage_id, sc.pipeline_id, sc.position, s.deal_id
+    SELECT sc.stage_id, sc.pipeline_id, sc.position, e.deal_id, e.stage_at_end, min(e.entered_at) AS t0
+    FROM entries_in_window e
+    JOIN scope_stages sc ON sc.stage_id = e.stage_id AND sc.kind = 'open'
+    GROUP BY sc.stage_id, sc.pipeline_id, sc.position, e.deal_id, e.stage_at_end
 ),
 advanced AS (
     -- cohort deals with a later entry (before E: history holds nothing later) into a won
     -- stage or a further open stage of the same pipeline; seconds from t0 to the first one
     SELECT c.stage_id, c.deal_id, extract(epoch FROM min(n.entered_at) - c.t0) AS seconds
     FROM cohort c
-    JOIN stints n ON n.deal_id = c.deal_id AND n.entered_at > c.t0
+    JOIN entries_in_window n ON n.deal_id = c.deal_id AND n.entered_at > c.t0
     JOIN scope_stages ns ON ns.stage_id = n.stage_id AND ns.pipeline_id = c.pipeline_id
     WHERE ns.kind = 'won' OR (ns.kind = 'open' AND ns.position > c.position)
     GROUP BY c.stage_id, c.deal_id, c.t0
@@ -37,9 +43,8 @@ per_stage AS (
            count(*) FILTER (WHERE at_end.kind = 'lost') AS lost_count,
            sum(a.seconds) AS advance_seconds
     FROM cohort c
-    JOIN population p ON p.deal_id = c.deal_id
     -- the stage of the state at E, in any pipeline (selected or not)
-    JOIN crm.stage at_end ON at_end.tenant_id = :tenant_id AND at_end.stage_id = p.stage_id
+    JOIN crm.stage at_end ON at_end.tenant_id = :tenant_id AND at_end.stage_id = c.stage_at_end
     LEFT JOIN advanced a ON a.stage_id = c.stage_id AND a.deal_id = c.deal_id
     GROUP BY c.stage_id
 )
@@ -54,7 +59,8 @@ FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-"""
+""",
+    stints=True,
 )
 
 REPORT = ReportDefinition(

@@ -8,6 +8,7 @@ from dyno_reports.storage.tables import weighted_pipeline_fact
 # `close_month` truncates a DATE through `timestamp` (without time zone), so the
 # session's time zone cannot shift it. The weighted sum is exact numeric
 # (numeric(18,2) x numeric(5,4)) and rounded once, after the sum.
+# The population is each deal's row at E when not deleted: `deal_rows` alone, no stint block.
 SQL = report_sql(
     """,
 in_scope AS (
@@ -16,9 +17,9 @@ in_scope AS (
            CAST(date_trunc('month', CAST(p.expected_close_date AS timestamp)) AS date) AS close_month,
            p.amount,
            st.probability
-    FROM population p
+    FROM deal_rows p
     JOIN scope_stages st ON st.stage_id = p.stage_id
-    WHERE st.kind = 'open'
+    WHERE p.is_state_at_end AND NOT p.is_deleted AND st.kind = 'open'
 )
 SELECT pipeline_id,
        principal_id,

@@ -4,27 +4,29 @@ from dyno_reports.reports.base import ReportDefinition, ReportOptions
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import win_loss_fact
 
+# Only live deals' entries in W can be counted: they are filtered in the pass, before any join.
 SQL = report_sql(
     f""",
 last_closing AS (
-    -- each deal's last closing event in W (an entry into a won/lost stage of a selected pipeline);
+    -- each live deal's last closing event in W (an entry into a won/lost stage of a selected pipeline);
     -- the closing row is that entry row: its owner and amount are the ones reported
     SELECT DISTINCT ON (h.deal_id)
-           h.deal_id, h.valid_from AS closed_at, h.owner_principal_id, h.amount, st.pipeline_id, st.kind
-    FROM history h
+           h.deal_id, h.valid_from AS closed_at, h.owner_principal_id, h.amount, h.stage_at_end,
+           st.pipeline_id, st.kind
+    FROM deal_stints h
     JOIN scope_stages st ON st.stage_id = h.stage_id
-    WHERE h.is_entry
+    WHERE h.is_live
+      AND h.is_entry
       AND st.kind IN ('won', 'lost')
       AND h.valid_from >= {WINDOW_START}
     ORDER BY h.deal_id, h.valid_from DESC
 ),
 counted AS (
-    -- population deals whose stage at E (in any pipeline) is of the same kind as that event
+    -- those whose stage at E (in any pipeline) is of the same kind as that event
     SELECT c.pipeline_id, c.owner_principal_id, c.kind, c.amount,
            extract(epoch FROM c.closed_at - d.created_at) AS cycle_seconds
     FROM last_closing c
-    JOIN population p ON p.deal_id = c.deal_id
-    JOIN crm.stage now_stage ON now_stage.tenant_id = :tenant_id AND now_stage.stage_id = p.stage_id
+    JOIN crm.stage now_stage ON now_stage.tenant_id = :tenant_id AND now_stage.stage_id = c.stage_at_end
     JOIN crm.deal d ON d.tenant_id = :tenant_id AND d.deal_id = c.deal_id
     WHERE now_stage.kind = c.kind
 ),
@@ -50,7 +52,8 @@ SELECT pipeline_id,
        {rounded_days("won_cycle_seconds", "won_count")} AS avg_cycle_days
 FROM grouped
 ORDER BY pipeline_id, principal_id
-"""
+""",
+    stints=True,
 )
 
 REPORT = ReportDefinition(
