@@ -1,4 +1,5 @@
-"""`dyno-reports show` and `dyno-reports trend` as a user runs them (subprocess, real PostgreSQL).
+"""`dyno-reports show` and `dyno-reports trend` as a user runs them (subprocess, real PostgreSQL), and the trend
+query in-process for every registered report.
 
 Runs are made with the executor on a small hand-made history whose figures are
 worked out below; the commands must print exactly those, pick the latest
@@ -8,14 +9,15 @@ SUCCEEDED run of each period and options, and mark periods without one.
 import csv
 import io
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from PIL import Image
 from sqlalchemy import insert, select
 
-from dyno_reports import executor
+from dyno_reports import executor, trend
+from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.test_cli import dyno
@@ -26,15 +28,29 @@ REPORT = "pipeline_overview"
 WEEKS = [T0 + 7 * D * i for i in range(4)]
 
 
-@pytest.fixture(scope="module")
-def history(engine) -> TenantData:
-    """Open deals at each week's end (lead | proposal): w0 2 (140 | 0), w1 1+1 (40 | 250.50), w2 the same
-    (deal 0 moves to won on June 17), w3 1 (40 | 0) and then deal 2 enters lead on June 25: 2 (40+7 | 0)."""
+def make_history() -> TenantData:
     data = TenantData()
     lead, proposal, won, _lost = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
     data.add_deal(DEAL_IDS[0], [(T0 - 3 * D, lead, 100), (T0 + 8 * D, proposal, "250.50"), (T0 + 15 * D, won, 250)])
     data.add_deal(DEAL_IDS[1], [(T0 - 10 * D, lead, 40)])
     data.add_deal(DEAL_IDS[2], [(T0 + 23 * D, lead, 7)])
+    return data
+
+
+@pytest.fixture(scope="module")
+def history(engine) -> TenantData:
+    """Open deals at each week's end: w0 (June 9) 2 in lead (140); w1 1 in lead (40), 1 in proposal (250.50);
+    w2 1 in lead (40): deal 0 was won on June 17; w3 2 in lead (47): deal 2 was created on June 25."""
+    data = make_history()
+    load(engine, data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def twin(engine) -> TenantData:
+    """Another tenant with the same history (and the same ids), for the in-process tests: its runs leave the
+    first tenant's periods as they are."""
+    data = make_history()
     load(engine, data)
     return data
 
@@ -208,3 +224,39 @@ def test_trend_by_stage_for_a_non_additive_metric_and_a_png(cli_env, history, ru
     assert rows[4]["avg_amount"] == "" and rows[5]["avg_amount"] == "250.50"  # no open 2 deal at the end of w0
     with Image.open(chart) as image:
         assert image.format == "PNG" and image.size[0] >= 800 and len(image.getcolors(1 << 16) or []) > 50
+
+
+@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+def test_trend_of_every_report_and_metric_matches_its_facts(engine, twin, report_type):
+    """In-process, for every registered report: each additive metric's total is the sum of the run's facts,
+    and every metric grouped by all dimensions gives back each fact row's value."""
+    report = REGISTRY[report_type]
+    (window,) = trend.period_windows(report.cadence, 1, through=date(2025, 6, 20))
+    with engine.connect() as conn:
+        request = executor.build_request(conn, report_type, twin.tenant_id, period_start=window.start,
+                                         period_end=window.end)  # fmt: skip
+    result = executor.execute(engine, request)
+    assert result.succeeded, result.error_message
+    table = report.fact_table
+    with engine.connect() as conn:
+        facts = conn.execute(select(table).where(table.c.run_id == result.run_id)).all()
+        assert facts, "the history gives every report at least one fact row in June 2025"
+        for metric in report.metrics:
+            by_row = trend.trend(conn, report, twin.tenant_id, metric, report.dimensions, [window], request.options)
+            assert sorted((p.group, p.value) for p in by_row if p.value is not None) == sorted(
+                (tuple(getattr(f, d) for d in report.dimensions), getattr(f, metric))
+                for f in facts
+                if getattr(f, metric) is not None
+            ), metric
+            assert {p.run_id for p in by_row} == {result.run_id}
+            if metric in trend.additive_metrics(report):
+                (total,) = trend.trend(conn, report, twin.tenant_id, metric, (), [window], request.options)
+                assert total.value == sum(getattr(f, metric) for f in facts), metric
+
+
+def test_sums_are_offered_for_counts_and_amounts_only():
+    assert trend.additive_metrics(REGISTRY["pipeline_overview"]) == ("deal_count", "total_amount", "entered_count")
+    assert trend.additive_metrics(REGISTRY["win_loss"]) == ("won_count", "lost_count", "won_amount", "lost_amount")
+    assert trend.additive_metrics(REGISTRY["deal_velocity"]) == ("exited_count",)
+    for report in REGISTRY.values():
+        assert set(report.headline_metrics) <= set(trend.additive_metrics(report)), report.report_type
