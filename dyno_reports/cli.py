@@ -1,6 +1,12 @@
-"""The `dyno-reports` command: report runs, the registry, seeding and the demo (`db` and `runs`: cli_db.py)."""
+"""The `dyno-reports` command: report runs, the registry, seeding and the demo (`db` and `runs`: cli_db.py;
+`show` and `trend`: cli_read.py).
+
+Commands import what they need when they run (`python -X importtime`): `run` loads SQLAlchemy, psycopg and
+the one report it runs, never Alembic or Dagster; the other groups' modules load only when named.
+"""
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -12,27 +18,41 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import click
-from sqlalchemy.exc import OperationalError
 
-from dyno_reports import db, executor, run_request
-from dyno_reports.cli_db import db_group, runs_group
 from dyno_reports.errors import Cancelled, DynoError, InputError, one_line, shown
-from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import migrate
+
+# Commands of other modules, imported only when named (or listed by --help): name -> (module, attribute).
+LAZY_COMMANDS = {
+    "db": ("dyno_reports.cli_db", "db_group"),
+    "runs": ("dyno_reports.cli_db", "runs_group"),
+    "show": ("dyno_reports.cli_read", "show_command"),
+    "trend": ("dyno_reports.cli_read", "trend_command"),
+}
 
 
-@click.group(help="Tenant-scoped Deal & Pipeline reports on PostgreSQL.")
+class _LazyGroup(click.Group):
+    """A group that adds LAZY_COMMANDS to its own, importing each only when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, help="Tenant-scoped Deal & Pipeline reports on PostgreSQL.")
 def cli() -> None:
     pass
-
-
-cli.add_command(db_group)
-cli.add_command(runs_group)
 
 
 @cli.command("list", help="List the report types with their options and cadence.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def list_reports(as_json: bool) -> None:
+    from dyno_reports.reports import REGISTRY
+
     listing = {
         name: {
             "title": report.title,
@@ -69,13 +89,16 @@ def list_reports(as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
+    from dyno_reports import db, executor
+    from dyno_reports.storage import migrate
+
     options_text = None if options_json is None else _options_text(options_json)
     run_id = uuid.uuid4()
     with _signals_cancel(run_id) as cancellation:
         engine = db.get_engine()
-        db.connect(engine).close()  # transient connection failures are retried here, before anything is written
-        migrate.require_head(engine)
-        with engine.connect() as conn:
+        # one connection for the whole command; transient connection failures are retried before anything is written
+        with db.connect(engine) as conn:
+            migrate.require_head(conn)
             request = executor.build_request(
                 conn,
                 report_type,
@@ -84,9 +107,10 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
                 period_end=period_end,
                 options=options_text,
             )
-        cancellation.run_started = True
-        result = executor.execute(engine, request, run_id=run_id)
-        cancellation.armed = False  # the run is over (committed or recorded FAILED): print its outcome
+            conn.rollback()  # validation only read: the run's own transaction starts next, on this connection
+            cancellation.run_started = True
+            result = executor.execute(engine, request, run_id=run_id, connection=conn)
+            cancellation.armed = False  # the run is over (committed or recorded FAILED): print its outcome
     summary = result.summary()
     if as_json:
         click.echo(json.dumps(summary))
@@ -114,7 +138,9 @@ class _Cancellation:
             return
         self.armed = False
         self.signal = signal.Signals(signum)
-        raise executor.RunCancelled(f"cancelled ({self.signal.name})")
+        from dyno_reports.executor import RunCancelled  # imported already: the run command imported it
+
+        raise RunCancelled(f"cancelled ({self.signal.name})")
 
 
 @contextlib.contextmanager
@@ -128,9 +154,11 @@ def _signals_cancel(run_id: uuid.UUID) -> Iterator[_Cancellation]:
         return
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, cancellation.handle) for sig in signals}
+    from dyno_reports.executor import RunCancelled
+
     try:
         yield cancellation
-    except executor.RunCancelled as exc:
+    except RunCancelled as exc:
         status = 128 + (cancellation.signal or signal.SIGINT)
         if cancellation.run_started:
             raise Cancelled(f"report run {run_id} {exc.reason}: rolled back, recorded FAILED", status) from None
@@ -146,7 +174,8 @@ def _options_text(given: str) -> str:
     OPTIONS_MAX_BYTES (one more byte is read to tell that it is too large). Neither form is JSON."""
     if given not in ("-", "@-") and not given.startswith("@"):
         return given
-    limit = run_request.OPTIONS_MAX_BYTES
+    from dyno_reports.run_request import OPTIONS_MAX_BYTES as limit
+
     source = "stdin" if given in ("-", "@-") else f"file {shown(given[1:])}"
     try:
         if given in ("-", "@-"):
@@ -169,7 +198,8 @@ def _options_text(given: str) -> str:
 @click.option("--deals", "deals_per_tenant", default=300, show_default=True, type=click.IntRange(0, 10_000_000))
 @click.option("--seed", "random_seed", default=7, show_default=True, type=int, help="Random seed.")
 def seed_command(tenants: int, deals_per_tenant: int, random_seed: int) -> None:
-    from dyno_reports import seed
+    from dyno_reports import db, seed
+    from dyno_reports.storage import migrate
 
     engine = db.get_engine()
     migrate.require_head(engine)
@@ -228,12 +258,16 @@ def main(args: list[str] | None = None) -> None:
         _fail(str(exc), exc.status)
     except DynoError as exc:
         _fail(str(exc), 1)
-    except OperationalError as exc:
-        _fail(f"cannot use the database: {executor.describe_error(exc)}", 1)
     except Exception as exc:  # the promise is no traceback; DYNO_DEBUG=1 shows it
+        from sqlalchemy.exc import OperationalError
+
+        from dyno_reports.run_records import describe_error
+
+        if isinstance(exc, OperationalError):
+            _fail(f"cannot use the database: {describe_error(exc)}", 1)
         if os.environ.get("DYNO_DEBUG"):
             raise
-        _fail(f"unexpected {executor.describe_error(exc)} (DYNO_DEBUG=1 shows the traceback)", 1)
+        _fail(f"unexpected {describe_error(exc)} (DYNO_DEBUG=1 shows the traceback)", 1)
 
 
 # click 8.2+ raises it for a group given no command (older releases print the help and exit 0).

@@ -8,7 +8,6 @@ import click
 
 from dyno_reports import db
 from dyno_reports.errors import DynoError
-from dyno_reports.storage import drift, migrate
 
 
 @click.group("db", help="The reporting database: migrations and the embedded server.")
@@ -18,6 +17,8 @@ def db_group() -> None:
 
 @db_group.command("upgrade", help="Apply every migration (crm contract and reporting tables).")
 def db_upgrade() -> None:
+    from dyno_reports.storage import migrate
+
     revision = migrate.upgrade(db.get_engine())
     click.echo(f"database at revision {revision}")
 
@@ -28,6 +29,8 @@ def db_upgrade() -> None:
     "or one line per difference and exits 1.",
 )
 def db_check() -> None:
+    from dyno_reports.storage import drift  # Alembic's autogenerate: only this command needs it
+
     differences = drift.check(db.get_engine())
     if not differences:
         click.echo("no drift")

@@ -1,0 +1,72 @@
+"""What `dyno-reports run` loads and asks before its SQL: imports (no DB, subprocesses), the schema check
+(real PostgreSQL for the database side, no DB for the revision files)."""
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from dyno_reports.errors import ConfigError
+from dyno_reports.storage import migrate
+from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+
+
+def loaded_modules(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """The modules a fresh interpreter holds after `code` (which may print lines of its own before)."""
+    script = f"{code}\nimport sys\nprint('MODULES', *sorted(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
+    return line.split()[1:]
+
+
+def test_the_head_from_file_names_is_alembics_head():
+    assert migrate.code_head_revision() == migrate.head_revision() is not None
+
+
+def test_every_revision_file_is_named_by_its_revision_and_revises_the_one_before():
+    from alembic.script import ScriptDirectory
+
+    revisions = list(ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions())
+    for revision in revisions:
+        assert revision.path is not None and Path(revision.path).name.startswith(f"{revision.revision}_")
+        assert migrate.REVISION_FILE.fullmatch(Path(revision.path).name)
+        expected_down = None if revision.revision == "0001" else f"{int(revision.revision) - 1:04d}"
+        assert revision.down_revision == expected_down, revision.path
+
+
+def test_require_head_reads_the_version_row_and_refuses_other_revisions(database_factory, database_url):
+    empty = create_engine(database_factory("fixed_costs_empty"))
+    at_head = create_engine(database_url)
+    try:
+        with pytest.raises(ConfigError, match=r"the database is at migration none, this code needs \d{4}"):
+            migrate.require_head(empty)
+        migrate.require_head(at_head)
+        with at_head.connect() as conn:
+            migrate.require_head(conn)
+            assert migrate.database_revision(conn) == migrate.code_head_revision()
+    finally:
+        empty.dispose()
+        at_head.dispose()
+
+
+def test_get_report_imports_that_report_alone():
+    modules = loaded_modules("from dyno_reports.reports import get_report\nget_report('win_loss')")
+    assert [m for m in modules if m.endswith("_executor")] == ["dyno_reports.reports.win_loss_executor"]
+
+
+def test_the_run_command_loads_neither_alembic_nor_dagster(engine, cli_env):
+    data = TenantData()
+    lead, *_ = data.add_pipeline(PIPELINE_IDS[0], ["open", "won", "lost"])
+    data.add_deal(DEAL_IDS[0], [(T0, lead, 10)])
+    load(engine, data)
+    end = (T0 + timedelta(days=7)).isoformat()
+    args = ["run", "win_loss", "--tenant", str(data.tenant_id), "--period-start", T0.isoformat(), "--period-end", end]
+    code = "\n".join(["from dyno_reports import cli", "try:", f"    cli.main({args!r})", "except SystemExit as exc:"])
+    code += "\n    assert not exc.code, exc.code"
+    modules = loaded_modules(code, cli_env)
+    assert "dyno_reports.executor" in modules  # the run did happen in that process
+    assert not [m for m in modules if m.split(".")[0] in ("alembic", "dagster")]
