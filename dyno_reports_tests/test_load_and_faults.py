@@ -125,14 +125,14 @@ def test_four_workers_times_25_mixed_runs_lose_nothing(wide_engine, tenants):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda r: executor.execute(wide_engine, r), requests))
     elapsed = time.monotonic() - started
-    assert len(results) == 100 and all(r.succeeded for r in results), [r.error_message for r in results]
+    assert len(results) == len(work) and all(r.succeeded for r in results), [r.error_message for r in results]
     with wide_engine.connect() as conn:
         headers = conn.execute(
             select(report_run.c.run_id, report_run.c.status, func.count().over(partition_by=report_run.c.run_id)).where(
                 report_run.c.run_id.in_([r.run_id for r in results])
             )
         ).all()
-    assert len(headers) == 100 and {(h.status, h[2]) for h in headers} == {("SUCCEEDED", 1)}
+    assert len(headers) == len(work) and {(h.status, h[2]) for h in headers} == {("SUCCEEDED", 1)}
     for result in results:
         assert result.fact_rows > 0
         assert len(facts_of(wide_engine, result.request.report.report_type, result.run_id)) == result.fact_rows
