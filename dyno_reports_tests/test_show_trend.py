@@ -1,5 +1,5 @@
-"""`dyno-reports show` and `dyno-reports trend` as a user runs them (subprocess, real PostgreSQL), and the trend
-query in-process for every registered report.
+"""`dyno-reports show` and `dyno-reports trend` as a user runs them (subprocess, real PostgreSQL), the trend
+query in-process for every registered report, and the period arithmetic (no DB).
 
 Runs are made with the executor on a small hand-made history whose figures are
 worked out below; the commands must print exactly those, pick the latest
@@ -260,3 +260,18 @@ def test_sums_are_offered_for_counts_and_amounts_only():
     assert trend.additive_metrics(REGISTRY["deal_velocity"]) == ("exited_count",)
     for report in REGISTRY.values():
         assert set(report.headline_metrics) <= set(trend.additive_metrics(report)), report.report_type
+
+
+def test_periods_end_with_the_last_closed_one_or_the_one_containing_through():
+    def starts(windows):
+        return [(w.start.date().isoformat(), (w.end - w.start).days) for w in windows]
+
+    assert starts(trend.period_windows("week", 2, today=date(2025, 6, 23))) == [("2025-06-09", 7), ("2025-06-16", 7)]
+    assert starts(trend.period_windows("week", 1, today=date(2025, 6, 29))) == [("2025-06-16", 7)]  # a Sunday
+    assert starts(trend.period_windows("month", 3, today=date(2025, 3, 1))) == [
+        ("2024-12-01", 31),
+        ("2025-01-01", 31),
+        ("2025-02-01", 28),
+    ]
+    assert starts(trend.period_windows("month", 1, through=date(2024, 2, 29))) == [("2024-02-01", 29)]
+    assert all(w.start.tzinfo is not None and w.grain in ("week", "month") for w in trend.period_windows("week", 3))
