@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text, update
 
-from dyno_reports import executor
+from dyno_reports import executor, periods
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.checks import (
     facts_not_from_succeeded_runs,
@@ -244,7 +244,7 @@ def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant
     request = executor.RunRequest(
         REGISTRY[REPORT],
         uuid.UUID(tenant),
-        executor.periods.Window(T0, T0 + 7 * D),
+        periods.Window(T0, T0 + 7 * D),
         REGISTRY[REPORT].options_model(),
         dagster_run_id,
     )

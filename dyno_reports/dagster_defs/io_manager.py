@@ -2,7 +2,7 @@
 
 The asset body hands over validated `executor.RunRequest`s keyed by partition key
 (or the `RefusedPartition` a partition's input got). `handle_output` executes
-them in partition order, each in its own transaction with its own `report_run`
+them in partition order on one connection, each in its own transaction with its own `report_run`
 row (`dagster_run_id` = this Dagster run), and attaches metadata to each
 partition's materialisation separately, through the step's per-partition asset
 metadata (`add_output_metadata` would copy one dict onto every partition).
@@ -17,11 +17,12 @@ import contextlib
 import dataclasses
 import time
 from typing import Any
+from uuid import UUID
 
 from dagster import AssetKey, ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 
-from dyno_reports import executor, periods
+from dyno_reports import db, executor, periods
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import engine_for
 from dyno_reports.errors import InputError
@@ -53,19 +54,32 @@ class ReportRunIOManager(ConfigurableIOManager):
         engine = engine_for(self.database_url)
         failed: dict[str, str] = {}
         progress = _Progress(context, len(obj))
-        for partition_key in sorted(obj):
-            work = obj[partition_key]
-            if isinstance(work, RefusedPartition):
-                failed[partition_key] = str(work.error)
-                _record_refusal(engine, work, context.run_id)
-            else:
-                result = executor.execute(engine, dataclasses.replace(work, dagster_run_id=context.run_id))
-                if result.succeeded:
-                    metadata = partition_metadata(engine, work.tenant_id, result.run_id, self.preview_rows, result)
-                    _add_partition_metadata(context, partition_key, metadata, len(obj))
+        tenant_names: dict[UUID, str | None] = {}  # for the whole step: a batch repeats its tenants
+        # One connection for every partition of the step (each still its own transaction); transient
+        # connection failures are retried before the first one.
+        with db.connect(engine) as conn:
+            for partition_key in sorted(obj):
+                work = obj[partition_key]
+                if isinstance(work, RefusedPartition):
+                    failed[partition_key] = str(work.error)
+                    _record_refusal(engine, work, context.run_id)
                 else:
-                    failed[partition_key] = f"report run {result.run_id} FAILED: {result.error_message}"
-            progress.step(partition_key, failed)
+                    request = dataclasses.replace(work, dagster_run_id=context.run_id)
+                    result = executor.execute(engine, request, connection=conn)
+                    if result.succeeded:
+                        metadata = partition_metadata(
+                            engine,
+                            work.tenant_id,
+                            result.run_id,
+                            self.preview_rows,
+                            result,
+                            connection=conn,
+                            tenant_names=tenant_names,
+                        )
+                        _add_partition_metadata(context, partition_key, metadata, len(obj))
+                    else:
+                        failed[partition_key] = f"report run {result.run_id} FAILED: {result.error_message}"
+                progress.step(partition_key, failed)
         if failed:
             raise _partitions_failed(failed, len(obj))
 

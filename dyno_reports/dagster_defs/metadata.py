@@ -5,13 +5,14 @@ failure hook and reapers when they report a committed partition that the killed
 or failed Dagster run never got to materialise.
 """
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
 from dagster import MetadataValue
 from sqlalchemy import Connection, Engine, Integer, func, select
 
-from dyno_reports import executor, names
+from dyno_reports import executor
 from dyno_reports.dagster_defs.preview import preview_markdown
 from dyno_reports.reports import get_report
 from dyno_reports.run_request import iso
@@ -19,21 +20,33 @@ from dyno_reports.storage.tables import report_run
 
 
 def partition_metadata(
-    engine: Engine, tenant_id: UUID, run_id: UUID, preview_rows: int = 10, result: executor.RunResult | None = None
+    engine: Engine,
+    tenant_id: UUID,
+    run_id: UUID,
+    preview_rows: int = 10,
+    result: executor.RunResult | None = None,
+    *,
+    connection: Connection | None = None,
+    tenant_names: dict[UUID, str | None] | None = None,
 ) -> dict[str, Any]:
     """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview.
 
-    `result`, when the caller has just executed the run, saves reading its header and counts back.
+    `result`, when the caller has just executed the run, saves reading its header and counts back: the
+    preview (with the names) is then the one query. `connection` (a caller's open one, e.g. the IO manager's
+    for a whole step) and `tenant_names` (tenant id -> name, kept across a step's partitions) save more.
     """
-    with engine.connect() as conn:
+    with contextlib.nullcontext(connection) if connection is not None else engine.connect() as conn:
         summary = result.summary() if result is not None else _summary_of(conn, tenant_id, run_id)
         report = get_report(summary["report_type"])
-        run_names = names.run_names(conn, report.fact_table, tenant_id, run_id)
-        preview = preview_markdown(conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, run_names)
+        preview, tenant_name = preview_markdown(
+            conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, tenant_names
+        )
+        if connection is not None and conn.in_transaction():
+            conn.rollback()  # read only: leave the caller's connection as it came, ready for the next run
     metadata: dict[str, Any] = {
         "run_id": MetadataValue.text(str(run_id)),
         "tenant_id": MetadataValue.text(str(tenant_id)),
-        "tenant": MetadataValue.text(run_names.tenant or ""),
+        "tenant": MetadataValue.text(tenant_name or ""),
         "period": MetadataValue.text(f"[{summary['period_start'] or ''}, {summary['period_end']})"),
         "options": MetadataValue.json(summary["options"]),
         "dagster/row_count": MetadataValue.int(summary["fact_rows"]),

@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, FromClause, and_, select
 
 from dyno_reports import names
 from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.storage import tables
 
 # id column -> its header in the preview (its cells show a name, not only the id)
 HEADERS = {"pipeline_id": "pipeline", "stage_id": "stage", "principal_id": "owner"}
@@ -22,8 +23,7 @@ def facts_preview(
 ) -> str:
     """`**<title>** for <tenant>: first N of M fact rows`, then the first `limit` rows as a markdown table."""
     with engine.connect() as conn:
-        run_names = names.run_names(conn, report.fact_table, tenant_id, run_id)
-        return preview_markdown(conn, report, tenant_id, run_id, fact_rows, limit, run_names)
+        return preview_markdown(conn, report, tenant_id, run_id, fact_rows, limit)[0]
 
 
 def preview_markdown(
@@ -33,31 +33,55 @@ def preview_markdown(
     run_id: UUID,
     fact_rows: int,
     limit: int,
-    run_names: names.RunNames,
-) -> str:
-    """`facts_preview` on an open connection, with the run's names already looked up."""
-    table = report.fact_table
+    tenant_names: dict[UUID, str | None] | None = None,
+) -> tuple[str, str | None]:
+    """`facts_preview` on an open connection, and the tenant's name: one query, the shown rows with the names
+    of their ids and the tenant's (a caller's `tenant_names` cache saves even that column's lookup)."""
+    cache = {} if tenant_names is None else tenant_names
     columns = report.fact_columns
-    rows = conn.execute(
-        select(*(table.c[name] for name in columns))
-        .where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
-        .order_by(*(table.c[d] for d in report.dimensions))
-        .limit(limit)
-    ).all()
+    rows = conn.execute(_rows_with_names(report, tenant_id, run_id, limit, with_tenant=tenant_id not in cache)).all()
+    if tenant_id not in cache:
+        cache[tenant_id] = rows[0].tenant_name if rows else names.tenant_name(conn, tenant_id)
     header = "| " + " | ".join(HEADERS.get(c, c) for c in columns) + " |"
     rule = "|" + "---|" * len(columns)
-    body = [
-        "| " + " | ".join(_named_cell(run_names, c, v) for c, v in zip(columns, row, strict=True)) + " |"
-        for row in rows
-    ]
+    body = ["| " + " | ".join(_named_cell(row, c) for c in columns) + " |" for row in rows]
     shown = f"first {len(rows)} of {fact_rows}" if fact_rows > len(rows) else f"{len(rows)}"
-    tenant = _inline(run_names.tenant or str(tenant_id))
-    return f"**{report.title}** for {tenant}: {shown} fact rows\n\n" + "\n".join([header, rule, *body])
+    tenant = _inline(cache[tenant_id] or str(tenant_id))
+    return f"**{report.title}** for {tenant}: {shown} fact rows\n\n" + "\n".join([header, rule, *body]), cache[
+        tenant_id
+    ]
 
 
-def _named_cell(run_names: names.RunNames, column: str, value: Any) -> str:
-    if column in names.NAMED_ID_COLUMNS:
-        return _cell(run_names.label(column, value))
+def _rows_with_names(report: ReportDefinition, tenant_id: UUID, run_id: UUID, limit: int, *, with_tenant: bool):
+    """The run's first `limit` fact rows, each named id with `<column>__name` beside it (the CRM's name of that
+    id in this tenant, NULL when it has none), and the tenant's name as `tenant_name` when asked."""
+    facts = report.fact_table
+    joined: FromClause = facts
+    name_columns = []
+    for column in names.named_columns(facts):
+        crm_table, id_name, name_name = names.NAMED_ID_COLUMNS[column]
+        crm = crm_table.alias(f"names_{column}")
+        joined = joined.outerjoin(crm, and_(crm.c.tenant_id == facts.c.tenant_id, crm.c[id_name] == facts.c[column]))
+        name_columns.append(crm.c[name_name].label(f"{column}__name"))
+    if with_tenant:
+        tenant = tables.tenant
+        name_columns.append(
+            select(tenant.c.name).where(tenant.c.tenant_id == tenant_id).scalar_subquery().label("tenant_name")
+        )
+    return (
+        select(*(facts.c[name] for name in report.fact_columns), *name_columns)
+        .select_from(joined)
+        .where(facts.c.tenant_id == tenant_id, facts.c.run_id == run_id)
+        .order_by(*(facts.c[d] for d in report.dimensions))
+        .limit(limit)
+    )
+
+
+def _named_cell(row: Any, column: str) -> str:
+    value = row._mapping[column]
+    if column in names.NAMED_ID_COLUMNS and value is not None:
+        name = row._mapping[f"{column}__name"]
+        return _cell(str(value) if name is None else f"{name} ({names.short_id(value)})")
     return _cell(value)
 
 
