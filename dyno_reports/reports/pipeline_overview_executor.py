@@ -13,14 +13,16 @@ class PipelineOverviewOptions(ReportOptions):
 
 # One pass: the rows that matter are each live deal's state at E (the snapshot, with the
 # start of its stint at E) and the entries in W of live deals, each counted once per deal and
-# stage (its first entry into that stage in W). One hash aggregate of a few groups, no sort.
+# stage (its first entry into that stage in W: the stage is not among the deal's entries in W
+# before it). One hash aggregate of a few groups, no sort.
 SQL = report_sql(
     f""",
 counted_rows AS (
-    SELECT stage_id, amount, stint_start,
+    SELECT stage_id, amount,
            is_state_at_end AND NOT is_deleted AS in_snapshot,
+           CASE WHEN is_entry THEN valid_from ELSE previous_stint_start END AS stint_start,
            is_entry AND valid_from >= {WINDOW_START}
-               AND array_position(stages_entered_in_window, stage_id) = cardinality(stages_entered_in_window)
+               AND array_position(stages_entered_in_window_before, stage_id) IS NULL
                AS is_first_entry_in_window
     FROM deal_stints
     WHERE is_live AND (is_state_at_end OR (is_entry AND valid_from >= {WINDOW_START}))

@@ -18,41 +18,40 @@ WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
 
 # Each history row before E with the flags of its place in the deal's history:
 # `is_entry` (the first row of a stint: the stage differs from the previous row's),
-# `previous_stage_id` (the stage of the stint an entry ends) and `is_state_at_end`
-# (the deal's last row before E: its state at E).
+# `previous_stage_id` (the stage of the stint an entry ends), `is_state_at_end`
+# (the deal's last row before E: its state at E), and from that last row
+# `is_live` (the deal is in the population: its state at E is not deleted) and
+# `stage_at_end`. One window: lag and lead ignore the frame, which spans the deal.
 DEAL_ROWS = """
 deal_rows AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount,
            h.expected_close_date, h.is_deleted,
-           lag(h.stage_id) OVER deal_order AS previous_stage_id,
-           h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER deal_order AS is_entry,
-           lead(h.valid_from) OVER deal_order IS NULL AS is_state_at_end
+           lag(h.stage_id) OVER whole_deal AS previous_stage_id,
+           h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER whole_deal AS is_entry,
+           lead(h.valid_from) OVER whole_deal IS NULL AS is_state_at_end,
+           NOT last_value(h.is_deleted) OVER whole_deal AS is_live,
+           last_value(h.stage_id) OVER whole_deal AS stage_at_end
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
-    WINDOW deal_order AS (PARTITION BY h.deal_id ORDER BY h.valid_from)
+    WINDOW whole_deal AS (PARTITION BY h.deal_id ORDER BY h.valid_from
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
 
-# `deal_rows` with what the stints need, over the same order (no sort):
-# `stint_start` (when the row's stint began: the latest entry up to the row),
-# `previous_stint_start` (when the stint an entry ends began: the latest entry before the row),
-# `stages_entered_in_window` (the stages of the deal's entries in W up to the row, in order),
-# `is_live` (the deal is in the population: its state at E is not deleted) and
-# `stage_at_end` (the deal's stage at E). Only the columns a report reads are computed.
+# `deal_rows` with what the stints need, over the same order (no sort), from the rows
+# before each row: `previous_stint_start` (when the stint the row is in, or for an entry
+# the stint it ends, began: the latest entry before the row) and
+# `stages_entered_in_window_before` (the stages of the deal's entries in W before the row).
+# A row's own stint began at `valid_from` when it is an entry, else at `previous_stint_start`.
 DEAL_STINTS = f"""
 deal_stints AS (
     SELECT r.*,
-           max(r.valid_from) FILTER (WHERE r.is_entry) OVER up_to_row AS stint_start,
            max(r.valid_from) FILTER (WHERE r.is_entry) OVER before_row AS previous_stint_start,
            array_agg(r.stage_id) FILTER (WHERE r.is_entry AND r.valid_from >= {WINDOW_START})
-               OVER up_to_row AS stages_entered_in_window,
-           bool_or(r.is_state_at_end AND NOT r.is_deleted) OVER whole_deal AS is_live,
-           last_value(r.stage_id) OVER whole_deal AS stage_at_end
+               OVER before_row AS stages_entered_in_window_before
     FROM deal_rows r
-    WINDOW deal_order AS (PARTITION BY r.deal_id ORDER BY r.valid_from),
-           up_to_row AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-           before_row AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-           whole_deal AS (deal_order ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    WINDOW before_row AS (PARTITION BY r.deal_id ORDER BY r.valid_from
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 )"""
 
 SCOPE_STAGES = """

@@ -16,7 +16,7 @@ SQL = report_sql(
     f""",
 entries_in_window AS (
     SELECT deal_id, stage_id, valid_from AS entered_at, stage_at_end
-    FROM deal_stints
+    FROM deal_rows
     WHERE is_live AND is_entry AND valid_from >= {WINDOW_START}
 ),
 cohort AS (
@@ -60,7 +60,6 @@ LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
 """,
-    stints=True,
 )
 
 REPORT = ReportDefinition(

@@ -13,7 +13,7 @@ last_closing AS (
     SELECT DISTINCT ON (h.deal_id)
            h.deal_id, h.valid_from AS closed_at, h.owner_principal_id, h.amount, h.stage_at_end,
            st.pipeline_id, st.kind
-    FROM deal_stints h
+    FROM deal_rows h
     JOIN scope_stages st ON st.stage_id = h.stage_id
     WHERE h.is_live
       AND h.is_entry
@@ -53,7 +53,6 @@ SELECT pipeline_id,
 FROM grouped
 ORDER BY pipeline_id, principal_id
 """,
-    stints=True,
 )
 
 REPORT = ReportDefinition(
