@@ -1,12 +1,13 @@
 """Each report's full run next to the scan floor at 100k and 1M deals: time, ratio, temp bytes, peak RSS.
 
-    python -m benchmarks.performance.scan_floor [--deals 100000 1000000] [--repeats 3] [--quick]
+    python -m benchmarks.performance.scan_floor [--deals 100000 1000000] [--repeats 3] [--no-warm-up] [--quick]
 
 On the `dyno_bench` database of benchmarks.report_runs (tenant of N deals: random seed N; the
 1,000-deal tenant: seed 1). For each report of REGISTRY, in one process: the report's plan once
 under `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)` for the temp blocks it writes (which also warms the
-cache), one warm-up of each, then --repeats rounds alternating the scan floor (same tenant, same E)
-and the full executor run (header, facts, headline, status, commit). Medians; ratio = run / floor.
+cache), one warm-up of each (unless --no-warm-up), then --repeats rounds alternating the scan floor
+(same tenant, same E) and the full executor run (header, facts, headline, status, commit). Medians;
+ratio = run / floor.
 """
 
 import argparse
@@ -86,7 +87,7 @@ def temp_written_bytes(engine: Engine, sql: str, params: dict, settings: dict[st
         return int(plan[0]["Plan"].get("Temp Written Blocks", 0)) * block_size
 
 
-def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: int) -> Figures:
+def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: int, warm_up: bool) -> Figures:
     request = request_for(engine, report, tenant_id)
     floor_params = {"t": tenant_id, "E": period_of(report)[1]}
     # JIT off as the executor turns it off for a report that declares so.
@@ -105,8 +106,9 @@ def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: 
         assert result.succeeded, result.error_message
         fact_rows = result.fact_rows
 
-    floor()  # warm-up
-    full_run()
+    if warm_up:
+        floor()
+        full_run()
     floor_times, run_times = [], []
     for _ in range(repeats):
         floor_times.append(timed(floor))
@@ -138,14 +140,14 @@ def print_size(tenant: seed.SeededTenant, figures: list[Figures], repeats: int) 
     print(f"Peak RSS of this process so far: {rss:.0f} MB (goal ≤ {RSS_GOAL_MB} MB: {verdict(rss, RSS_GOAL_MB)}).\n")
 
 
-def run(sizes: list[int], repeats: int) -> None:
+def run(sizes: list[int], repeats: int, warm_up: bool = True) -> None:
     engine = database_engine(BENCH_DATABASE)
     ensure_fact_tables(engine)
     print("### Reports against the scan floor\n")
     print("Temp bytes: EXPLAIN (ANALYZE, BUFFERS) of the report's statement, temp written blocks x block size.\n")
     for deals in sizes:
         (tenant,) = seed.seed(engine, tenants=1, deals_per_tenant=deals, random_seed=SEED_OF_SIZE.get(deals, deals))
-        figures = [measure(engine, report, tenant.tenant_id, repeats) for report in REGISTRY.values()]
+        figures = [measure(engine, report, tenant.tenant_id, repeats, warm_up) for report in REGISTRY.values()]
         print_size(tenant, figures, repeats)
     engine.dispose()
 
@@ -154,11 +156,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="time from the first round (EXPLAIN warms the cache)",
+    )
     parser.add_argument("--quick", action="store_true", help="the 1,000-deal tenant, 1 repeat")
     args = parser.parse_args()
     if args.quick:
         args.deals, args.repeats = [1000], 1
-    run(args.deals, args.repeats)
+    run(args.deals, args.repeats, args.warm_up)
 
 
 if __name__ == "__main__":
