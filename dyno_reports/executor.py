@@ -17,6 +17,7 @@ the run is recorded FAILED with the reason in a new transaction before `RunCance
 """
 
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, func, insert, literal, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import config, db
@@ -139,29 +140,41 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> 
     """The run's transaction, in three statements between BEGIN and COMMIT: the settings; the header, the facts
     and their headline sums in one statement (data-modifying CTEs); the header's SUCCEEDED."""
     report, role = request.report, config.executor_role()
+    header = {f"header_{name}": value for name, value in header_values(request, run_id, "IN_PROGRESS").items()}
     with conn.begin():
         conn.execute(run_settings(role, check_interval=True, jit=report.jit), setting_values(request.tenant_id, role))
-        sums = conn.execute(_header_facts_and_sums(request, run_id), request.sql_params()).one()
+        sums = conn.execute(_header_facts_and_sums(report), request.sql_params() | header).one()
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
-        conn.execute(
-            update(report_run)
-            .where(report_run.c.tenant_id == request.tenant_id, report_run.c.run_id == run_id)
-            .values(status="SUCCEEDED", generated_at=func.clock_timestamp())
-        )
+        conn.execute(_SUCCEEDED, {"header_tenant_id": request.tenant_id, "header_run_id": run_id})
     return sums.fact_rows, headline
 
 
-def _header_facts_and_sums(request: RunRequest, run_id: UUID):
+# The header's outcome, set in the run's transaction once its facts are in.
+_SUCCEEDED = (
+    update(report_run)
+    .where(report_run.c.tenant_id == bindparam("header_tenant_id"), report_run.c.run_id == bindparam("header_run_id"))
+    .values(status="SUCCEEDED", generated_at=func.clock_timestamp())
+)
+
+
+@functools.cache
+def _header_facts_and_sums(report: ReportDefinition) -> Select:
     """WITH header AS (INSERT report_run ... IN_PROGRESS), facts AS (INSERT INTO <fact table> SELECT :run_id,
     :tenant_id, q.* FROM (<report sql>) q RETURNING ...) SELECT count(*) AS fact_rows, <headline sums> FROM facts.
 
-    The facts' foreign key to their header is checked at the end of the statement, when both are inserted."""
-    report, table = request.report, request.report.fact_table
-    header = insert(report_run).values(**header_values(request, run_id, "IN_PROGRESS")).returning(report_run.c.run_id)
+    Built once per report (every value is a bound parameter: `header_<column>` and the report's own); the
+    facts' foreign key to their header is checked at the end of the statement, when both are inserted."""
+    table = report.fact_table
+    header_columns = [c.name for c in report_run.columns if c.name not in ("generated_at", "error_message")]
+    header = (
+        insert(report_run)
+        .values({name: bindparam(f"header_{name}", type_=report_run.c[name].type) for name in header_columns})
+        .returning(report_run.c.run_id)
+    )
     computed = text(report.sql).columns(*(table.c[name] for name in report.fact_columns)).subquery("computed")
     rows = select(
-        literal(run_id, PG_UUID(as_uuid=True)),
-        literal(request.tenant_id, PG_UUID(as_uuid=True)),
+        bindparam("header_run_id", type_=PG_UUID(as_uuid=True)),
+        bindparam("header_tenant_id", type_=PG_UUID(as_uuid=True)),
         *(computed.c[name] for name in report.fact_columns),
     )
     facts = (
