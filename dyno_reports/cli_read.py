@@ -18,6 +18,9 @@ from dyno_reports.storage import migrate
 # id column -> its header beside the id (the name column in CSV, the label column in text)
 NAME_HEADERS = {"pipeline_id": "pipeline", "stage_id": "stage", "principal_id": "owner"}
 PERIOD_HEADERS = {"week": "week from", "month": "month"}
+# `show` turns a facts table wider than this (characters) with at most TURNED_MAX_ROWS rows.
+WIDE_TABLE = 160
+TURNED_MAX_ROWS = 8
 
 
 @click.command("show", help="Print one report run: its header, then its facts with names beside ids.")
@@ -43,9 +46,7 @@ def show_command(run_id: str, as_csv: bool) -> None:
         click.echo(f"{label:<10} {value}")
     if header.status == "SUCCEEDED":
         click.echo("")
-        cells = [[_text_cell(run_names, c, v) for c, v in zip(columns, row, strict=True)] for row in facts]
-        right = [c in report.metrics for c in columns]
-        for line in text_table.aligned([NAME_HEADERS.get(c, c) for c in columns], cells, right):
+        for line in _facts_lines(report, run_names, facts):
             click.echo(line)
 
 
@@ -65,6 +66,21 @@ def _header_lines(header: Any, report: Any, tenant_name: str | None, fact_rows: 
     elif header.status == "SUCCEEDED":
         lines.append(("facts", f"{fact_rows} row(s)"))
     return lines
+
+
+def _facts_lines(report: Any, run_names: names.RunNames, facts: list[tuple]) -> list[str]:
+    """The facts as a table; turned a quarter (one column per fact row, one line per metric) when a row
+    would be wider than WIDE_TABLE and there are few rows: a wide report such as a movement waterfall
+    then reads top to bottom."""
+    columns = report.fact_columns
+    cells = [[_text_cell(run_names, c, v) for c, v in zip(columns, row, strict=True)] for row in facts]
+    lines = text_table.aligned([NAME_HEADERS.get(c, c) for c in columns], cells, [c in report.metrics for c in columns])
+    if max(map(len, lines)) <= WIDE_TABLE or not 0 < len(facts) <= TURNED_MAX_ROWS:
+        return lines
+    dimensions = len(report.dimensions)
+    headers = ["", *(" / ".join(row[:dimensions]) for row in cells)]
+    turned = [[metric] + [row[dimensions + i] for row in cells] for i, metric in enumerate(report.metrics)]
+    return text_table.aligned(headers, turned, [False] + [True] * len(cells))
 
 
 def _text_cell(run_names: names.RunNames, column: str, value: Any) -> str:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import insert, select
 
-from dyno_reports import executor, trend
+from dyno_reports import executor, text_table, trend
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
@@ -275,3 +275,21 @@ def test_periods_end_with_the_last_closed_one_or_the_one_containing_through():
     ]
     assert starts(trend.period_windows("month", 1, through=date(2024, 2, 29))) == [("2024-02-01", 29)]
     assert all(w.start.tzinfo is not None and w.grain in ("week", "month") for w in trend.period_windows("week", 3))
+
+
+def test_show_turns_a_wide_report_a_quarter(cli_env, engine, history):
+    """pipeline_movement has 22 metrics: one line per metric, one column per pipeline."""
+    report = REGISTRY["pipeline_movement"]
+    with engine.connect() as conn:
+        request = executor.build_request(
+            conn, report.report_type, history.tenant_id, period_start="2025-06-01", period_end="2025-07-01"
+        )
+    result = executor.execute(engine, request)
+    assert result.succeeded, result.error_message
+    done = dyno(cli_env, "show", str(result.run_id))
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.splitlines()[9:]
+    assert table[0].strip() == f"pipeline 0 ({str(PIPELINE_IDS[0])[:8]})"
+    with engine.connect() as conn:
+        (fact,) = conn.execute(select(report.fact_table).where(report.fact_table.c.run_id == result.run_id)).all()
+    assert [line.split() for line in table[2:]] == [[m, text_table.cell(getattr(fact, m))] for m in report.metrics]
