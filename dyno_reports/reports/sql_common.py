@@ -38,9 +38,9 @@ deal_rows AS (
                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
 
-# `deal_rows` with what the stints need, over the same order (no sort), from the rows
-# before each row: `previous_stint_start` (when the stint the row is in, or for an entry
-# the stint it ends, began: the latest entry before the row) and
+# The stints of live deals: their entries and their state at E (a filter keeps the order, so
+# no sort), with, from the rows before each row: `previous_stint_start` (when the stint the
+# row is in, or for an entry the stint it ends, began: the latest entry before the row) and
 # `stages_entered_in_window_before` (the stages of the deal's entries in W before the row).
 # A row's own stint began at `valid_from` when it is an entry, else at `previous_stint_start`.
 DEAL_STINTS = f"""
@@ -50,6 +50,7 @@ deal_stints AS (
            array_agg(r.stage_id) FILTER (WHERE r.is_entry AND r.valid_from >= {WINDOW_START})
                OVER before_row AS stages_entered_in_window_before
     FROM deal_rows r
+    WHERE r.is_live AND (r.is_entry OR r.is_state_at_end)
     WINDOW before_row AS (PARTITION BY r.deal_id ORDER BY r.valid_from
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 )"""
