@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text
 
-from dyno_reports import cli, executor
+from dyno_reports import cli, executor, periods
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.checks import unbalanced_movement_facts
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
@@ -256,7 +256,7 @@ def test_the_balance_check_counts_this_dagster_runs_unbalanced_rows(engine):
     request = executor.RunRequest(
         REGISTRY[REPORT],
         data.tenant_id,
-        executor.periods.Window(S, E),
+        periods.Window(S, E),
         REGISTRY[REPORT].options_model(),
         dagster_run_id,
     )
