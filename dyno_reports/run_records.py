@@ -40,6 +40,9 @@ def run_settings(role: str | None, *, check_interval: bool = False, jit: bool = 
     if check_interval:
         calls.append("set_config('client_connection_check_interval', :check_interval, true)")
     calls.append("set_config('dyno.tenant_id', :tenant, true)")
+    # psycopg prepares a statement run 5 times on one connection (batch runs reuse theirs), and a generic
+    # plan would be chosen without the tenant's size: a 40-deal tenant's plan for a 1M-deal one.
+    calls.append("set_config('plan_cache_mode', 'force_custom_plan', true)")
     if not jit:
         calls.append("set_config('jit', 'off', true)")
     if role:  # last: the statement itself was authorised for the connecting user

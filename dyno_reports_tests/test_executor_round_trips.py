@@ -58,6 +58,7 @@ def test_a_run_is_begin_three_statements_and_commit(engine, tenant, round_trips)
     begin, settings, facts, succeeded, commit = round_trips
     assert (begin, commit) == ("BEGIN", "COMMIT")
     assert "set_config('dyno.tenant_id'" in settings and "client_connection_check_interval" in settings
+    assert "'plan_cache_mode', 'force_custom_plan'" in settings  # no generic plan on a reused connection
     assert (
         "INSERT INTO reporting.report_run" in facts and "INSERT INTO reporting.report_pipeline_overview_fact" in facts
     )
@@ -109,8 +110,9 @@ def settings_inside_the_run(monkeypatch, *names: str) -> list[tuple[str, ...]]:
 
 def test_a_report_that_declares_jit_false_runs_with_jit_off(engine, tenant, monkeypatch):
     seen = settings_inside_the_run(monkeypatch, "jit", "dyno.tenant_id")
-    with_jit = request(engine, tenant)
-    without_jit = dataclasses.replace(with_jit, report=dataclasses.replace(get_report("pipeline_overview"), jit=False))
+    declared = request(engine, tenant)
+    with_jit = dataclasses.replace(declared, report=dataclasses.replace(get_report("pipeline_overview"), jit=True))
+    without_jit = dataclasses.replace(declared, report=dataclasses.replace(get_report("pipeline_overview"), jit=False))
     assert executor.execute(engine, with_jit).succeeded and executor.execute(engine, without_jit).succeeded
     assert seen == [("on", str(tenant.tenant_id)), ("off", str(tenant.tenant_id))]
     with engine.connect() as conn:  # transaction-local: nothing stays on the pooled connection
