@@ -47,6 +47,5 @@ REPORT = ReportDefinition(
     options_model=ReportOptions,
     cadence="month",
     sql=SQL,
-    # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
-    jit=False,
+    # JIT kept: at 1M deals it saved more than its compile in both measured rounds (design details, "JIT")
 )
