@@ -1,10 +1,11 @@
 """SQL building blocks the reports compose: one ordered pass over the tenant's history as of E.
 
 A report's statement is `report_sql(<its own CTEs and SELECT>, stints=<whether it reads stints>)`.
-Every block is referenced once, so PostgreSQL inlines it: the window functions
-of `DEAL_ROWS` and `DEAL_STINTS` stack on the primary key order of
-crm.deal_history, (tenant_id, deal_id, valid_from), and the history is read
-once in that order, never stored in a temp file nor sorted again. A report
+`deal_rows` and `deal_stints` are referenced once each, so PostgreSQL inlines them:
+their window functions stack on the primary key order of crm.deal_history,
+(tenant_id, deal_id, valid_from), and the history is read once in that order,
+never stored in a temp file nor sorted a second time (`scope_stages`, a few
+rows, may be referenced more often). A report
 filters the rows it needs (the state at E, or the entries in W) before any join
 or group. The blocks carry the tenant predicate and ignore every history row
 dated at or after E, so a report built on them inherits isolation and the
