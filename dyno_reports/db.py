@@ -3,7 +3,6 @@
 import logging
 import time
 import warnings
-from functools import lru_cache
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, make_url
@@ -135,10 +134,23 @@ TRANSIENT_SQLSTATES = frozenset({"53300", "53400", "57P01", "57P02", "57P03"})
 _sleep = time.sleep  # the tests replace it
 
 
-@lru_cache(maxsize=8)
+# Pooled engines by URL, least recently used first; see engine_for.
+_ENGINES: dict[str, Engine] = {}
+MAX_ENGINES = 8
+
+
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL for the life of the process (TCP keepalives on its connections)."""
-    return create_engine(sqlalchemy_url(url), pool_pre_ping=True, connect_args=dict(KEEPALIVE_ARGS))
+    """One pooled engine per URL for the life of the process (TCP keepalives on its connections).
+
+    At most MAX_ENGINES are kept; the least recently used one is disposed when another is needed, so its
+    pooled connections are closed rather than dropped unclosed with it (psycopg warns of those)."""
+    engine = _ENGINES.pop(url, None)
+    if engine is None:
+        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, connect_args=dict(KEEPALIVE_ARGS))
+    _ENGINES[url] = engine
+    while len(_ENGINES) > MAX_ENGINES:
+        _ENGINES.pop(next(iter(_ENGINES))).dispose()
+    return engine
 
 
 def is_transient(exc: OperationalError) -> bool:

@@ -464,3 +464,24 @@ def test_dagster_does_not_retry_a_failed_run(database_url, engine, tenants, monk
     with engine.connect() as conn:
         statuses = conn.execute(select(report_run.c.status).where(report_run.c.dagster_run_id == result.run_id)).all()
     assert [s.status for s in statuses] == ["FAILED"]
+
+
+def test_an_engine_pushed_out_of_the_cache_closes_its_connections(database_url):
+    """More URLs than db.MAX_ENGINES: the least recently used engine is disposed, not dropped with open
+    connections (psycopg's ResourceWarning at garbage collection, an error in this suite)."""
+    import gc
+
+    base = url_string(database_url)
+    urls = [f"{base}?application_name=dyno_engine_cache_{i}" for i in range(db.MAX_ENGINES + 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for url in urls:
+            with db.engine_for(url).connect() as conn:  # leaves one pooled connection behind
+                conn.execute(text("SELECT 1"))
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    with db.engine_for(base).connect() as conn:
+        opened = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'dyno_engine_cache_%'")
+        ).scalar_one()
+    assert opened == db.MAX_ENGINES - 1  # the first URL's connection closed; the newest one's pushed out by `base`
