@@ -28,12 +28,12 @@ from dyno_reports.dagster_defs.checks import (
     negative_metric_facts,
     stages_missing_from_overview,
 )
-from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.conftest import url_string
+from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.support.reaper import fail_and_reap
 
@@ -62,13 +62,8 @@ def env(database_url, monkeypatch):
 
 @pytest.fixture
 def instance(tenant):
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenant", [tenant])
+    with instance_with_tenants(tenant) as instance:
         yield instance
-
-
-def resources(url: str) -> dict:
-    return {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
 
 
 def asset_of(report_type: str):
@@ -82,7 +77,7 @@ def materialize_week(env: str, instance, tenant: str, week: str, config: dict | 
         [asset_of(REPORT)],
         partition_key=f"{week}|{tenant}",
         instance=instance,
-        resources=resources(env),
+        resources=report_resources(env),
         run_config=run_config,
         **kwargs,
     )
@@ -180,7 +175,7 @@ def test_multi_period_run_of_one_tenant_gives_each_partition_its_row_and_metadat
     result = materialize(
         [asset_of(REPORT)],
         instance=instance,
-        resources=resources(env),
+        resources=report_resources(env),
         tags={
             "dagster/asset_partition_range_start": f"{weeks[0]}|{tenant}",
             "dagster/asset_partition_range_end": f"{weeks[-1]}|{tenant}",
@@ -231,7 +226,7 @@ def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, 
         [asset_of(REPORT)],
         partition_key=f"2025-06-30|{tenant}",
         instance=instance,
-        resources=resources(env),
+        resources=report_resources(env),
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {"facts_from_succeeded_runs", "metrics_not_negative", "stage_rows_complete"}

@@ -22,19 +22,17 @@ from dagster import (
     MultiPartitionMapping,
     TimeWindowPartitionMapping,
     asset,
-    instance_for_test,
     materialize,
 )
 from sqlalchemy import select
 
 from dyno_reports import executor
 from dyno_reports.dagster_defs.assets import report_assets
-from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.partitions import report_partitions
-from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact
 from dyno_reports_tests.conftest import url_string
+from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
 D = timedelta(days=1)
@@ -74,13 +72,8 @@ def url(database_url) -> str:
 
 @pytest.fixture
 def instance(tenant):
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenant", [tenant])
+    with instance_with_tenants(tenant) as instance:
         yield instance
-
-
-def resources(url: str) -> dict:
-    return {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
 
 
 def upstream():
@@ -107,7 +100,7 @@ def run_downstream(url, instance, summary, partition_key, **kwargs):
         selection=[summary.key],
         partition_key=partition_key,
         instance=instance,
-        resources=resources(url),
+        resources=report_resources(url),
         **kwargs,
     )
 
@@ -141,7 +134,7 @@ def test_same_partition_reads_the_materialised_run_as_a_typed_frame(url, engine,
         [upstream()],
         partition_key=key,
         instance=instance,
-        resources=resources(url),
+        resources=report_resources(url),
         run_config={"ops": {REPORT: {"config": {"include_closed": True}}}},
     )
     (mat,) = materialised.asset_materializations_for_node(REPORT)

@@ -20,13 +20,12 @@ from sqlalchemy import func, insert, select, text
 from dyno_reports import cli, executor, periods
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.checks import unbalanced_movement_facts
-from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
-from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.errors import InputError
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.reference.pipeline_movement import balances, expected
+from dyno_reports_tests.support.dagster import report_resources
 from dyno_reports_tests.support.facts import run_and_read
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, TenantData, load, two_pipelines
 from dyno_reports_tests.support.report_histories import movement_histories, windows_with_start
@@ -231,7 +230,7 @@ def test_the_monthly_asset_materialises_and_its_rows_balance(engine, database_ur
     url = url_string(database_url)
     monkeypatch.setenv("DYNO_DATABASE_URL", url)
     (movement_asset,) = [a for a in report_assets("2025-01-01") if a.key == AssetKey(REPORT)]
-    resources = {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
+    resources = report_resources(url)
 
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", [str(data.tenant_id)])
