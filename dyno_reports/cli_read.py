@@ -31,7 +31,7 @@ def show_command(run_id: str, as_csv: bool) -> None:
     with db.get_engine().connect() as conn:
         migrate.require_head(conn)
         header = results.run_header(conn, parsed)
-        report = results.report_of(header)
+        report = get_report(header.report_type)
         run_names = names.run_names(conn, report.fact_table, header.tenant_id, parsed)
         facts = [tuple(row[1:]) for row in conn.execute(results.facts_query(report, header.tenant_id, [parsed]))]
     columns = report.fact_columns

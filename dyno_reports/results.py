@@ -16,10 +16,9 @@ from sqlalchemy import Connection, Row, Select, Text, column, select, table
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import periods
-from dyno_reports.errors import InputError, shown
-from dyno_reports.reports import get_report
-from dyno_reports.reports.base import ReportDefinition, ReportOptions, canonical_uuid
-from dyno_reports.run_request import RunRequest
+from dyno_reports.errors import InputError
+from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.run_request import RunRequest, parse_uuid
 from dyno_reports.storage.tables import report_run
 
 # The view of migration 0005 (its columns used here; a lightweight table, not part of the models' metadata).
@@ -35,10 +34,7 @@ report_run_latest = table(
 
 def parse_run_id(raw: str) -> UUID:
     """A run id as given on the command line: a canonical UUID, else InputError."""
-    parsed = canonical_uuid(raw)
-    if parsed is None:
-        raise InputError(f"run id {shown(raw)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
-    return parsed
+    return parse_uuid(raw, "run id")
 
 
 def run_header(conn: Connection, run_id: UUID) -> Row[Any]:
@@ -92,10 +88,6 @@ def facts_query(report: ReportDefinition, tenant_id: UUID, run_ids: Sequence[UUI
         .where(table.c.tenant_id == tenant_id, table.c.run_id.in_(list(run_ids)))
         .order_by(table.c.run_id, *(table.c[name] for name in report.dimensions))
     )
-
-
-def report_of(header: Row[Any]) -> ReportDefinition:
-    return get_report(header.report_type)
 
 
 def period_text(start: datetime | None, end: datetime) -> str:

@@ -98,14 +98,19 @@ def fingerprint(canonical: dict[str, Any]) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-def parse_tenant_id(raw: str | UUID) -> UUID:
-    """A UUID, or its canonical spelling (8-4-4-4-12 ASCII hex digits, nothing around them)."""
+def parse_uuid(raw: str | UUID, what: str) -> UUID:
+    """A UUID, or its canonical spelling (8-4-4-4-12 ASCII hex digits, nothing around them); else an
+    InputError naming `what` the value was meant to be."""
     if isinstance(raw, UUID):
         return raw
     parsed = canonical_uuid(raw) if isinstance(raw, str) else None
     if parsed is None:
-        raise InputError(f"tenant {shown(raw)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
+        raise InputError(f"{what} {shown(raw)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
     return parsed
+
+
+def parse_tenant_id(raw: str | UUID) -> UUID:
+    return parse_uuid(raw, "tenant")
 
 
 def _check_tenant(conn: Connection, tenant_id: UUID) -> None:
