@@ -142,7 +142,11 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> 
     report, role = request.report, config.executor_role()
     header = {f"header_{name}": value for name, value in header_values(request, run_id, "IN_PROGRESS").items()}
     with conn.begin():
-        conn.execute(run_settings(role, check_interval=True, jit=report.jit), setting_values(request.tenant_id, role))
+        settings = report.transaction_settings()
+        conn.execute(
+            run_settings(role, check_interval=True, report_settings=settings),
+            setting_values(request.tenant_id, role, settings),
+        )
         sums = conn.execute(_header_facts_and_sums(report), request.sql_params() | header).one()
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
         conn.execute(_SUCCEEDED, {"header_tenant_id": request.tenant_id, "header_run_id": run_id})

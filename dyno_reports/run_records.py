@@ -6,6 +6,7 @@ are the transaction-local settings every tenant transaction starts with (one sta
 """
 
 import json
+from collections.abc import Mapping
 import uuid
 from typing import Any
 from uuid import UUID
@@ -34,8 +35,13 @@ def enter_tenant(conn: Connection, tenant_id: UUID) -> None:
     conn.execute(run_settings(config.executor_role()), setting_values(tenant_id, config.executor_role()))
 
 
-def run_settings(role: str | None, *, check_interval: bool = False, jit: bool = True) -> TextClause:
-    """One SELECT of transaction-local `set_config` calls (a select list evaluates left to right)."""
+def run_settings(
+    role: str | None, *, check_interval: bool = False, report_settings: Mapping[str, str] | None = None
+) -> TextClause:
+    """One SELECT of transaction-local `set_config` calls (a select list evaluates left to right).
+
+    `report_settings` (a report's `transaction_settings()`) become bound `setting_<i>`/`value_<i>` pairs;
+    `setting_values(..., report_settings)` binds them."""
     calls = []
     if check_interval:
         calls.append("set_config('client_connection_check_interval', :check_interval, true)")
@@ -43,15 +49,18 @@ def run_settings(role: str | None, *, check_interval: bool = False, jit: bool = 
     # psycopg prepares a statement run 5 times on one connection (batch runs reuse theirs), and a generic
     # plan would be chosen without the tenant's size: a 40-deal tenant's plan for a 1M-deal one.
     calls.append("set_config('plan_cache_mode', 'force_custom_plan', true)")
-    if not jit:
-        calls.append("set_config('jit', 'off', true)")
+    calls += [f"set_config(:setting_{i}, :value_{i}, true)" for i in range(len(report_settings or {}))]
     if role:  # last: the statement itself was authorised for the connecting user
         calls.append("set_config('role', :role, true)")
     return text("SELECT " + ", ".join(calls))
 
 
-def setting_values(tenant_id: UUID, role: str | None) -> dict[str, str]:
+def setting_values(
+    tenant_id: UUID, role: str | None, report_settings: Mapping[str, str] | None = None
+) -> dict[str, str]:
     values = {"tenant": str(tenant_id), "check_interval": CLIENT_CHECK_INTERVAL}
+    for i, (name, value) in enumerate((report_settings or {}).items()):
+        values |= {f"setting_{i}": name, f"value_{i}": value}
     return values | ({"role": role} if role else {})
 
 

@@ -119,6 +119,16 @@ def test_a_report_that_declares_jit_false_runs_with_jit_off(engine, tenant, monk
         assert conn.exec_driver_sql("SHOW jit").scalar_one() == "on"
 
 
+def test_a_reports_planner_settings_hold_for_its_run_only(engine, tenant, monkeypatch):
+    seen = settings_inside_the_run(monkeypatch, "enable_seqscan", "random_page_cost", "jit")
+    settings = (("enable_seqscan", "off"), ("random_page_cost", "1.5"))
+    report = dataclasses.replace(get_report("pipeline_overview"), jit=False, planner_settings=settings)
+    assert executor.execute(engine, dataclasses.replace(request(engine, tenant), report=report)).succeeded
+    assert seen == [("off", "1.5", "off")]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW enable_seqscan").scalar_one() == "on"
+
+
 def test_the_executor_role_is_the_runs_role_and_only_its(engine, tenant, monkeypatch):
     monkeypatch.setenv("DYNO_EXECUTOR_ROLE", "dyno_report_writer")
     seen = settings_inside_the_run(monkeypatch, "role")

@@ -46,7 +46,6 @@ FLOOR_SQL = (
 # an external sort for a 100k-deal tenant (measured: 28 MB of temp, slower), which is not the floor. JIT off:
 # compiling is a cost the floor does not need (a report pays it only if it declares `jit`).
 FLOOR_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
-NO_JIT = {"jit": "off"}
 SET_LOCAL = text("SELECT set_config(n, v, true) FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) s(n, v)")
 HISTORY_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'crm' AND tablename = 'deal_history' ORDER BY 1"
 EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) "
@@ -91,8 +90,8 @@ def temp_written_bytes(engine: Engine, sql: str, params: dict, settings: dict[st
 def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: int, warm_up: bool) -> Figures:
     request = request_for(engine, report, tenant_id)
     floor_params = {"t": tenant_id, "E": period_of(report)[1]}
-    # JIT off as the executor turns it off for a report that declares so.
-    temp = temp_written_bytes(engine, report.sql, request.sql_params(), {} if report.jit else NO_JIT)
+    # The transaction settings the executor sets for this report (JIT off, planner settings).
+    temp = temp_written_bytes(engine, report.sql, request.sql_params(), report.transaction_settings())
     floor_temp = temp_written_bytes(engine, FLOOR_SQL, floor_params, FLOOR_SETTINGS)
     fact_rows = 0
 

@@ -98,6 +98,9 @@ class ReportDefinition:
     `jit`: whether PostgreSQL's JIT may compile this report's statement; the executor
     turns it off for the run's transaction when False (the measured reason is in the
     report's design details).
+    `planner_settings`: (name, value) pairs the executor sets for the run's transaction only
+    (`set_config(..., true)`), e.g. to keep the one ordered pass over the primary key where the
+    planner would otherwise sort; each one's measured reason is in the report's design details.
     """
 
     report_type: str
@@ -112,6 +115,7 @@ class ReportDefinition:
     sql: str
     requires_start: bool = False
     jit: bool = True
+    planner_settings: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         expected = {"run_id", "tenant_id", *self.dimensions, *self.metrics}
@@ -120,6 +124,10 @@ class ReportDefinition:
             raise ValueError(f"{self.report_type}: fact table columns {sorted(actual)} != declared {sorted(expected)}")
         if not set(self.headline_metrics) <= set(self.metrics):
             raise ValueError(f"{self.report_type}: headline metrics must be metrics")
+
+    def transaction_settings(self) -> dict[str, str]:
+        """The settings this report's run sets for its transaction beyond the executor's own."""
+        return ({} if self.jit else {"jit": "off"}) | dict(self.planner_settings)
 
     @property
     def fact_columns(self) -> tuple[str, ...]:
