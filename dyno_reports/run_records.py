@@ -6,8 +6,8 @@ are the transaction-local settings every tenant transaction starts with (one sta
 """
 
 import json
-from collections.abc import Mapping
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
