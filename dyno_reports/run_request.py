@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from dyno_reports import periods
 from dyno_reports.errors import InputError, listed, shown
 from dyno_reports.reports import get_report
-from dyno_reports.reports.base import ReportDefinition, ReportOptions, canonical_uuid, parse_options
+from dyno_reports.reports.base import Options, ReportDefinition, canonical_uuid
 from dyno_reports.storage.tables import pipeline, tenant
 
 # Bounds of an options JSON text, checked before and while it is parsed: its size in UTF-8, how deep
@@ -41,7 +41,7 @@ class RunRequest:
     report: ReportDefinition
     tenant_id: UUID
     window: periods.Window
-    options: ReportOptions
+    options: Options
     dagster_run_id: str | None = None
 
     def input_params(self) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def build_request(
             f"report {report_type} needs a window with a start (--period-start): "
             "it compares the pipeline at the start of the window with the pipeline at its end"
         )
-    parsed_options = parse_options(report.options_model, options_dict(options))
+    parsed_options = report.options_from(options_dict(options))
     _check_tenant(conn, tenant_uuid)
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)
     return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id)
@@ -154,7 +154,7 @@ def parse_options_json(text: str) -> Any:
     """Strict JSON: at most OPTIONS_MAX_BYTES, nesting at most OPTIONS_MAX_DEPTH, numbers of at most
     NUMBER_MAX_DIGITS digits and finite, no NaN or Infinity, no key twice in one object.
 
-    Whatever the text holds is returned (`null` too); `parse_options` then requires an object.
+    Whatever the text holds is returned (`null` too); `options_dict` then requires an object.
     """
     if len(text) > OPTIONS_MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > OPTIONS_MAX_BYTES:
         raise InputError(f"options are larger than {OPTIONS_MAX_BYTES // 1024} KiB")

@@ -1,5 +1,5 @@
-"""What `dyno-reports run` loads and asks before its SQL: imports (no DB, subprocesses), the schema check
-(real PostgreSQL for the database side, no DB for the revision files)."""
+"""What `dyno-reports run` loads and asks before its SQL: imports (subprocesses running a report on real
+PostgreSQL), the schema check (real PostgreSQL for the database side, no DB for the revision files)."""
 
 import subprocess
 import sys
@@ -58,15 +58,33 @@ def test_get_report_imports_that_report_alone():
     assert [m for m in modules if m.endswith("_executor")] == ["dyno_reports.reports.win_loss_executor"]
 
 
-def test_the_run_command_loads_neither_alembic_nor_dagster(engine, cli_env):
+def run_command_modules(engine, cli_env, report: str, *options: str) -> list[str]:
+    """The modules a fresh interpreter holds after `dyno-reports run REPORT [OPTIONS]` succeeded in it."""
     data = TenantData()
     lead, *_ = data.add_pipeline(PIPELINE_IDS[0], ["open", "won", "lost"])
     data.add_deal(DEAL_IDS[0], [(T0, lead, 10)])
     load(engine, data)
     end = (T0 + timedelta(days=7)).isoformat()
-    args = ["run", "win_loss", "--tenant", str(data.tenant_id), "--period-start", T0.isoformat(), "--period-end", end]
-    code = "\n".join(["from dyno_reports import cli", "try:", f"    cli.main({args!r})", "except SystemExit as exc:"])
-    code += "\n    assert not exc.code, exc.code"
+    args = ["run", report, "--tenant", str(data.tenant_id), "--period-start", T0.isoformat(), "--period-end", end]
+    code = "\n".join(["from dyno_reports import cli", "try:", f"    cli.main({[*args, *options]!r})"])
+    code += "\nexcept SystemExit as exc:\n    assert not exc.code, exc.code"
     modules = loaded_modules(code, cli_env)
     assert "dyno_reports.executor" in modules  # the run did happen in that process
-    assert not [m for m in modules if m.split(".")[0] in ("alembic", "dagster")]
+    return modules
+
+
+def packages(modules: list[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("options", [(), ("--options", "{}")], ids=["no options", "empty options"])
+def test_a_run_without_options_loads_neither_alembic_nor_dagster_nor_pydantic(engine, cli_env, options):
+    modules = run_command_modules(engine, cli_env, "pipeline_overview", *options)
+    assert not packages(modules) & {"alembic", "dagster", "pydantic", "pydantic_core"}
+    assert "dyno_reports.reports.options" not in modules
+
+
+def test_a_run_with_options_validates_them_with_the_pydantic_model(engine, cli_env):
+    modules = run_command_modules(engine, cli_env, "pipeline_overview", "--options", '{"include_closed": true}')
+    assert "pydantic" in packages(modules) and "dyno_reports.reports.options" in modules
+    assert not packages(modules) & {"alembic", "dagster"}

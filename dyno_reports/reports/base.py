@@ -1,16 +1,20 @@
-"""What a report declares: identity, fact table, dimensions, metrics, options, cadence and SQL."""
+"""What a report declares: identity, fact table, dimensions, metrics, options, cadence and SQL.
+
+No pydantic here: a run without options takes every default (`ReportDefinition.options_from`), and the
+pydantic model that validates given options is built on first use (reports/options.py).
+"""
 
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails
 from sqlalchemy import Table
 
-from dyno_reports.errors import InputError, listed, shown
+if TYPE_CHECKING:
+    from dyno_reports.reports.options import ReportOptions
 
 Cadence = Literal["week", "month"]
 
@@ -26,66 +30,64 @@ def canonical_uuid(raw: str) -> UUID | None:
     return UUID(raw) if CANONICAL_UUID.fullmatch(raw) else None
 
 
-class ReportOptions(BaseModel):
-    """Options every report accepts; a report subclasses it to add its own.
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of a report: its name, type (strict: a bool option takes only true or false), default
+    (JSON: it is recorded as given) and description (`dyno-reports list`, the Dagster Launchpad)."""
 
-    Unknown keys and wrong types are refused (`extra="forbid"`, strict fields).
-    """
+    name: str
+    type: Any
+    default: Any
+    description: str
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pipeline_ids: tuple[UUID, ...] | None = Field(
-        default=None, description="list of the tenant's pipeline UUIDs; absent = every pipeline"
-    )
+# The option every report has; its validation lives in options.ReportOptions.
+PIPELINE_IDS = OptionSpec(
+    "pipeline_ids", tuple[UUID, ...] | None, None, "list of the tenant's pipeline UUIDs; absent = every pipeline"
+)
 
-    @field_validator("pipeline_ids", mode="before")
-    @classmethod
-    def _pipeline_ids_are_a_list(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, (list, tuple)):
-            raise ValueError("must be a list of pipeline UUIDs")
-        if value is not None and len(value) == 0:
-            raise ValueError("must name at least one pipeline (leave it out for every pipeline)")
-        if value is not None:
-            for item in value:
-                if not isinstance(item, UUID) and not (isinstance(item, str) and canonical_uuid(item)):
-                    raise ValueError(f"{shown(item)} is not a UUID like 123e4567-e89b-12d3-a456-426614174000")
-        return value
 
-    @field_validator("pipeline_ids")
-    @classmethod
-    def _sorted_unique(cls, value: tuple[UUID, ...] | None) -> tuple[UUID, ...] | None:
-        return None if value is None else tuple(sorted(set(value)))
+class Options(Protocol):
+    """Parsed options as a run uses them: options.ReportOptions (validated) or DefaultOptions (none given)."""
+
+    @property
+    def pipeline_ids(self) -> tuple[UUID, ...] | None: ...
+
+    def canonical(self) -> dict[str, Any]: ...
+
+    def sql_params(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class DefaultOptions:
+    """Every option at its default: what the report's options model gives for `{}`, without pydantic."""
+
+    defaults: tuple[tuple[str, Any], ...]
+
+    @property
+    def pipeline_ids(self) -> None:
+        return None
 
     def canonical(self) -> dict[str, Any]:
-        """Every option with its default filled in, as JSON: what the run records and fingerprints."""
-        return self.model_dump(mode="json")
+        return dict(self.defaults)
 
     def sql_params(self) -> dict[str, Any]:
-        """Bound parameters for the report's SQL (`pipeline_ids` NULL = every pipeline)."""
-        params = self.model_dump()
-        params["pipeline_ids"] = None if self.pipeline_ids is None else list(self.pipeline_ids)
-        return params
+        return dict(self.defaults)
 
 
-def parse_options(model: type[ReportOptions], raw: dict[str, Any] | None) -> ReportOptions:
-    """Validate raw options into `model`; any problem becomes one readable InputError."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InputError(f"options must be a JSON object, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = [_describe(err) for err in exc.errors()]
-        raise InputError("invalid options: " + listed(problems, SHOWN_ERRORS, "; ")) from None
+def parse_options(model: "type[ReportOptions]", raw: dict[str, Any] | None) -> "ReportOptions":
+    """Validate raw options into `model` (a report's `options_model`); see options.parse_options."""
+    from dyno_reports.reports import options
+
+    return options.parse_options(model, raw)
 
 
-def _describe(error: ErrorDetails) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "options"
-    if error["type"] == "extra_forbidden":
-        return f"unknown option {shown(field)}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"option {shown(field)}: {message} (got {shown(error.get('input'))})"
+def __getattr__(name: str) -> Any:
+    if name == "ReportOptions":  # the pydantic base model, loaded when first named
+        from dyno_reports.reports.options import ReportOptions
+
+        return ReportOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class ReportDefinition:
     """A registered report. `sql` is one SELECT returning `dimensions + metrics`, in that order.
 
     Bound parameters available to `sql`: `tenant_id`, `period_start` (NULL = no
-    lower bound), `period_end`, and every option of `options_model` by name.
+    lower bound), `period_end`, `pipeline_ids` and every option of `options` by name.
+    `options`: the report's own options, besides `pipeline_ids` which every report has.
     `requires_start`: the report refuses a window without a start (a snapshot at S).
     `jit`: whether PostgreSQL's JIT may compile this report's statement; the executor
     turns it off for the run's transaction when False (the measured reason is in the
@@ -110,9 +113,9 @@ class ReportDefinition:
     dimensions: tuple[str, ...]
     metrics: tuple[str, ...]
     headline_metrics: tuple[str, ...]
-    options_model: type[ReportOptions]
     cadence: Cadence
     sql: str
+    options: tuple[OptionSpec, ...] = ()
     requires_start: bool = False
     jit: bool = True
     planner_settings: tuple[tuple[str, str], ...] = ()
@@ -124,6 +127,9 @@ class ReportDefinition:
             raise ValueError(f"{self.report_type}: fact table columns {sorted(actual)} != declared {sorted(expected)}")
         if not set(self.headline_metrics) <= set(self.metrics):
             raise ValueError(f"{self.report_type}: headline metrics must be metrics")
+        names = [spec.name for spec in self.all_options]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.report_type}: option names {names} repeat one")
 
     def transaction_settings(self) -> dict[str, str]:
         """The settings this report's run sets for its transaction beyond the executor's own."""
@@ -133,9 +139,23 @@ class ReportDefinition:
     def fact_columns(self) -> tuple[str, ...]:
         return self.dimensions + self.metrics
 
+    @property
+    def all_options(self) -> tuple[OptionSpec, ...]:
+        return (PIPELINE_IDS, *self.options)
+
+    @cached_property
+    def options_model(self) -> "type[ReportOptions]":
+        """The pydantic model that validates this report's options (built on first use)."""
+        from dyno_reports.reports.options import model_for
+
+        return model_for(self)
+
+    def options_from(self, raw: dict[str, Any] | None) -> "Options":
+        """`raw` options parsed: none (None or `{}`) is every default without pydantic, else `parse_options`."""
+        if raw is None or (isinstance(raw, dict) and not raw):
+            return DefaultOptions(tuple((spec.name, spec.default) for spec in self.all_options))
+        return parse_options(self.options_model, raw)
+
     def option_fields(self) -> dict[str, str]:
         """Option name -> its description and default, for `dyno-reports list`."""
-        return {
-            name: f"{field.description} (default: {json.dumps(field.default)})"
-            for name, field in self.options_model.model_fields.items()
-        }
+        return {spec.name: f"{spec.description} (default: {json.dumps(spec.default)})" for spec in self.all_options}

@@ -6,7 +6,7 @@ exactly on numeric, with percentile_cont's interpolation (PostgreSQL's own
 percentile_cont works on double precision). See docs/reports/deal_velocity_design_details.md.
 """
 
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days
 from dyno_reports.storage.tables import deal_velocity_fact
 
@@ -77,7 +77,6 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id", "stage_id"),
     metrics=("exited_count", "avg_days", "p50_days", "p90_days"),
     headline_metrics=("exited_count",),
-    options_model=ReportOptions,
     cadence="month",
     sql=SQL,
     # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")

@@ -1,6 +1,6 @@
 """pipeline_movement: per pipeline, how the open pipeline at S became the open pipeline at E (a waterfall)."""
 
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
 # The balance every row keeps (reports.md): start + ADDED - TAKEN = end, for amounts; for counts the
@@ -133,7 +133,6 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id",),
     metrics=tuple(f"{movement}_{measure}" for movement in MOVEMENTS for measure in ("count", "amount")),
     headline_metrics=("start_count", "start_amount", "end_count", "end_amount"),
-    options_model=ReportOptions,
     cadence="month",
     sql=SQL,
     requires_start=True,

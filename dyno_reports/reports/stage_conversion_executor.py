@@ -6,7 +6,7 @@ with t0 = its first such entry. A cohort deal advanced when it has a later entry
 pipeline. See docs/reports/stage_conversion_design_details.md.
 """
 
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import stage_conversion_fact
 
@@ -75,7 +75,6 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id", "stage_id"),
     metrics=("entered_count", "advanced_count", "lost_count", "conversion_rate", "avg_days_to_advance"),
     headline_metrics=("entered_count", "advanced_count", "lost_count"),
-    options_model=ReportOptions,
     cadence="week",
     sql=SQL,
     # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")

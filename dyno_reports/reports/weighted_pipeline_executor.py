@@ -1,6 +1,6 @@
 """weighted_pipeline: open deals at E per pipeline, owner and expected close month, weighted by stage probability."""
 
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import report_sql
 from dyno_reports.storage.tables import weighted_pipeline_fact
 
@@ -44,7 +44,6 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id", "principal_id", "close_month"),
     metrics=("deal_count", "total_amount", "weighted_amount"),
     headline_metrics=("deal_count", "total_amount", "weighted_amount"),
-    options_model=ReportOptions,
     cadence="month",
     sql=SQL,
     # JIT kept: at 1M deals it saved more than its compile in both measured rounds (design details, "JIT")

@@ -1,6 +1,6 @@
 """win_loss: deals closed won or lost in W (and still so at E), per closing pipeline and owner on the closing row."""
 
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import win_loss_fact
 
@@ -75,7 +75,6 @@ REPORT = ReportDefinition(
         "avg_cycle_days",
     ),
     headline_metrics=("won_count", "lost_count", "won_amount", "lost_amount"),
-    options_model=ReportOptions,
     cadence="month",
     sql=SQL,
     # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
