@@ -140,13 +140,16 @@ MAX_ENGINES = 8
 
 
 def engine_for(url: str) -> Engine:
-    """One pooled engine per URL for the life of the process (TCP keepalives on its connections).
+    """One pooled engine per URL for the life of the process (TCP keepalives on its connections; no hstore
+    lookup on its first connect: nothing here reads hstore, and it is one more round trip per process).
 
     At most MAX_ENGINES are kept; the least recently used one is disposed when another is needed, so its
     pooled connections are closed rather than dropped unclosed with it (psycopg warns of those)."""
     engine = _ENGINES.pop(url, None)
     if engine is None:
-        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, connect_args=dict(KEEPALIVE_ARGS))
+        engine = create_engine(
+            sqlalchemy_url(url), pool_pre_ping=True, use_native_hstore=False, connect_args=dict(KEEPALIVE_ARGS)
+        )
     _ENGINES[url] = engine
     while len(_ENGINES) > MAX_ENGINES:
         _ENGINES.pop(next(iter(_ENGINES))).dispose()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from dyno_reports import db
 from dyno_reports.errors import ConfigError
 from dyno_reports.storage import migrate
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
@@ -88,3 +89,21 @@ def test_a_run_with_options_validates_them_with_the_pydantic_model(engine, cli_e
     modules = run_command_modules(engine, cli_env, "pipeline_overview", "--options", '{"include_closed": true}')
     assert "pydantic" in packages(modules) and "dyno_reports.reports.options" in modules
     assert not packages(modules) & {"alembic", "dagster"}
+
+
+def test_the_engine_looks_up_no_hstore_type_on_first_connect(database_factory):
+    """SQLAlchemy's psycopg dialect would fetch hstore's type info on an engine's first connect (one more
+    round trip per process); nothing here reads hstore, so it comes back as text even where it is installed."""
+    url = database_factory("fixed_costs_hstore")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION hstore")
+    finally:
+        admin.dispose()
+    engine = db.engine_for(url.render_as_string(hide_password=False))
+    try:
+        with db.connect(engine) as conn:
+            assert conn.exec_driver_sql("SELECT 'a=>1'::hstore").scalar_one() == '"a"=>"1"'
+    finally:
+        engine.dispose()
