@@ -1,13 +1,13 @@
 """The one run executor every caller uses (CLI, Dagster, tests, benchmarks).
 
-A run is one transaction: insert the `report_run` header as IN_PROGRESS, compute
-the facts in PostgreSQL with one INSERT ... SELECT, mark the header SUCCEEDED,
-commit. Any error rolls all of it back; the run is then recorded as FAILED with
-its error message and no facts, in a second short transaction (`run_records`).
-Inputs are validated before, by `run_request.build_request`. Five round trips:
-BEGIN; the transaction-local settings; header, facts and headline sums in one
-statement; SUCCEEDED; COMMIT. A caller running many reports passes its open
-`connection` (one pool checkout, no pre-ping per run).
+A run is one transaction: compute the facts in PostgreSQL with one INSERT ... SELECT
+and, in the same statement once they are in, insert the `report_run` header as
+SUCCEEDED; commit. Any error rolls all of it back; the run is then recorded as FAILED
+with its error message and no facts, in a second short transaction (`run_records`).
+Inputs are validated before, by `run_request.build_request`. Four round trips:
+BEGIN; the transaction-local settings; facts, headline sums and header in one
+statement; COMMIT. A caller running many reports passes its open `connection` (one
+pool checkout, no pre-ping per run).
 
 A dead client stops its run: the run's transaction sets `client_connection_check_interval`, so the
 server notices within a second that the client's socket closed (a killed process) and cancels the
@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, cast, func, insert, select, text, update
+from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, cast, func, insert, select, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import config, db
@@ -137,44 +137,33 @@ def execute(
 
 
 def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> tuple[int, dict]:
-    """The run's transaction, in three statements between BEGIN and COMMIT: the settings; the header, the facts
-    and their headline sums in one statement (data-modifying CTEs); the header's SUCCEEDED."""
+    """The run's transaction, in two statements between BEGIN and COMMIT: the settings; the facts, their
+    headline sums and the SUCCEEDED header in one statement (data-modifying CTEs)."""
     report, role = request.report, config.executor_role()
-    header = {f"header_{name}": value for name, value in header_values(request, run_id, "IN_PROGRESS").items()}
+    header = {f"header_{name}": value for name, value in header_values(request, run_id, "SUCCEEDED").items()}
     with conn.begin():
         settings = report.transaction_settings()
         conn.execute(
             run_settings(role, check_interval=True, report_settings=settings),
             setting_values(request.tenant_id, role, settings),
         )
-        sums = conn.execute(_header_facts_and_sums(report), request.sql_params() | header).one()
+        sums = conn.execute(_facts_sums_and_header(report), request.sql_params() | header).one()
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
-        conn.execute(_SUCCEEDED, {"header_tenant_id": request.tenant_id, "header_run_id": run_id})
     return sums.fact_rows, headline
 
 
-# The header's outcome, set in the run's transaction once its facts are in.
-_SUCCEEDED = (
-    update(report_run)
-    .where(report_run.c.tenant_id == bindparam("header_tenant_id"), report_run.c.run_id == bindparam("header_run_id"))
-    .values(status="SUCCEEDED", generated_at=func.clock_timestamp())
-)
-
-
 @functools.cache
-def _header_facts_and_sums(report: ReportDefinition) -> Select:
-    """WITH header AS (INSERT report_run ... IN_PROGRESS), facts AS (INSERT INTO <fact table> SELECT :run_id,
-    :tenant_id, q.* FROM (<report sql>) q RETURNING ...) SELECT count(*) AS fact_rows, <headline sums> FROM facts.
+def _facts_sums_and_header(report: ReportDefinition) -> Select:
+    """WITH facts AS (INSERT INTO <fact table> SELECT :run_id, :tenant_id, q.* FROM (<report sql>) q
+    RETURNING ...), sums AS (SELECT count(*) AS fact_rows, <headline sums> FROM facts), header AS (INSERT
+    report_run ... SUCCEEDED, clock_timestamp() FROM sums) SELECT * FROM sums.
 
-    Built once per report (every value is a bound parameter: `header_<column>` and the report's own); the
-    facts' foreign key to their header is checked at the end of the statement, when both are inserted."""
+    The header reads `sums`, so it is written once every fact is in: the run is SUCCEEDED from its first
+    visible moment, `generated_at` is when it completed, and no UPDATE follows (an IN_PROGRESS header is
+    never visible outside its transaction). The facts' foreign key and `facts_need_succeeded_run` are
+    checked at the end of the statement, when both are inserted. Built once per report (every value is a
+    bound parameter: `header_<column>` and the report's own)."""
     table = report.fact_table
-    header_columns = [c.name for c in report_run.columns if c.name not in ("generated_at", "error_message")]
-    header = (
-        insert(report_run)
-        .values({name: bindparam(f"header_{name}", type_=report_run.c[name].type) for name in header_columns})
-        .returning(report_run.c.run_id)
-    )
     computed = text(report.sql).columns(*(table.c[name] for name in report.fact_columns)).subquery("computed")
     rows = select(
         bindparam("header_run_id", type_=PG_UUID(as_uuid=True)),
@@ -187,7 +176,14 @@ def _header_facts_and_sums(report: ReportDefinition) -> Select:
         .returning(*(table.c[name] for name in report.headline_metrics))
         .cte("facts")
     )
-    return select(func.count().label("fact_rows"), *_headline_sums(report, facts.c)).add_cte(header.cte("header"))
+    sums = select(func.count().label("fact_rows"), *_headline_sums(report, facts.c)).cte("sums")
+    header_columns = [c.name for c in report_run.columns if c.name not in ("generated_at", "error_message")]
+    completed = select(
+        *(bindparam(f"header_{name}", type_=report_run.c[name].type) for name in header_columns),
+        func.clock_timestamp(),
+    ).select_from(sums)
+    header = insert(report_run).from_select([*header_columns, "generated_at"], completed).returning(report_run.c.run_id)
+    return select(sums).add_cte(header.cte("header"))
 
 
 def _headline_sums(report: ReportDefinition, columns: Any) -> list:

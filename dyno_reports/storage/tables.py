@@ -166,8 +166,14 @@ report_run = Table(
     schema="reporting",
     info={
         # status_is_final: a finished run is final (0001, extended to every column by 0003);
-        # is_kept / is_not_truncated: runs are deleted only by reporting.prune_report_runs (0003)
-        "triggers": ("report_run_status_is_final", "report_run_is_kept", "report_run_is_not_truncated"),
+        # is_kept / is_not_truncated: runs are deleted only by reporting.prune_report_runs (0003);
+        # facts_need_success: a run that got facts while IN_PROGRESS is SUCCEEDED at commit (0006)
+        "triggers": (
+            "report_run_status_is_final",
+            "report_run_is_kept",
+            "report_run_is_not_truncated",
+            "report_run_facts_need_success",
+        ),
         "policies": (TENANT_POLICY,),
     },
 )
@@ -209,7 +215,14 @@ def fact_table(name: str, *columns: Column, keys: tuple[str, ...]) -> Table:
         ),
         schema="reporting",
         info={
-            "triggers": ("facts_need_succeeded_run", "facts_are_immutable", "facts_are_not_truncated"),
+            # facts_need_succeeded_run(_on_update): per statement, facts only of a SUCCEEDED run (0006);
+            # are_immutable / are_not_truncated: facts never change, deleted only with their run (0003)
+            "triggers": (
+                "facts_need_succeeded_run",
+                "facts_need_succeeded_run_on_update",
+                "facts_are_immutable",
+                "facts_are_not_truncated",
+            ),
             "policies": (TENANT_POLICY,),
         },
     )
