@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -138,6 +139,29 @@ def _instant(value: str | datetime | None, what: str) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return periods.parse_instant(value, what)
+
+
+def read_options_text(given: str) -> str:
+    """The options JSON text of `--options`: `given` itself, or read from stdin (`-`, `@-`) or a file (`@FILE`),
+    at most OPTIONS_MAX_BYTES (one more byte is read to tell that it is too large). Neither form is JSON."""
+    if given not in ("-", "@-") and not given.startswith("@"):
+        return given
+    limit = OPTIONS_MAX_BYTES
+    source = "stdin" if given in ("-", "@-") else f"file {shown(given[1:])}"
+    try:
+        if given in ("-", "@-"):
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(given[1:], "rb") as file:
+                data = file.read(limit + 1)
+        if len(data) > limit:
+            raise InputError(f"options from {source} are larger than {limit // 1024} KiB")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"options from {source} are not UTF-8 (byte {exc.start})") from None
+    except (OSError, ValueError) as exc:  # missing, unreadable, a folder; a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot read the options from {source}: {reason}") from None
 
 
 def options_dict(options: str | dict[str, Any] | None) -> dict[str, Any] | None:

@@ -59,8 +59,9 @@ def test_get_report_imports_that_report_alone():
     assert [m for m in modules if m.endswith("_executor")] == ["dyno_reports.reports.win_loss_executor"]
 
 
-def run_command_modules(engine, cli_env, report: str, *options: str) -> list[str]:
-    """The modules a fresh interpreter holds after `dyno-reports run REPORT [OPTIONS]` succeeded in it."""
+def run_code(engine, report: str, *options: str) -> str:
+    """Python code running `dyno-reports run REPORT [OPTIONS]` in process on a new one-deal tenant, checking it
+    succeeded (each piece of code made here gets its own tenant)."""
     data = TenantData()
     lead, *_ = data.add_pipeline(PIPELINE_IDS[0], ["open", "won", "lost"])
     data.add_deal(DEAL_IDS[0], [(T0, lead, 10)])
@@ -68,8 +69,12 @@ def run_command_modules(engine, cli_env, report: str, *options: str) -> list[str
     end = (T0 + timedelta(days=7)).isoformat()
     args = ["run", report, "--tenant", str(data.tenant_id), "--period-start", T0.isoformat(), "--period-end", end]
     code = "\n".join(["from dyno_reports import cli", "try:", f"    cli.main({[*args, *options]!r})"])
-    code += "\nexcept SystemExit as exc:\n    assert not exc.code, exc.code"
-    modules = loaded_modules(code, cli_env)
+    return code + "\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+
+
+def run_command_modules(engine, cli_env, report: str, *options: str) -> list[str]:
+    """The modules a fresh interpreter holds after `dyno-reports run REPORT [OPTIONS]` succeeded in it."""
+    modules = loaded_modules(run_code(engine, report, *options), cli_env)
     assert "dyno_reports.executor" in modules  # the run did happen in that process
     return modules
 
@@ -89,6 +94,18 @@ def test_a_run_with_options_validates_them_with_the_pydantic_model(engine, cli_e
     modules = run_command_modules(engine, cli_env, "pipeline_overview", "--options", '{"include_closed": true}')
     assert "pydantic" in packages(modules) and "dyno_reports.reports.options" in modules
     assert not packages(modules) & {"alembic", "dagster"}
+
+
+def test_the_run_freezes_its_startup_objects_once_and_leaves_the_gc_on(engine, cli_env):
+    """The run's imports load with the cyclic GC paused and are frozen after (cli._imports_without_gc), once:
+    a second run in the same process (as in tests) freezes nothing more."""
+    probe = "import gc\nprint('GC', gc.isenabled(), gc.get_freeze_count())\n"
+    code = run_code(engine, "win_loss") + probe + run_code(engine, "win_loss") + probe
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("GC ")]
+    assert first[0] == "True" and int(first[1]) > 10_000  # SQLAlchemy alone is some 100k objects
+    assert second[0] == "True" and int(second[1]) <= int(first[1])  # frozen objects may be freed, none added
 
 
 def test_the_engine_looks_up_no_hstore_type_on_first_connect(database_factory):
