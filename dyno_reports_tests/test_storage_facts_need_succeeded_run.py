@@ -126,6 +126,16 @@ def test_facts_of_an_earlier_in_progress_run_need_it_succeeded_in_the_same_trans
     assert fact_count(engine, left_over) == 1
 
 
+def test_a_run_failed_after_its_facts_went_in_is_refused_even_with_the_finality_trigger_off(engine, run_request):
+    """Facts pass at once for a SUCCEEDED run; the commit check still covers a later change of its status."""
+    with pytest.raises(DBAPIError, match=NOT_SUCCEEDED), engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE reporting.report_run DISABLE TRIGGER report_run_status_is_final")
+        run_id = add_header(conn, run_request, "SUCCEEDED")
+        add_facts(conn, run_request, run_id)
+        set_status(conn, run_id, "FAILED")
+    assert fact_count(engine, run_id) == 0
+
+
 def test_facts_of_a_succeeded_run_pass(engine, run_request):
     run_id = committed_header(engine, run_request, "SUCCEEDED")
     with engine.begin() as conn:

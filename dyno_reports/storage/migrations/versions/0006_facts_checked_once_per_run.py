@@ -14,12 +14,15 @@ row (one lookup of the run per row, at commit). Now:
 - `facts_need_succeeded_run` on every fact table (same name) is a statement-level
   AFTER INSERT trigger over the inserted rows (a transition table): once per
   statement, each run the rows name is looked up. A SUCCEEDED run stays SUCCEEDED
-  (a finished run is final, 0003), so its facts pass for good. A FAILED or missing
+  (a finished run is final, 0003), so its facts pass. A FAILED or missing
   run (or one of another tenant) is refused at once. An IN_PROGRESS run is
   touched (`UPDATE ... SET status = status`, which locks it until commit) and so queues
 - `report_run_facts_need_success` on `reporting.report_run`: a deferred constraint
-  trigger on the UPDATE of a run that is still IN_PROGRESS; at commit, if the run
-  is not SUCCEEDED then, no fact table may hold rows of it.
+  trigger on any UPDATE that leaves a run other than SUCCEEDED (the touch above, a
+  run failed by `record_failure` or the Dagster reconcile, or a SUCCEEDED run made
+  FAILED with the finality trigger disabled); at commit, if the run is not
+  SUCCEEDED then, no fact table may hold rows of it. Updates to SUCCEEDED queue
+  nothing.
 - `facts_need_succeeded_run_on_update`: the same statement check for UPDATE
   (refused anyway by `facts_are_immutable`; kept so the guard does not rest on it).
 
@@ -107,11 +110,11 @@ BEGIN
   RETURN NULL;
 END $$;
 COMMENT ON FUNCTION reporting.run_with_facts_requires_success() IS
-  'Deferred: a run that got facts while IN_PROGRESS must be SUCCEEDED at commit, or hold no facts';
+  'Deferred: a run updated to or left in a status other than SUCCEEDED holds no facts at commit';
 CREATE CONSTRAINT TRIGGER report_run_facts_need_success
   AFTER UPDATE ON reporting.report_run
   DEFERRABLE INITIALLY DEFERRED
-  FOR EACH ROW WHEN (NEW.status = 'IN_PROGRESS')
+  FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM 'SUCCEEDED')
   EXECUTE FUNCTION reporting.run_with_facts_requires_success();
 """
 
