@@ -172,6 +172,15 @@ def test_no_tenant_setting_hides_a_run_from_the_commit_check(engine, run_request
     assert fact_count(engine, run_id) == 0
 
 
+def test_the_writer_may_add_facts_to_its_in_progress_run_then_succeed_it(engine, run_request):
+    """The statement check runs as the caller: the writer, bound by row-level security, touches its own run."""
+    with as_writer(engine, run_request.tenant_id) as conn:
+        run_id = add_header(conn, run_request, "IN_PROGRESS")
+        add_facts(conn, run_request, run_id, rows=2)
+        set_status(conn, run_id, "SUCCEEDED")
+    assert fact_count(engine, run_id) == 2
+
+
 def test_the_writer_runs_the_executor_through_the_check(engine, run_request, monkeypatch):
     monkeypatch.setenv("DYNO_EXECUTOR_ROLE", WRITER)
     result = executor.execute(engine, run_request)
