@@ -7,7 +7,7 @@ pipeline. See docs/reports/stage_conversion_design_details.md.
 """
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
+from dyno_reports.reports.sql_common import ORDERED_PASS, WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import stage_conversion_fact
 
 # The pass keeps the entries in W of live deals (a few per deal at most, with the deal's
@@ -79,4 +79,5 @@ REPORT = ReportDefinition(
     sql=SQL,
     # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
     jit=False,
+    planner_settings=ORDERED_PASS,
 )

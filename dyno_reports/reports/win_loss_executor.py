@@ -1,7 +1,7 @@
 """win_loss: deals closed won or lost in W (and still so at E), per closing pipeline and owner on the closing row."""
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import WINDOW_START, report_sql, rounded_days, rounded_rate
+from dyno_reports.reports.sql_common import ORDERED_PASS, WINDOW_START, report_sql, rounded_days, rounded_rate
 from dyno_reports.storage.tables import win_loss_fact
 
 # Only live deals' entries in W can be counted: they are filtered in the pass, before any join.
@@ -79,4 +79,5 @@ REPORT = ReportDefinition(
     sql=SQL,
     # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
     jit=False,
+    planner_settings=ORDERED_PASS,
 )
