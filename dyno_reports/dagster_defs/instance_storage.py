@@ -3,9 +3,8 @@
 `dagster-postgres` opens a new connection for every stored event and every run
 lookup, except in the webserver. A report run stores at least one event per
 partition (its materialisation) and its creation one planned event per partition:
-measured in-process on a 100-tenant weekly batch (`benchmarks.dagster_overhead
---tenants 100`), reusing a connection took the run from about 130 to 58 ms per
-partition on a loaded machine. This class is Dagster's own `DagsterPostgresStorage`
+on a 100-tenant weekly batch run in-process (`python -m benchmarks.dagster_storage`,
+figures in benchmarks/README.md), reusing connections halves the run. This class is Dagster's own `DagsterPostgresStorage`
 with pooling in every process (daemon, code server, run workers): Dagster's webserver
 pools the same way (`optimize_for_webserver`, which keeps one connection; storing a
 materialisation nests a second, so we keep two). Same tables, same configuration.
