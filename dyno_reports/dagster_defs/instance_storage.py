@@ -20,7 +20,9 @@ from dagster_postgres.utils import create_pg_engine, get_token_provider_from_con
 # Kept per storage and process: an event's store nests a second connection (its asset tags).
 POOL_SIZE = 2
 # Opened beyond those while threads (the daemon's, the run queue's) need them at once, closed after use.
-MAX_OVERFLOW = 10
+# Unbounded, as without the pool: a bound would make a thread that holds one connection and needs a nested
+# second wait (`pool_timeout`) for others that do the same.
+MAX_OVERFLOW = -1
 # Seconds before a kept connection is replaced; a connection the server dropped is found by the pre-ping.
 POOL_RECYCLE = 600
 
