@@ -11,8 +11,6 @@ reports' `planner_settings` were chosen (sql_common.ORDERED_PASS; each report's 
 import argparse
 import dataclasses
 
-from sqlalchemy import text
-
 from benchmarks.performance.common import (
     BENCH_DATABASE,
     database_engine,
@@ -22,7 +20,7 @@ from benchmarks.performance.common import (
     request_for,
     timed,
 )
-from benchmarks.performance.scan_floor import FLOOR_SETTINGS, FLOOR_SQL, SEED_OF_SIZE, set_local, temp_written_bytes
+from benchmarks.performance.scan_floor import SEED_OF_SIZE, run_floor, temp_written_bytes
 from dyno_reports import executor, seed
 from dyno_reports.reports import REGISTRY
 
@@ -42,11 +40,6 @@ def compare(engine, report_type: str, tenant_id, variants: list[str], repeats: i
         for v in variants
     }
 
-    def floor() -> None:
-        with engine.connect() as conn, conn.begin():
-            set_local(conn, FLOOR_SETTINGS)
-            conn.execute(text(FLOOR_SQL), floor_params).all()
-
     temps = {
         v: temp_written_bytes(engine, base.sql, request.sql_params(), r.report.transaction_settings())
         for v, r in requests.items()
@@ -54,7 +47,7 @@ def compare(engine, report_type: str, tenant_id, variants: list[str], repeats: i
     floors: list[float] = []
     runs: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(repeats):
-        floors.append(timed(floor))
+        floors.append(timed(lambda: run_floor(engine, floor_params)))
         for v, r in requests.items():
             runs[v].append(timed(lambda r=r: executor.execute(engine, r)))
     floor_ms = median_ms(floors)

@@ -75,6 +75,13 @@ def set_local(conn: Connection, settings: dict[str, str]) -> None:
         conn.execute(SET_LOCAL, {"names": list(settings), "values": list(settings.values())})
 
 
+def run_floor(engine: Engine, params: dict) -> None:
+    """The scan floor once, in its own transaction under FLOOR_SETTINGS (`params`: `t`, `E`)."""
+    with engine.connect() as conn, conn.begin():
+        set_local(conn, FLOOR_SETTINGS)
+        conn.execute(text(FLOOR_SQL), params).all()
+
+
 def temp_written_bytes(engine: Engine, sql: str, params: dict, settings: dict[str, str]) -> int:
     """Bytes of temp files one execution of `sql` writes under `settings`: EXPLAIN (ANALYZE, BUFFERS)'s temp
     written blocks (the top node's total) times the block size."""
@@ -96,9 +103,7 @@ def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: 
     fact_rows = 0
 
     def floor() -> None:
-        with engine.connect() as conn, conn.begin():
-            set_local(conn, FLOOR_SETTINGS)
-            conn.execute(text(FLOOR_SQL), floor_params).all()
+        run_floor(engine, floor_params)
 
     def full_run() -> None:
         nonlocal fact_rows
