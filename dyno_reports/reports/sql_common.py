@@ -18,8 +18,8 @@ bound), `period_end`, `pipeline_ids` (NULL = every pipeline of the tenant).
 # the planner prefers a parallel seq scan and an external sort by (deal_id, valid_from) to walking the key:
 # 28-47 MB of temp files and slower at 100k deals; at 1M deals it walks the key anyway. Sorting disabled, it
 # walks the key whenever it can (a sort with no alternative, e.g. of a few result rows, still runs). Measured
-# per report in its design details, "Plan". Not set by pipeline_movement (slower with it at 100k deals) nor by
-# weighted_pipeline (at 1M deals it then hashes its groups into 70 MB of temp files, 8% slower).
+# per report in its design details, "Plan". Not set by weighted_pipeline (at 1M deals it then hashes its
+# groups into 70 MB of temp files, 8% slower).
 ORDERED_PASS = (("enable_sort", "off"),)
 
 # The window's lower bound S as SQL; `-infinity` when the window has no start.
