@@ -7,7 +7,7 @@ percentile_cont works on double precision). See docs/reports/deal_velocity_desig
 """
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import ORDERED_PASS, WINDOW_START, report_sql, rounded_days
+from dyno_reports.reports.sql_common import ORDERED_PASS, STINT_ENTRIES, WINDOW_START, report_sql, rounded_days
 from dyno_reports.storage.tables import deal_velocity_fact
 
 
@@ -23,17 +23,25 @@ def continuous_percentile(fraction: str) -> str:
 
 
 # A stint's exit is the deal's next entry: each entry in W of a live deal (other than its
-# first row) ends the stint of `previous_stage_id` that began at `previous_stint_start`.
-# Exits of every stage are ranked; the stages in scope are picked after the aggregate, so
-# the history pass is never the inner side of a join.
+# first row) ends the stint of `previous_stage_id` that began at the deal's entry before it.
+# That entry is the row before among `STINT_ENTRIES` (one window in the pass's order, without
+# a partition: read only on entries in W that are not a deal's first row, whose row before is
+# the same deal's). Exits of every stage are ranked; the stages in scope are picked after the
+# aggregate, so the history pass is never the inner side of a join.
 SQL = report_sql(
     f""",
+entries AS (
+    SELECT r.valid_from, r.previous_stage_id,
+           lag(r.valid_from) OVER (ORDER BY r.deal_id, r.valid_from) AS previous_entry_at
+    FROM deal_rows r
+    WHERE {STINT_ENTRIES}
+),
 exits AS (
     -- stints whose exit is in W (a stint open at E has no exit)
     SELECT previous_stage_id AS stage_id,
-           extract(epoch FROM valid_from - previous_stint_start) AS seconds
-    FROM deal_stints
-    WHERE is_live AND is_entry AND previous_stage_id IS NOT NULL AND valid_from >= {WINDOW_START}
+           extract(epoch FROM valid_from - previous_entry_at) AS seconds
+    FROM entries
+    WHERE previous_stage_id IS NOT NULL AND valid_from >= {WINDOW_START}
 ),
 ranked AS (
     SELECT stage_id, seconds,
@@ -62,8 +70,7 @@ FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-""",
-    stints=True,
+"""
 )
 
 REPORT = ReportDefinition(

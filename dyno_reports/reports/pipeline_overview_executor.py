@@ -1,27 +1,38 @@
 """pipeline_overview: per stage, the snapshot at E (deals, amounts, days in stage) and entries in W."""
 
 from dyno_reports.reports.base import OptionSpec, ReportDefinition
-from dyno_reports.reports.sql_common import ORDERED_PASS, WINDOW_START, report_sql, rounded_days
+from dyno_reports.reports.sql_common import ORDERED_PASS, STINT_ENTRIES, WINDOW_START, report_sql, rounded_days
 from dyno_reports.storage.tables import pipeline_overview_fact
 
 INCLUDE_CLOSED = OptionSpec("include_closed", bool, False, "also report stages of kind won and lost")
 
 
-# One pass: the rows that matter are each live deal's state at E (the snapshot, with the
-# start of its stint at E) and the entries in W of live deals, each counted once per deal and
-# stage (its first entry into that stage in W: the stage is not among the deal's entries in W
-# before it). One hash aggregate of a few groups, no sort.
+# One ordered pass; then, over each live deal's state at E and `STINT_ENTRIES` (a third of the
+# rows), a second window in the same order gives each row the start of the stint before it
+# (`max(valid_from)` of the deal's entries before it: on the state at E, the deal's last entry)
+# and the stages the deal entered in W before it. The rows that count are the states at E (the
+# snapshot) and the entries in W of live deals, each counted once per deal and stage (its first
+# entry into that stage in W). One hash aggregate of a few groups, no sort.
 SQL = report_sql(
     f""",
+stint_rows AS (
+    SELECT r.deal_id, r.valid_from, r.stage_id, r.amount, r.is_entry, r.is_state_at_end,
+           max(r.valid_from) FILTER (WHERE r.is_entry) OVER before_row AS previous_stint_start,
+           array_agg(r.stage_id) FILTER (WHERE r.is_entry AND r.valid_from >= {WINDOW_START})
+               OVER before_row AS stages_entered_in_window_before
+    FROM deal_rows r
+    WHERE (r.is_live AND r.is_state_at_end) OR ({STINT_ENTRIES})
+    WINDOW before_row AS (PARTITION BY r.deal_id ORDER BY r.valid_from
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
 counted_rows AS (
-    SELECT stage_id, amount,
-           is_state_at_end AND NOT is_deleted AS in_snapshot,
+    SELECT stage_id, amount, is_state_at_end AS in_snapshot,
            CASE WHEN is_entry THEN valid_from ELSE previous_stint_start END AS stint_start,
            is_entry AND valid_from >= {WINDOW_START}
                AND array_position(stages_entered_in_window_before, stage_id) IS NULL
                AS is_first_entry_in_window
-    FROM deal_stints
-    WHERE is_live AND (is_state_at_end OR (is_entry AND valid_from >= {WINDOW_START}))
+    FROM stint_rows
+    WHERE is_state_at_end OR (is_entry AND valid_from >= {WINDOW_START})
 ),
 per_stage AS (
     SELECT stage_id,
@@ -44,8 +55,7 @@ FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE CAST(:include_closed AS boolean) OR st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-""",
-    stints=True,
+"""
 )
 
 REPORT = ReportDefinition(
