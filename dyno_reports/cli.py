@@ -5,21 +5,17 @@ Commands import what they need when they run (`python -X importtime`): `run` loa
 the one report it runs, never Alembic or Dagster; the other groups' modules load only when named.
 """
 
-import contextlib
-import gc
 import importlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import uuid
-from collections.abc import Iterator
 from typing import NoReturn
 
 import click
 
+from dyno_reports import run_process
 from dyno_reports.errors import Cancelled, DynoError, InputError, one_line
 
 # Commands of other modules, imported only when named (or listed by --help): name -> (module, attribute).
@@ -90,13 +86,13 @@ def list_reports(as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
-    with _imports_without_gc():
+    with run_process.imports_without_gc():
         from dyno_reports import db, executor, run_request
         from dyno_reports.storage import migrate
 
     options_text = None if options_json is None else run_request.read_options_text(options_json)
     run_id = uuid.uuid4()
-    with _signals_cancel(run_id) as cancellation:
+    with run_process.signals_cancel(run_id) as cancellation:
         engine = db.get_engine()
         # one connection for the whole command; transient connection failures are retried before anything is written
         with db.connect(engine) as conn:
@@ -125,69 +121,6 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
     if not result.succeeded:
         click.echo(f"error: report run failed: {result.error_message}", err=True)
         sys.exit(1)
-
-
-@contextlib.contextmanager
-def _imports_without_gc() -> Iterator[None]:
-    """The run's imports (SQLAlchemy, psycopg, the tables) allocate about 100k objects that live as long as
-    the process, and the cyclic GC passes over all of them several times while they load and in every full
-    collection after (60-100 ms of CPU each, measured): collection pauses while they load, and on the first
-    load they are frozen (gc.freeze: collections skip them). Later loads in the same process (tests) freeze
-    nothing, so no garbage of theirs is frozen."""
-    first = "dyno_reports.executor" not in sys.modules
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if first:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
-class _Cancellation:
-    """State of `_signals_cancel`: the first SIGINT or SIGTERM while armed raises executor.RunCancelled."""
-
-    def __init__(self) -> None:
-        self.armed = True
-        self.run_started = False
-        self.signal: signal.Signals | None = None
-
-    def handle(self, signum: int, _frame: object) -> None:
-        if not self.armed:  # a second signal, or one after the run ended: the first one is being handled
-            return
-        self.armed = False
-        self.signal = signal.Signals(signum)
-        from dyno_reports.executor import RunCancelled  # imported already: the run command imported it
-
-        raise RunCancelled(f"cancelled ({self.signal.name})")
-
-
-@contextlib.contextmanager
-def _signals_cancel(run_id: uuid.UUID) -> Iterator[_Cancellation]:
-    """SIGINT and SIGTERM stop `dyno-reports run`: psycopg cancels the running statement, the run's
-    transaction rolls back, executor.execute records the run FAILED "cancelled (SIGINT)" in a new
-    transaction, and the command exits 128 + the signal (130, 143) with one `error:` line."""
-    cancellation = _Cancellation()
-    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
-        yield cancellation
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, cancellation.handle) for sig in signals}
-    from dyno_reports.executor import RunCancelled
-
-    try:
-        yield cancellation
-    except RunCancelled as exc:
-        status = 128 + (cancellation.signal or signal.SIGINT)
-        if cancellation.run_started:
-            raise Cancelled(f"report run {run_id} {exc.reason}: rolled back, recorded FAILED", status) from None
-        raise Cancelled(f"{exc.reason} before the run started: nothing was written", status) from None
-    finally:
-        cancellation.armed = False
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @cli.command("seed", help="Load deterministic synthetic CRM data (tenants, pipelines, deals, history).")

@@ -97,7 +97,7 @@ def test_a_run_with_options_validates_them_with_the_pydantic_model(engine, cli_e
 
 
 def test_the_run_freezes_its_startup_objects_once_and_leaves_the_gc_on(engine, cli_env):
-    """The run's imports load with the cyclic GC paused and are frozen after (cli._imports_without_gc), once:
+    """The run's imports load with the cyclic GC paused and are frozen after (run_process.imports_without_gc), once:
     a second run in the same process (as in tests) freezes nothing more."""
     probe = "import gc\nprint('GC', gc.isenabled(), gc.get_freeze_count())\n"
     code = run_code(engine, "win_loss") + probe + run_code(engine, "win_loss") + probe
