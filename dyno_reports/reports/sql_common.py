@@ -5,7 +5,7 @@ referenced once, so PostgreSQL inlines it: its window functions stack on the pri
 key order of crm.deal_history, (tenant_id, deal_id, valid_from), and the history is
 read once in that order, never stored in a temp file nor sorted a second time
 (`scope_stages`, a few rows, may be referenced more often). A report filters the
-rows it needs (the state at E, the entries in W, `STINT_ENTRIES`) before any
+rows it needs (the state at E, the entries in W, `STINT_ENTRIES`, `STINT_AT_END_ENTRIES`) before any
 second window, join or group. The blocks carry the tenant predicate and ignore every history row
 dated at or after E, so a report built on them inherits isolation and the
 "as of E" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no lower
@@ -17,8 +17,7 @@ bound), `period_end`, `pipeline_ids` (NULL = every pipeline of the tenant).
 # the planner prefers a parallel seq scan and an external sort by (deal_id, valid_from) to walking the key:
 # 28-47 MB of temp files and slower at 100k deals; at 1M deals it walks the key anyway. Sorting disabled, it
 # walks the key whenever it can (a sort with no alternative, e.g. of a few result rows, still runs). Measured
-# per report in its design details, "Plan". Not set by weighted_pipeline (at 1M deals it then hashes its
-# groups into 70 MB of temp files, 8% slower).
+# per report in its design details, "Plan".
 ORDERED_PASS = (("enable_sort", "off"),)
 
 # The window's lower bound S as SQL; `-infinity` when the window has no start.
@@ -27,23 +26,26 @@ WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
 
 # Each history row before E with the flags of its place in the deal's history:
 # `is_entry` (the first row of a stint: the stage differs from the previous row's),
-# `previous_stage_id` (the stage of the stint an entry ends), `is_state_at_end`
-# (the deal's last row before E: its state at E), `next_valid_from` and `next_stage_id`
-# (the deal's next row before E, NULL on the last), and from that last row
-# `is_live` (the deal is in the population: its state at E is not deleted) and
-# `stage_at_end`. One window: lag and lead ignore the frame, which spans the deal.
-# A column no report reads is not computed (PostgreSQL drops unused window outputs).
+# `previous_stage_id` (the stage of the stint an entry ends), `next_valid_from` and
+# `next_stage_id` (the deal's next row before E, NULL on the last), `is_state_at_end`
+# (the deal's last row before E: its state at E), and from that last row `stage_at_end`
+# (the stage at E of a live deal, NULL when the deal is deleted as of E) and `is_live`
+# (the deal is in the population). One window: lag and lead ignore the frame, which spans
+# the deal. Each lag, lead or last_value fetches a row per history row, so the columns share
+# fetches: `is_state_at_end` is the lead of `next_stage_id` (stage_id is NOT NULL) and
+# `is_live` the last_value of `stage_at_end` (PostgreSQL evaluates identical window calls
+# once). A column no report reads is not computed (PostgreSQL drops unused window outputs).
 DEAL_ROWS = """
 deal_rows AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount,
            h.expected_close_date, h.is_deleted,
            lag(h.stage_id) OVER whole_deal AS previous_stage_id,
            h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER whole_deal AS is_entry,
-           lead(h.valid_from) OVER whole_deal IS NULL AS is_state_at_end,
+           lead(h.stage_id) OVER whole_deal IS NULL AS is_state_at_end,
            lead(h.valid_from) OVER whole_deal AS next_valid_from,
            lead(h.stage_id) OVER whole_deal AS next_stage_id,
-           NOT last_value(h.is_deleted) OVER whole_deal AS is_live,
-           last_value(h.stage_id) OVER whole_deal AS stage_at_end
+           last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal IS NOT NULL AS is_live,
+           last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal AS stage_at_end
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
@@ -51,19 +53,27 @@ deal_rows AS (
                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
 
-# The entries of live deals a stint question can need (a condition on `deal_rows r`): the
-# entries in W, and the entries that can have begun a stint such an entry ends or the state at
-# E is in: an entry whose stint goes on past its own row (`next_stage_id = stage_id`; a deal's
-# last entry is one, unless it is the state at E itself) or ends at a row in W (`next_valid_from`
-# in W). So the entry before an entry in W, and a deal's last entry, are always among them, and
-# between an entry in W and the entry before it no other row is. A report computes the start of
-# a stint by a second window over these rows (and the states at E it needs), in the same order:
-# at 100k deals they are a fifth to a third of the history, and a window costs PostgreSQL 15
-# about 0.25 µs a row (design details of pipeline_overview and deal_velocity, "Plan").
+# The entries of live deals a question about stints ended in W can need (a condition on
+# `deal_rows r`): the entries in W, and the entries that can have begun a stint such an entry
+# ends or the state at E is in: an entry whose stint goes on past its own row
+# (`next_stage_id = stage_id`; a deal's last entry is one, unless it is the state at E itself)
+# or ends at a row in W (`next_valid_from` in W). So the entry before an entry in W, and a
+# deal's last entry, are always among them, and between an entry in W and the entry before it
+# no other row is. A report computes the start of a stint by a second window over these rows
+# (and the states at E it needs), in the same order: at 100k deals they are a fifth to a third
+# of the history, and a window costs PostgreSQL 15 about 0.3 µs a row (design details of
+# pipeline_overview and deal_velocity, "Plan").
 STINT_ENTRIES = f"""r.is_live AND r.is_entry
       AND (r.valid_from >= {WINDOW_START}
            OR r.next_stage_id = r.stage_id
            OR r.next_valid_from >= {WINDOW_START})"""
+
+# The entries that can begin the stint a live deal is in at E, other than its state at E (a
+# condition on `deal_rows r`): entries into its stage at E whose stint goes on past their row.
+# The last of them begins that stint; the others (earlier visits to the same stage) are few.
+# Where a report needs no stint ended in W, this keeps a fifth of the history at 100k deals,
+# and `next_valid_from` (one more row fetch per history row) is not computed.
+STINT_AT_END_ENTRIES = """r.is_entry AND r.stage_id = r.stage_at_end AND r.next_stage_id = r.stage_id"""
 
 SCOPE_STAGES = """
 scope_stages AS (
