@@ -39,6 +39,7 @@ entries AS (
 exits AS (
     -- stints whose exit is in W (a stint open at E has no exit)
     SELECT previous_stage_id AS stage_id,
+           valid_from - previous_entry_at AS duration,
            extract(epoch FROM valid_from - previous_entry_at) AS seconds
     FROM entries
     WHERE previous_stage_id IS NOT NULL AND valid_from >= {WINDOW_START}
@@ -46,10 +47,13 @@ exits AS (
 ranked AS (
     SELECT stage_id, seconds,
            row_number() OVER by_length - 1 AS ordinal,
-           count(*) OVER (PARTITION BY stage_id) - 1 AS last_ordinal,
+           count(*) OVER by_length - 1 AS last_ordinal,
            lead(seconds) OVER by_length AS next_seconds
     FROM exits
-    WINDOW by_length AS (PARTITION BY stage_id ORDER BY seconds)
+    -- one window for all three; ordered by the interval, which sorts as its seconds do but
+    -- compares faster than numeric
+    WINDOW by_length AS (PARTITION BY stage_id ORDER BY duration
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
 per_stage AS (
     SELECT stage_id,
