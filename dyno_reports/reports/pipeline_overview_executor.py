@@ -4,6 +4,7 @@ from dyno_reports.reports.base import OptionSpec, ReportDefinition
 from dyno_reports.reports.sql_common import (
     ORDERED_PASS,
     STINT_AT_END_ENTRIES,
+    UNOPTIMISED_JIT,
     WINDOW_START,
     report_sql,
     rounded_days,
@@ -82,7 +83,6 @@ REPORT = ReportDefinition(
     cadence="week",
     sql=SQL,
     options=(INCLUDE_CLOSED,),
-    # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
-    jit=False,
-    planner_settings=ORDERED_PASS,
+    # JIT without its optimising passes: 2-3% faster at 100k and 1M deals than JIT off (design details, "JIT")
+    planner_settings=ORDERED_PASS + UNOPTIMISED_JIT,
 )

@@ -26,6 +26,13 @@ ORDERED_PASS = (("enable_sort", "off"),)
 # files; with this, 0 MB and 1.16 / 0.98 x the scan floor at 100k / 1M (design details, "Planner settings").
 KEY_ORDER_SCAN = (("enable_seqscan", "off"), ("enable_bitmapscan", "off"))
 
+# JIT without its optimisation and inlining passes, for a report that keeps `jit=True`: the statement's
+# expressions and tuple deforming are compiled (the pass deforms every history row), for a compile of
+# milliseconds, not the 1.3-2.9 s of CPU the optimising passes took at 1M deals. pipeline_overview: 2-3%
+# faster at 100k and at 1M deals than with JIT off; deal_velocity and pipeline_movement were slower with it
+# (design details, "JIT").
+UNOPTIMISED_JIT = (("jit_optimize_above_cost", "-1"), ("jit_inline_above_cost", "-1"))
+
 # The window's lower bound S as SQL; `-infinity` when the window has no start.
 # "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
 WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
