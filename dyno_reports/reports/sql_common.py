@@ -22,8 +22,9 @@ ORDERED_PASS = (("enable_sort", "off"),)
 
 # The same aim for a report whose steps after the pass should still sort freely: no sequential or bitmap scan
 # of the history, so it is read by the primary key (the scan floor's own setting), and a sort of the result
-# rows stays possible. weighted_pipeline: with sorts off its groups are hashed at 1M deals into 70 MB of temp
-# files; with this, 0 MB and 1.16 / 0.98 x the scan floor at 100k / 1M (design details, "Planner settings").
+# rows stays possible. weighted_pipeline: with sorts off, at 1M deals the planner materialises its population
+# and sorts it incrementally into 70 MB of temp files; with this, a hash join and a hash aggregate, 0 MB, and
+# 1.16 / 0.98 x the scan floor at 100k / 1M (design details, "Planner settings").
 KEY_ORDER_SCAN = (("enable_seqscan", "off"), ("enable_bitmapscan", "off"))
 
 # JIT without its optimisation and inlining passes, for a report that keeps `jit=True`: the statement's
