@@ -85,8 +85,9 @@ STINT_ENTRIES = f"""r.is_live AND r.is_entry
 # The entries that can begin the stint a live deal is in at E, other than its state at E (a
 # condition on `deal_rows r`): entries into its stage at E whose stint goes on past their row.
 # The last of them begins that stint; the others (earlier visits to the same stage) are few.
-# Where a report needs no stint ended in W, this keeps a fifth of the history at 100k deals,
-# and `next_valid_from` (one more row fetch per history row) is not computed.
+# For a report that needs no stint ended in W (pipeline_overview): with the states at E and the
+# entries in W, a fifth of the history at 100k deals, and no `next_valid_from` (one row fetch
+# per history row fewer than `STINT_ENTRIES`).
 STINT_AT_END_ENTRIES = """r.is_entry AND r.stage_id = r.stage_at_end AND r.next_stage_id = r.stage_id"""
 
 SCOPE_STAGES = """
