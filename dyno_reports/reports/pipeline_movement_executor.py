@@ -56,7 +56,8 @@ deal_pairs AS (
     -- the deals of each (stage at S, stage at E, amount up or down) group: counted, amounts summed
     SELECT start_stage_id, start_deleted, end_stage_id, end_deleted,
            sign(end_amount - start_amount) AS amount_change,
-           count(*) AS deals, sum(start_amount) AS start_amount, sum(end_amount) AS end_amount
+           -- integer, so that the sums of `grouped` stay bigint (sum(bigint) would be numeric)
+           CAST(count(*) AS integer) AS deals, sum(start_amount) AS start_amount, sum(end_amount) AS end_amount
     FROM paired
     WHERE is_state_at_end
     GROUP BY start_stage_id, start_deleted, end_stage_id, end_deleted, sign(end_amount - start_amount)
@@ -86,33 +87,33 @@ movements AS (
       AND (CAST(:pipeline_ids AS uuid[]) IS NULL OR m.pipeline_id = ANY (CAST(:pipeline_ids AS uuid[])))
 ),
 grouped AS (
-    -- counts are sums of the pairs' deals (sum(bigint) is numeric: cast back)
+    -- counts are sums of the pairs' deals
     SELECT pipeline_id,
-           CAST(sum(deals) FILTER (WHERE side = 'S') AS bigint) AS start_count,
+           sum(deals) FILTER (WHERE side = 'S') AS start_count,
            sum(start_amount) FILTER (WHERE side = 'S') AS start_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS bigint) AS created_count,
+           sum(deals) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_count,
            sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS bigint) AS reopened_count,
+           sum(deals) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_count,
            sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'E' AND start_kind = 'open') AS bigint) AS moved_in_count,
+           sum(deals) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_count,
            sum(end_amount) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                    AND amount_change > 0) AS bigint) AS increased_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                    AND amount_change > 0) AS increased_count,
            sum(end_amount - start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
                                                   AND amount_change > 0) AS increased_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                    AND amount_change < 0) AS bigint) AS decreased_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
+                                    AND amount_change < 0) AS decreased_count,
            sum(start_amount - end_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
                                                   AND amount_change < 0) AS decreased_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS bigint) AS moved_out_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_count,
            sum(start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'won') AS bigint) AS won_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_count,
            sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS bigint) AS lost_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_count,
            sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_amount,
-           CAST(sum(deals) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS bigint) AS deleted_count,
+           sum(deals) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_count,
            sum(start_amount) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_amount,
-           CAST(sum(deals) FILTER (WHERE end_pipeline_id = pipeline_id) AS bigint) AS end_count,
+           sum(deals) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_count,
            sum(end_amount) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_amount
     FROM movements
     GROUP BY pipeline_id
