@@ -5,7 +5,7 @@ referenced once, so PostgreSQL inlines it: its window functions stack on the pri
 key order of crm.deal_history, (tenant_id, deal_id, valid_from), and the history is
 read once in that order, never stored in a temp file nor sorted a second time
 (`scope_stages`, a few rows, may be referenced more often). A report filters the
-rows it needs (the state at E, the entries in W, `STINT_ENTRIES`, `STINT_AT_END_ENTRIES`) before any
+rows it needs (the state at E, the entries in W, `STINT_ENTRIES`) before any
 second window, join or group. The blocks carry the tenant predicate and ignore every history row
 dated at or after E, so a report built on them inherits isolation and the
 "as of E" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no lower
@@ -81,14 +81,6 @@ STINT_ENTRIES = f"""r.is_live AND r.is_entry
       AND (r.valid_from >= {WINDOW_START}
            OR r.next_stage_id = r.stage_id
            OR r.next_valid_from >= {WINDOW_START})"""
-
-# The entries that can begin the stint a live deal is in at E, other than its state at E (a
-# condition on `deal_rows r`): entries into its stage at E whose stint goes on past their row.
-# The last of them begins that stint; the others (earlier visits to the same stage) are few.
-# For a report that needs no stint ended in W (pipeline_overview): with the states at E and the
-# entries in W, a fifth of the history at 100k deals, and no `next_valid_from` (one row fetch
-# per history row fewer than `STINT_ENTRIES`).
-STINT_AT_END_ENTRIES = """r.is_entry AND r.stage_id = r.stage_at_end AND r.next_stage_id = r.stage_id"""
 
 SCOPE_STAGES = """
 scope_stages AS (
