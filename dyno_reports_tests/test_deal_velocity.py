@@ -6,6 +6,7 @@ Its SQL against its reference on generated histories, and the checks every repor
 
 from datetime import timedelta
 from decimal import Decimal
+from uuid import UUID
 
 from dyno_reports_tests.reference.deal_velocity import expected
 from dyno_reports_tests.support.facts import run_and_read, stage_row
@@ -13,6 +14,7 @@ from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
     T0,
+    Stage,
     load,
     two_pipelines,
 )
@@ -22,6 +24,7 @@ US = timedelta(microseconds=1)
 H = timedelta(hours=1)
 D = timedelta(days=1)
 MONTH = (T0, T0 + 30 * D)
+STAGE_MARK_ID = UUID(int=0)  # sql_common.STAGE_MARK_IN_WINDOW
 
 
 def metrics(fact: dict) -> tuple:
@@ -146,3 +149,43 @@ def test_percentiles_are_exact_where_double_precision_is_not(engine):
 
     assert facts == expected(data, *MONTH)
     assert metrics(stage_row(facts, lead)) == (2, Decimal("3000.00"), Decimal("3000.00"), Decimal("3000.00"))
+
+
+def test_a_stage_whose_id_is_the_in_window_mark(engine):
+    """The pass marks a next row in W with the nil uuid (STAGE_MARK_IN_WINDOW): a stage with that id
+    only adds entries the stint step does not need, never drops one it needs."""
+    data, (lead, qualified, *_), _ = two_pipelines(2)
+    nil = Stage(STAGE_MARK_ID, PIPELINE_IDS[0], 9, "open", Decimal("0.5"))
+    data.stages[nil.stage_id] = nil
+    start, end = MONTH
+    # nil's next row before S is another stage (the entry is not needed), then a stint exits in W
+    data.add_deal(DEAL_IDS[0], [(T0 - 5 * D, nil, 1), (T0 - 3 * D, lead, 1), (T0 + D, qualified, 1)])
+    # an entry whose next row before S is in nil (taken though not needed), then nil exits in W
+    data.add_deal(DEAL_IDS[1], [(T0 - 5 * D, lead, 1), (T0 - 3 * D, nil, 1), (T0 + 2 * D, qualified, 1)])
+    # a stint in nil that goes on past its entry, exited in W
+    data.add_deal(DEAL_IDS[2], [(T0 - 4 * D, nil, 1), (T0 - 2 * D, nil, 2), (T0 + D, lead, 1), (T0 + 3 * D, nil, 1)])
+    load(engine, data)
+
+    facts = run_and_read(engine, REPORT, data.tenant_id, start, end)
+
+    assert facts == expected(data, start, end)
+    assert metrics(stage_row(facts, nil)) == (2, Decimal("5.00"), Decimal("5.00"), Decimal("5.00"))
+    assert metrics(stage_row(facts, lead)) == (2, Decimal("3.00"), Decimal("3.00"), Decimal("3.80"))
+
+
+def test_a_stint_with_updates_before_the_window_starts_at_its_entry(engine):
+    data, (lead, qualified, proposal, *_), _ = two_pipelines(3)
+    start, end = MONTH
+    # entered lead before S, amount and owner changed before S and in W, exited in W: 6 days
+    data.add_deal(
+        DEAL_IDS[0], [(T0 - 5 * D, lead, 1), (T0 - 3 * D, lead, 2), (T0 - H, lead, 3), (T0 + D, qualified, 3)]
+    )
+    # entered qualified before S, changed in W, exited in W: 4 days
+    data.add_deal(DEAL_IDS[1], [(T0 - 2 * D, qualified, 1), (T0 + D, qualified, 2), (T0 + 2 * D, proposal, 2)])
+    load(engine, data)
+
+    facts = run_and_read(engine, REPORT, data.tenant_id, start, end)
+
+    assert facts == expected(data, start, end)
+    assert metrics(stage_row(facts, lead)) == (1, Decimal("6.00"), Decimal("6.00"), Decimal("6.00"))
+    assert metrics(stage_row(facts, qualified)) == (1, Decimal("4.00"), Decimal("4.00"), Decimal("4.00"))

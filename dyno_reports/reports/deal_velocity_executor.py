@@ -12,13 +12,16 @@ from dyno_reports.storage.tables import deal_velocity_fact
 
 
 def continuous_percentile(fraction: str) -> str:
-    """percentile_cont(fraction) of `seconds` per stage, on numeric: with the stints
-    numbered 0..last by length, the position is fraction * last: interpolate linearly between
-    the stint numbered floor(position) and the next one."""
-    position = f"{fraction} * last_ordinal"
+    """percentile_cont(fraction) of the stint lengths of a stage, in seconds, on numeric, from
+    `durations` (its stints' lengths, sorted) and `exited_count`: the position is
+    fraction * (exited_count - 1), counting from 0; interpolate linearly between the length
+    at floor(position) and the next one."""
+    position = f"({fraction} * (exited_count - 1))"
+    at_floor = f"durations[CAST(floor({position}) AS integer) + 1]"
+    after_floor = f"COALESCE(durations[CAST(floor({position}) AS integer) + 2], {at_floor})"
     return (
-        f"max(seconds + ({position} - ordinal) * (COALESCE(next_seconds, seconds) - seconds)) "
-        f"FILTER (WHERE ordinal = floor({position}))"
+        f"extract(epoch FROM {at_floor}) + ({position} - floor({position}))"
+        f" * (extract(epoch FROM {after_floor}) - extract(epoch FROM {at_floor}))"
     )
 
 
@@ -26,9 +29,12 @@ def continuous_percentile(fraction: str) -> str:
 # first row) ends the stint of `previous_stage_id` that began at the deal's entry before it.
 # That entry is the row before among `STINT_ENTRIES` (one window in the pass's order, without
 # a partition: read only on entries in W that are not a deal's first row, whose row before is
-# the same deal's). Exits of every stage are ranked; the stages in scope are picked after the
-# aggregate, so the history pass is never the inner side of a join.
+# the same deal's). Per stage, one aggregate sorts its exits' lengths into an array (as
+# intervals, which sort as their seconds do and compare faster than numeric), so the
+# percentiles are two subscripts each: no window over the exits. The stages in scope are
+# picked after the aggregate, so the history pass is never the inner side of a join.
 SQL = report_sql(
+    ("deal_id", "valid_from", "stage_id", "previous_stage_id", "is_entry", "next_stage_mark", "is_live"),
     f""",
 entries AS (
     SELECT r.valid_from, r.previous_stage_id,
@@ -38,31 +44,23 @@ entries AS (
 ),
 exits AS (
     -- stints whose exit is in W (a stint open at E has no exit)
-    SELECT previous_stage_id AS stage_id,
-           valid_from - previous_entry_at AS duration,
-           extract(epoch FROM valid_from - previous_entry_at) AS seconds
+    SELECT previous_stage_id AS stage_id, valid_from - previous_entry_at AS duration
     FROM entries
     WHERE previous_stage_id IS NOT NULL AND valid_from >= {WINDOW_START}
 ),
-ranked AS (
-    SELECT stage_id, seconds,
-           row_number() OVER by_length - 1 AS ordinal,
-           count(*) OVER by_length - 1 AS last_ordinal,
-           lead(seconds) OVER by_length AS next_seconds
-    FROM exits
-    -- one window for all three; ordered by the interval, which sorts as its seconds do but
-    -- compares faster than numeric
-    WINDOW by_length AS (PARTITION BY stage_id ORDER BY duration
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-),
-per_stage AS (
+sorted_exits AS (
     SELECT stage_id,
            count(*) AS exited_count,
-           sum(seconds) AS total_seconds,
+           sum(extract(epoch FROM duration)) AS total_seconds,
+           array_agg(duration ORDER BY duration) AS durations
+    FROM exits
+    GROUP BY stage_id
+),
+per_stage AS (
+    SELECT stage_id, exited_count, total_seconds,
            {continuous_percentile("0.5")} AS p50_seconds,
            {continuous_percentile("0.9")} AS p90_seconds
-    FROM ranked
-    GROUP BY stage_id
+    FROM sorted_exits
 )
 SELECT st.pipeline_id,
        st.stage_id,
@@ -74,7 +72,7 @@ FROM scope_stages st
 LEFT JOIN per_stage ps ON ps.stage_id = st.stage_id
 WHERE st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-"""
+""",
 )
 
 REPORT = ReportDefinition(

@@ -21,6 +21,7 @@ INCLUDE_CLOSED = OptionSpec("include_closed", bool, False, "also report stages o
 # entered in W. Live deals are then grouped by (stage at E, stages entered in W): a few hundred groups at 100k
 # deals for a week, so the stages entered are counted once per deal and stage on those groups, not per deal.
 SQL = report_sql(
+    ("deal_id", "valid_from", "stage_id", "amount", "is_deleted", "is_entry", "is_state_at_end", "next_stage_id"),
     f""",
 deal_summaries AS (
     SELECT bool_or(NOT r.is_deleted) FILTER (WHERE r.is_state_at_end) AS is_live,
@@ -65,7 +66,7 @@ LEFT JOIN snapshot sn ON sn.stage_id = st.stage_id
 LEFT JOIN entered en ON en.stage_id = st.stage_id
 WHERE CAST(:include_closed AS boolean) OR st.kind = 'open'
 ORDER BY st.pipeline_id, st.position
-"""
+""",
 )
 
 REPORT = ReportDefinition(

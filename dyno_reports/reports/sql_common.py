@@ -1,8 +1,8 @@
 """SQL building blocks the reports compose: one ordered pass over the tenant's history as of E.
 
-A report's statement is `report_sql(<its own CTEs and SELECT>)`. `deal_rows` is
-referenced once, so PostgreSQL inlines it: its window functions stack on the primary
-key order of crm.deal_history, (tenant_id, deal_id, valid_from), and the history is
+A report's statement is `report_sql(<the deal_rows columns it reads>, <its own CTEs and
+SELECT>)`. `deal_rows` is referenced once, so PostgreSQL inlines it: its window functions
+stack on the primary key order of crm.deal_history, (tenant_id, deal_id, valid_from), and the history is
 read once in that order, never stored in a temp file nor sorted a second time
 (`scope_stages`, a few rows, may be referenced more often). A report filters the
 rows it needs (the state at E, the entries in W, `STINT_ENTRIES`) before any
@@ -11,6 +11,8 @@ dated at or after E, so a report built on them inherits isolation and the
 "as of E" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no lower
 bound), `period_end`, `pipeline_ids` (NULL = every pipeline of the tenant).
 """
+
+from collections.abc import Sequence
 
 # The planner setting of a report whose one pass must follow the primary key (the executor sets it for the
 # run's transaction only). For a tenant that is a minority of crm.deal_history, whose heap is not in key order,
@@ -38,28 +40,45 @@ UNOPTIMISED_JIT = (("jit_optimize_above_cost", "-1"), ("jit_inline_above_cost", 
 # "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
 WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
 
-# Each history row before E with the flags of its place in the deal's history:
-# `is_entry` (the first row of a stint: the stage differs from the previous row's),
-# `previous_stage_id` (the stage of the stint an entry ends), `next_valid_from` and
-# `next_stage_id` (the deal's next row before E, NULL on the last), `is_state_at_end`
-# (the deal's last row before E: its state at E), and from that last row `stage_at_end`
-# (the stage at E of a live deal, NULL when the deal is deleted as of E) and `is_live`
-# (the deal is in the population). One window: lag and lead ignore the frame, which spans
-# the deal. Each lag, lead or last_value fetches a row per history row, so the columns share
-# fetches: `is_state_at_end` is the lead of `next_stage_id` (stage_id is NOT NULL) and
-# `is_live` the last_value of `stage_at_end` (PostgreSQL evaluates identical window calls
-# once). A column no report reads is not computed (PostgreSQL drops unused window outputs).
-DEAL_ROWS = """
-deal_rows AS (
-    SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount,
-           h.expected_close_date, h.is_deleted,
-           lag(h.stage_id) OVER whole_deal AS previous_stage_id,
-           h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER whole_deal AS is_entry,
-           lead(h.stage_id) OVER whole_deal IS NULL AS is_state_at_end,
-           lead(h.valid_from) OVER whole_deal AS next_valid_from,
-           lead(h.stage_id) OVER whole_deal AS next_stage_id,
-           last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal IS NOT NULL AS is_live,
-           last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal AS stage_at_end
+# `next_stage_mark` of a row whose next row is in W. Any uuid would do: a stage with this id whose next
+# row is before S only makes STINT_ENTRIES take an entry it does not need, and taking more entries
+# than needed never changes which entry comes before an entry in W.
+STAGE_MARK_IN_WINDOW = "CAST('00000000-0000-0000-0000-000000000000' AS uuid)"
+
+# The columns `deal_rows` can give, by name: each history row before E, with the flags of its
+# place in the deal's history: `is_entry` (the first row of a stint: the stage differs from the
+# previous row's), `previous_stage_id` (the stage of the stint an entry ends), `next_stage_id`
+# (the stage of the deal's next row before E, NULL on the last), `is_state_at_end` (the deal's
+# last row before E: its state at E), `next_stage_mark` (the next row's stage when that row is
+# before S, STAGE_MARK_IN_WINDOW when it is in W, NULL on the last row: whether the next row is
+# in the same stage and whether it is in W, in one fetch), and from that last row `stage_at_end`
+# (the stage at E of a live deal, NULL when the deal is deleted as of E) and `is_live` (the deal
+# is in the population). One window: lag and lead ignore the frame, which spans the deal. Each
+# lag, lead or last_value fetches a row per history row, so the columns share fetches:
+# `is_state_at_end` is the lead of `next_stage_id` (stage_id is NOT NULL) and `is_live` the
+# last_value of `stage_at_end` (PostgreSQL evaluates identical window calls once).
+DEAL_ROW_COLUMNS = {
+    "deal_id": "h.deal_id",
+    "valid_from": "h.valid_from",
+    "stage_id": "h.stage_id",
+    "owner_principal_id": "h.owner_principal_id",
+    "amount": "h.amount",
+    "expected_close_date": "h.expected_close_date",
+    "is_deleted": "h.is_deleted",
+    "previous_stage_id": "lag(h.stage_id) OVER whole_deal",
+    "is_entry": "h.stage_id IS DISTINCT FROM lag(h.stage_id) OVER whole_deal",
+    "is_state_at_end": "lead(h.stage_id) OVER whole_deal IS NULL",
+    "next_stage_id": "lead(h.stage_id) OVER whole_deal",
+    "next_stage_mark": (
+        f"lead(CASE WHEN h.valid_from >= {WINDOW_START} THEN {STAGE_MARK_IN_WINDOW} ELSE h.stage_id END)"
+        " OVER whole_deal"
+    ),
+    "is_live": "last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal IS NOT NULL",
+    "stage_at_end": "last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal",
+}
+
+# Where `deal_rows` reads from, whatever its columns: the tenant's history before E, one window per deal.
+DEAL_ROWS_SOURCE = """
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
@@ -67,20 +86,27 @@ deal_rows AS (
                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
 
+
+def deal_rows(columns: Sequence[str]) -> str:
+    """The `deal_rows` CTE with only `columns` (names of DEAL_ROW_COLUMNS). PostgreSQL drops the
+    window calls of columns nobody reads, but still projects a NULL in their place on every
+    history row: 2-3% of a report's statement at 100k deals (design details of
+    pipeline_overview, "Plan")."""
+    select_list = ",\n           ".join(f"{DEAL_ROW_COLUMNS[name]} AS {name}" for name in columns)
+    return f"\ndeal_rows AS (\n    SELECT {select_list}{DEAL_ROWS_SOURCE}"
+
+
 # The entries of live deals a question about stints ended in W can need (a condition on
 # `deal_rows r`): the entries in W, and the entries that can have begun a stint such an entry
-# ends or the state at E is in: an entry whose stint goes on past its own row
-# (`next_stage_id = stage_id`; a deal's last entry is one, unless it is the state at E itself)
-# or ends at a row in W (`next_valid_from` in W). So the entry before an entry in W, and a
-# deal's last entry, are always among them, and between an entry in W and the entry before it
-# no other row is. A report computes the start of a stint by a second window over these rows
-# (and the states at E it needs), in the same order: at 100k deals they are a fifth to a third
-# of the history, and a window costs PostgreSQL 15 about 0.3 µs a row (design details of
-# pipeline_overview and deal_velocity, "Plan").
+# ends: an entry whose stint goes on past its own row (its next row is in the same stage) or
+# ends at a row in W (its next row is in W), both read from `next_stage_mark`. So the entry
+# before an entry in W is always among them, and between an entry in W and the entry before it
+# no other row is. A report computes the start of a stint by a second window over these rows,
+# in the same order: at 100k deals they are about a quarter of the history (design details of
+# deal_velocity, "Plan").
 STINT_ENTRIES = f"""r.is_live AND r.is_entry
       AND (r.valid_from >= {WINDOW_START}
-           OR r.next_stage_id = r.stage_id
-           OR r.next_valid_from >= {WINDOW_START})"""
+           OR r.next_stage_mark IN (r.stage_id, {STAGE_MARK_IN_WINDOW}))"""
 
 SCOPE_STAGES = """
 scope_stages AS (
@@ -115,10 +141,7 @@ def rounded_rate(numerator: str, denominator: str) -> str:
     return f"round(round(CAST({numerator} AS numeric), 30) / NULLIF({denominator}, 0), 4)"
 
 
-def report_sql(own_ctes_and_select: str) -> str:
-    """A report's whole statement: `deal_rows` and `scope_stages`, then its own CTEs (starting
-    with a comma) and its SELECT.
-
-    `report_sql("")` is the prefix every report's statement starts with.
-    """
-    return "WITH" + ",".join((DEAL_ROWS, SCOPE_STAGES)) + own_ctes_and_select
+def report_sql(deal_row_columns: Sequence[str], own_ctes_and_select: str) -> str:
+    """A report's whole statement: `deal_rows` with the columns it reads, and `scope_stages`,
+    then its own CTEs (starting with a comma) and its SELECT."""
+    return "WITH" + ",".join((deal_rows(deal_row_columns), SCOPE_STAGES)) + own_ctes_and_select

@@ -13,6 +13,7 @@ from dyno_reports.storage.tables import stage_conversion_fact
 # The pass keeps the entries in W of live deals (a few per deal at most, with the deal's
 # stage at E); cohorts and advances are joins over that small set.
 SQL = report_sql(
+    ("deal_id", "valid_from", "stage_id", "is_entry", "is_live", "stage_at_end"),
     f""",
 entries_in_window AS (
     SELECT deal_id, stage_id, valid_from AS entered_at, stage_at_end

@@ -10,6 +10,7 @@ from dyno_reports.storage.tables import weighted_pipeline_fact
 # (numeric(18,2) x numeric(5,4)) and rounded once, after the sum.
 # The population is each deal's row at E when not deleted: `deal_rows` alone, no stint block.
 SQL = report_sql(
+    ("stage_id", "owner_principal_id", "expected_close_date", "amount", "is_deleted", "is_state_at_end"),
     """,
 in_scope AS (
     SELECT st.pipeline_id,
@@ -30,7 +31,7 @@ SELECT pipeline_id,
 FROM in_scope
 GROUP BY pipeline_id, principal_id, close_month
 ORDER BY pipeline_id, principal_id, close_month NULLS LAST
-"""
+""",
 )
 
 REPORT = ReportDefinition(

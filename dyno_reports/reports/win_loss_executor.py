@@ -6,6 +6,7 @@ from dyno_reports.storage.tables import win_loss_fact
 
 # Only live deals' entries in W can be counted: they are filtered in the pass, before any join.
 SQL = report_sql(
+    ("deal_id", "valid_from", "stage_id", "owner_principal_id", "amount", "is_entry", "is_live", "stage_at_end"),
     f""",
 last_closing AS (
     -- each live deal's last closing event in W (an entry into a won/lost stage of a selected pipeline);
