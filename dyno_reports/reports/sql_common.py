@@ -40,9 +40,10 @@ UNOPTIMISED_JIT = (("jit_optimize_above_cost", "-1"), ("jit_inline_above_cost", 
 # "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
 WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"
 
-# `next_stage_mark` of a row whose next row is in W. Any uuid would do: a stage with this id whose next
-# row is before S only makes STINT_ENTRIES take an entry it does not need, and taking more entries
-# than needed never changes which entry comes before an entry in W.
+# `next_stage_mark` of a row whose next row is in W. Any uuid would do: should a stage have this id, a
+# row whose next row is before S and in that stage looks like one whose next row is in W, so
+# STINT_ENTRIES takes an entry it does not need; taking more entries than needed never changes which
+# entry comes before an entry in W (test_deal_velocity.py has such a stage).
 STAGE_MARK_IN_WINDOW = "CAST('00000000-0000-0000-0000-000000000000' AS uuid)"
 
 # The columns `deal_rows` can give, by name: each history row before E, with the flags of its
@@ -90,8 +91,8 @@ DEAL_ROWS_SOURCE = """
 def deal_rows(columns: Sequence[str]) -> str:
     """The `deal_rows` CTE with only `columns` (names of DEAL_ROW_COLUMNS). PostgreSQL drops the
     window calls of columns nobody reads, but still projects a NULL in their place on every
-    history row: 2-3% of a report's statement at 100k deals (design details of
-    pipeline_overview, "Plan")."""
+    history row: 1.3-2.8% of a report's statement at 100k deals in estimated cycles
+    (docs/performance.md, "Latest")."""
     select_list = ",\n           ".join(f"{DEAL_ROW_COLUMNS[name]} AS {name}" for name in columns)
     return f"\ndeal_rows AS (\n    SELECT {select_list}{DEAL_ROWS_SOURCE}"
 
