@@ -141,8 +141,17 @@ def print_size(tenant: seed.SeededTenant, figures: list[Figures], repeats: int) 
         ]
         for f in figures
     ]
-    headers = ["report", "run ms", "floor ms", "run / floor", "≤ 1.5", "per round", "temp MB", "≤ 100 MB at 1M"]
-    headers.append("fact rows")
+    headers = [
+        "report",
+        "run ms",
+        "floor ms",
+        "run / floor",
+        "≤ 1.5",
+        "per round",
+        "temp MB",
+        "≤ 100 MB at 1M",
+        "fact rows",
+    ]
     print_table(headers, rows)
     floor_temp = max(f.floor_temp_bytes for f in figures) / 1e6
     rss = peak_rss_mb()
