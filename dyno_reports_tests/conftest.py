@@ -10,15 +10,33 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.engine import URL
 
 from dyno_reports import config, db
 from dyno_reports.storage import migrate
 
-settings.register_profile("default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+# `default` (make test) stops at the first failing example and prints it unshrunk: a property test against the
+# database shrank one failure for minutes. `thorough` (make test-thorough) draws more and shrinks fully.
+# print_blob: the failure also prints an @reproduce_failure line that replays the exact example.
+FAST_PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=40,
+    phases=FAST_PHASES,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    deadline=None,
+    max_examples=300,
+    phases=tuple(Phase),  # every phase: registering "default" above changed the defaults other profiles start from
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
