@@ -1,4 +1,4 @@
-"""pipeline_movement against its spec (real PostgreSQL): one deal per row of the spec's table and its edge
+"""pipeline_movement against docs/definitions.md (real PostgreSQL): one deal per row of its table and its edge
 cases, the balance of every row on generated histories, the refusal of a window without a start (also
 at the command line), and the Dagster asset with its balance check.
 
@@ -165,7 +165,7 @@ def test_each_row_of_the_spec_table(engine, case):
 
     want = {(p,): fact_row(p, counted.get(p, {})) for p in (A, B)}  # both pipelines, zero rows included
     assert facts == want
-    assert expected(data, S, E) == want  # the reference reads the spec the same way
+    assert expected(data, S, E) == want  # the reference reads docs/definitions.md the same way
     assert all(balances(row) for row in facts.values())
 
 

@@ -1,4 +1,4 @@
-"""pipeline_overview against its spec (real PostgreSQL): hand-made edge cases.
+"""pipeline_overview against docs/definitions.md (real PostgreSQL): hand-made edge cases.
 
 Its SQL against its reference on generated histories, and the checks every report gets
 (options, definition, a tenant without pipelines): test_report_registry.py.

@@ -49,7 +49,8 @@ OWN_HISTORY_PASS = """
 def reference_of(report_type: str) -> Reference:
     assert report_type in REFERENCES, (
         f"report {report_type!r} is registered but has no reference: write dyno_reports_tests/reference/"
-        f"{report_type}.py from the spec and add it to REFERENCES in dyno_reports_tests/reference/__init__.py"
+        f"{report_type}.py from docs/definitions.md and add it to REFERENCES in "
+        "dyno_reports_tests/reference/__init__.py"
     )
     return REFERENCES[report_type]
 

@@ -1,4 +1,4 @@
-"""weighted_pipeline against its spec (real PostgreSQL): hand-made edge cases.
+"""weighted_pipeline against docs/definitions.md (real PostgreSQL): hand-made edge cases.
 
 Its SQL against its reference on generated histories, and the checks every report gets
 (options, definition, a tenant without pipelines): test_report_registry.py.

@@ -1,4 +1,4 @@
-"""win_loss against its spec (real PostgreSQL): hand-made edge cases.
+"""win_loss against docs/definitions.md (real PostgreSQL): hand-made edge cases.
 
 Its SQL against its reference on generated histories, and the checks every report gets
 (options, definition, a tenant without pipelines): test_report_registry.py.
@@ -91,7 +91,7 @@ def test_pipeline_is_the_closing_stages_and_the_kind_at_e_may_be_in_another_pipe
 
 
 def test_a_deleting_row_that_changes_the_stage_is_a_closing_event(engine):
-    # reports.md: only rows that change nothing but amount, owner, close date or is_deleted are not entries
+    # docs/definitions.md: only rows that change nothing but amount, owner, close date or is_deleted are not entries
     data, (lead, _, won, _), _ = two_pipelines()
     data.add_deal(DEAL_IDS[0], [(S - D, lead, 5, P0), (S + D, won, 6, P1, NO_DATE, DELETED), (S + 2 * D, won, 7, P0)])
     load(engine, data)

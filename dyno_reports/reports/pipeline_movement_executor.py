@@ -4,7 +4,7 @@ from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import ORDERED_PASS
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
-# The balance every row keeps (reports.md): start + ADDED - TAKEN = end, for amounts; for counts the
+# The balance every row keeps (docs/definitions.md): start + ADDED - TAKEN = end, for amounts; for counts the
 # same without increased and decreased (a deal whose amount changed is neither added nor taken).
 ADDED = ("created", "reopened", "moved_in", "increased")
 TAKEN = ("decreased", "moved_out", "won", "lost", "deleted")

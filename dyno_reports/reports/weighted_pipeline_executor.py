@@ -4,7 +4,7 @@ from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.sql_common import KEY_ORDER_SCAN, report_sql
 from dyno_reports.storage.tables import weighted_pipeline_fact
 
-# A snapshot at E only: the window's start plays no part (reports.md, "snapshot at E").
+# A snapshot at E only: the window's start plays no part (docs/definitions.md, "weighted_pipeline").
 # `close_month` truncates a DATE through `timestamp` (without time zone), so the
 # session's time zone cannot shift it. The weighted sum is exact numeric
 # (numeric(18,2) x numeric(5,4)) and rounded once, after the sum.

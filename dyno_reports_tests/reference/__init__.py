@@ -27,12 +27,12 @@ from dyno_reports_tests.support.history import TenantData, busy_histories, tenan
 
 @dataclass(frozen=True)
 class Reference:
-    """A report as reports.md defines it, and the inputs its property tests draw."""
+    """A report as docs/definitions.md defines it, and the inputs its property tests draw."""
 
     expected: Callable[..., dict[tuple, dict]]
     """expected(data, start, end, pipeline_ids, **options) -> fact rows keyed by their dimension values."""
     cadence: Literal["week", "month"]
-    """The report's cadence in reports.md."""
+    """The report's cadence in docs/definitions.md."""
     options: Mapping[str, st.SearchStrategy[Any]] = field(default_factory=dict)
     """A strategy for every option of the report but pipeline_ids (drawn for every report)."""
     histories: st.SearchStrategy[TenantData] = field(default_factory=tenant_histories)

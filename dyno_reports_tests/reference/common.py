@@ -1,4 +1,4 @@
-"""The shared terms of reports.md, in plain Python, written from the spec (not from our SQL).
+"""The shared terms of docs/definitions.md, in plain Python, written from that page (not from our SQL).
 
 Every function takes the tenant's `TenantData` and a window (S or None, E).
 """
@@ -75,7 +75,7 @@ def round_half_away(value: Fraction | Decimal | None, places: int) -> Decimal | 
 
 
 def mean(values: list) -> Fraction | None:
-    """Exact mean; None over an empty set (the spec's NULL)."""
+    """Exact mean; None over an empty set (NULL in docs/definitions.md)."""
     if not values:
         return None
     return sum((Fraction(v) for v in values), Fraction(0)) / len(values)

@@ -1,4 +1,4 @@
-"""deal_velocity as reports.md defines it, in plain Python (percentiles exact, with Fraction)."""
+"""deal_velocity as docs/definitions.md defines it, in plain Python (percentiles exact, with Fraction)."""
 
 from datetime import datetime
 from fractions import Fraction

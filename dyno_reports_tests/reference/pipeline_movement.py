@@ -1,4 +1,4 @@
-"""pipeline_movement as reports.md defines it, in plain Python."""
+"""pipeline_movement as docs/definitions.md defines it, in plain Python."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ MOVEMENTS = (
     "deleted",
     "end",
 )
-# Movements that add to the open pipeline, and those that take from it (the balance of reports.md).
+# Movements that add to the open pipeline, and those that take from it (the balance of docs/definitions.md).
 ADDED = ("created", "reopened", "moved_in", "increased")
 TAKEN = ("decreased", "moved_out", "won", "lost", "deleted")
 
@@ -40,7 +40,7 @@ def open_pipeline(data: TenantData, row: Row | None) -> UUID | None:
 
 
 def movement_of(data: TenantData, pipeline_id: UUID, at_start: Row | None, at_end: Row | None) -> list[tuple]:
-    """The (movement, amount) pairs one deal counts for `pipeline_id`, by the table of reports.md."""
+    """The (movement, amount) pairs one deal counts for `pipeline_id`, by the table of docs/definitions.md."""
     start_pipeline, end_pipeline = open_pipeline(data, at_start), open_pipeline(data, at_end)
     found: list[tuple] = []
     if start_pipeline == pipeline_id:

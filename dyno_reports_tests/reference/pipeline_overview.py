@@ -1,4 +1,4 @@
-"""pipeline_overview as reports.md defines it, in plain Python."""
+"""pipeline_overview as docs/definitions.md defines it, in plain Python."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""stage_conversion as reports.md defines it, in plain Python."""
+"""stage_conversion as docs/definitions.md defines it, in plain Python."""
 
 from datetime import datetime
 from uuid import UUID

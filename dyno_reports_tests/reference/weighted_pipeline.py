@@ -1,4 +1,4 @@
-"""weighted_pipeline as reports.md defines it, in plain Python."""
+"""weighted_pipeline as docs/definitions.md defines it, in plain Python."""
 
 from collections import defaultdict
 from datetime import date, datetime

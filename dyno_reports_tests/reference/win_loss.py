@@ -1,4 +1,4 @@
-"""win_loss as reports.md defines it, in plain Python."""
+"""win_loss as docs/definitions.md defines it, in plain Python."""
 
 from collections import defaultdict
 from dataclasses import dataclass

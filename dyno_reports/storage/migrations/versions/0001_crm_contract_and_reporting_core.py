@@ -15,7 +15,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# From ../shared/spec/crm_source_schema.md, verbatim but for IF NOT EXISTS: in production
+# The CRM source contract (docs/definitions.md), verbatim but for IF NOT EXISTS: in production
 # the CRM owns these tables and they exist before our migrations run; the demo, tests
 # and benchmarks get them from here. External loaders insert into them with plain SQL.
 CRM_OWNED_BY_US = "dyno-reports: created by migration 0001"
