@@ -1,5 +1,5 @@
-"""The `dyno-reports` command: report runs, the registry, seeding and the demo (`db` and `runs`: cli_db.py;
-`show` and `trend`: cli_read.py).
+"""The `dyno-reports` command: report runs, the registry, seeding and the demo (`db`, `runs` and `tenants`:
+cli_db.py; `show` and `trend`: cli_read.py).
 
 Commands import what they need when they run (`python -X importtime`): `run` loads SQLAlchemy, psycopg and
 the one report it runs, never Alembic or Dagster; the other groups' modules load only when named.
@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 
 from dyno_reports import run_process
-from dyno_reports.errors import Cancelled, DynoError, InputError, one_line
+from dyno_reports.errors import Cancelled, DynoError, InputError, UnknownTenant, one_line
 
 # Commands of other modules, imported only when named (or listed by --help): name -> (module, attribute).
 LAZY_COMMANDS = {
@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "runs": ("dyno_reports.cli_db", "runs_group"),
     "show": ("dyno_reports.cli_read", "show_command"),
     "trend": ("dyno_reports.cli_read", "trend_command"),
+    "tenants": ("dyno_reports.cli_db", "tenants_command"),
 }
 
 
@@ -84,8 +85,16 @@ def list_reports(as_json: bool) -> None:
     help="Report options as a JSON object, e.g. '{\"include_closed\": true}'; @FILE reads them from FILE, "
     "- from stdin.",
 )
+@click.option(
+    "--so-far",
+    is_flag=True,
+    help="Allow a period that has not ended (its end after now): the run is recorded as a so-far run, "
+    "whose numbers can still change.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
-def run_report(report_type: str, tenant_id: str, period_start, period_end, options_json, as_json: bool) -> None:
+def run_report(
+    report_type: str, tenant_id: str, period_start, period_end, options_json, so_far: bool, as_json: bool
+) -> None:
     with run_process.imports_without_gc():
         from dyno_reports import db, executor, run_request
         from dyno_reports.storage import migrate
@@ -104,6 +113,7 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
                 period_start=period_start,
                 period_end=period_end,
                 options=options_text,
+                so_far=so_far,
             )
             conn.rollback()  # validation only read: the run's own transaction starts next, on this connection
             cancellation.run_started = True
@@ -114,10 +124,10 @@ def run_report(report_type: str, tenant_id: str, period_start, period_end, optio
         click.echo(json.dumps(summary))
     else:
         window = f"[{summary['period_start'] or '-inf'}, {summary['period_end']})"
-        click.echo(
-            f"{summary['status']}  {report_type}  tenant {summary['tenant_id']}  {window}  ({summary['period_grain']})"
-        )
-        click.echo(f"run_id {summary['run_id']}  fact rows {summary['fact_rows']}  {summary['headline']}")
+        status = f"{summary['status']} (so far)" if summary["so_far"] else summary["status"]
+        click.echo(f"{status}  {report_type}  tenant {summary['tenant_id']}  {window}  ({summary['period_grain']})")
+        headline = executor.headline_text(result.headline)
+        click.echo(f"run_id {summary['run_id']}  fact rows {summary['fact_rows']}  {headline}".rstrip())
     if not result.succeeded:
         click.echo(f"error: report run failed: {result.error_message}", err=True)
         sys.exit(1)
@@ -156,7 +166,11 @@ def sync_tenants_command() -> None:
     click.echo(f"{len(added)} tenant partition(s) added")
 
 
-@cli.command("demo", help="Upgrade, seed a few tenants and run every report over a few periods.")
+@cli.command(
+    "demo",
+    help="Upgrade, seed a few tenants and run every report over each tenant's last 8 weeks or months; "
+    "a period that has a SUCCEEDED run already is not run again.",
+)
 def demo_command() -> None:
     from dyno_reports import demo
 
@@ -182,6 +196,8 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2)
     except click.ClickException as exc:
         _fail(exc.format_message(), 2)
+    except UnknownTenant as exc:
+        _fail(_with_known_tenants(exc), 2)
     except InputError as exc:
         _fail(str(exc), 2)
     except Cancelled as exc:
@@ -219,6 +235,19 @@ def _quiet_library_logging() -> None:
             logging.basicConfig(level=logging.INFO)
     elif _QUIET not in root.handlers:
         root.addHandler(_QUIET)
+
+
+def _with_known_tenants(error: UnknownTenant) -> str:
+    """The error with the tenants the database knows, so the person can pick the right id; the error alone when
+    the database cannot say."""
+    try:
+        from dyno_reports import db
+        from dyno_reports.tenant_listing import with_known_tenants
+
+        with db.get_engine().connect() as conn:
+            return with_known_tenants(conn, error)
+    except Exception:  # the one `error:` line is still the promise
+        return str(error)
 
 
 def _fail(message: str, status: int) -> NoReturn:

@@ -1,4 +1,4 @@
-"""`dyno-reports db ...` and `dyno-reports runs ...`: the database, its migrations and the run history."""
+"""`dyno-reports db ...`, `runs ...` and `tenants`: the database, its migrations, the run history and the tenants."""
 
 import os
 import shutil
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from dyno_reports import db
+from dyno_reports import db, run_listing
 from dyno_reports.errors import DynoError
 
 
@@ -97,4 +97,55 @@ def runs_prune(keep_latest: int, dry_run: bool, tenant_id: str | None, report_ty
         db.get_engine(), keep_latest, dry_run=dry_run, tenant_id=tenant_id, report_type=report_type
     )
     for line in summary.lines():
+        click.echo(line)
+
+
+@runs_group.command(
+    "list",
+    help="List report runs, newest first (generated_at, then run_id): report, tenant, period, status, source and "
+    "a FAILED run's error. `dyno-reports show RUN_ID` prints one.",
+)
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant (UUID).")
+@click.option("--report", "report_type", default=None, help="Only this report type.")
+@click.option("--status", default=None, help="Only runs with this status: SUCCEEDED, FAILED or IN_PROGRESS (any case).")
+@click.option(
+    "--since", default=None, help="Only runs generated at or after this ISO date or timestamp (UTC if no offset)."
+)
+@click.option(
+    "--limit",
+    default=run_listing.DEFAULT_LIMIT,
+    show_default=True,
+    type=click.IntRange(1, run_listing.MAX_LIMIT),
+    help="At most this many runs (the newest).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of runs on one line instead of text.")
+def runs_list(tenant_id, report_type, status, since, limit: int, as_json: bool) -> None:
+    import json
+
+    from dyno_reports.storage import migrate
+
+    filters = run_listing.parse_filters(tenant_id, report_type, status, since, limit)
+    with db.get_engine().connect() as conn:
+        migrate.require_head(conn)
+        listing = run_listing.list_runs(conn, filters)
+    if as_json:
+        click.echo(json.dumps([run_listing.run_json(row) for row in listing.rows]))
+        return
+    for line in run_listing.listing_text(listing):
+        click.echo(line)
+
+
+@click.command("tenants", help="List the tenants of crm.tenant (id, name, created_at), ordered by name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of tenants on one line instead of text.")
+def tenants_command(as_json: bool) -> None:
+    from dyno_reports import tenant_listing
+    from dyno_reports.storage import migrate
+
+    with db.get_engine().connect() as conn:
+        migrate.require_head(conn)
+        rows = tenant_listing.list_tenants(conn)
+    if as_json:
+        click.echo(tenant_listing.tenants_json(rows))
+        return
+    for line in tenant_listing.tenants_text(rows):
         click.echo(line)

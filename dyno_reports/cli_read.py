@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dyno_reports import db, names, periods, results, text_table, trend
-from dyno_reports.errors import DynoError, InputError
+from dyno_reports.errors import DynoError, UnknownTenant
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import parse_options
 from dyno_reports.run_request import options_dict, parse_tenant_id
@@ -52,11 +52,14 @@ def show_command(run_id: str, as_csv: bool) -> None:
 
 def _header_lines(header: Any, report: Any, tenant_name: str | None, fact_rows: int) -> list[tuple[str, str]]:
     options = (header.input_params or {}).get("options", {})
+    period = f"{results.period_text(header.period_start, header.period_end)}  {header.period_grain}"
+    if (header.input_params or {}).get("so_far") is True:
+        period += "  so far: the period had not ended when this ran"
     lines = [
         ("report", f"{report.report_type}  ({report.title})"),
         ("run", f"{header.run_id}  {header.status}"),
         ("tenant", f"{tenant_name or '(not in crm.tenant)'}  ({header.tenant_id})"),
-        ("period", f"{results.period_text(header.period_start, header.period_end)}  {header.period_grain}"),
+        ("period", period),
         ("options", json.dumps(options, sort_keys=True)),
         ("generated", header.generated_at.isoformat()),
         ("dagster", f"run {header.dagster_run_id}" if header.dagster_run_id else "- (not run by Dagster)"),
@@ -125,7 +128,7 @@ def trend_command(report_type, tenant_id, metric, by_text, count, through, optio
         migrate.require_head(conn)
         tenant_name = names.tenant_name(conn, tenant)
         if tenant_name is None:
-            raise InputError(f"unknown tenant {tenant} (not in crm.tenant)")
+            raise UnknownTenant(tenant)
         points = trend.trend(conn, report, tenant, metric, by, windows, options)
     headers = [NAME_HEADERS.get(d, d) for d in by] + [PERIOD_HEADERS[report.cadence], metric, "change", "run"]
     if as_csv:
@@ -154,18 +157,20 @@ def _trend_cells(cadence: str, by: tuple[str, ...], point: trend.TrendPoint) -> 
     if point.run_id is None:
         return [*groups, period_label(cadence, point), "no run", "", "-"]
     value = text_table.cell(point.value)
-    return [*groups, period_label(cadence, point), value, text_table.signed(point.change), names.short_id(point.run_id)]
+    run = names.short_id(point.run_id) + (" (so far)" if point.so_far else "")
+    return [*groups, period_label(cadence, point), value, text_table.signed(point.change), run]
 
 
 def _csv_table(by: tuple[str, ...], metric: str, points: list[trend.TrendPoint]) -> tuple[list[str], list[list]]:
     headers = ["period_start", "period_end"]
     for dimension in by:
         headers += [dimension, NAME_HEADERS[dimension]] if dimension in NAME_HEADERS else [dimension]
-    headers += [metric, "change", "run_id"]
+    headers += [metric, "change", "run_id", "so_far"]
     rows = []
     for p in points:
         row: list[Any] = [p.period_start, p.period_end]
         for dimension, value, label in zip(by, p.group, p.labels, strict=True):
             row += [value, label or ""] if dimension in NAME_HEADERS else [value]
-        rows.append([*row, p.value, p.change, p.run_id])
+        so_far = "" if p.run_id is None else str(p.so_far).lower()
+        rows.append([*row, p.value, p.change, p.run_id, so_far])
     return headers, rows

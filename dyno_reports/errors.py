@@ -16,6 +16,15 @@ class InputError(DynoError):
     """Bad input (tenant, report, period, options): refused before anything is written."""
 
 
+class UnknownTenant(InputError):
+    """A tenant id not in crm.tenant. Its message names no other tenant, since it may be stored (a FAILED header
+    of that tenant id); the CLI adds the tenants it knows when it prints the error (`tenant_listing`)."""
+
+    def __init__(self, tenant_id: object) -> None:
+        super().__init__(f"unknown tenant {tenant_id} (not in crm.tenant)")
+        self.tenant_id = tenant_id
+
+
 class ConfigError(DynoError):
     """The environment or the database is not set up as needed."""
 

@@ -59,6 +59,7 @@ __all__ = [
     "execute",
     "header_values",
     "headline_of",
+    "headline_text",
     "record_failure",
     "record_input_failure",
     "storable_message",
@@ -102,6 +103,7 @@ class RunResult:
             "period_start": iso(window.start),
             "period_end": iso(window.end),
             "period_grain": window.grain,
+            "so_far": self.request.so_far,
             "options": self.request.options.canonical(),
             "input_fingerprint": self.request.fingerprint(),
             "fact_rows": self.fact_rows,
@@ -207,6 +209,11 @@ def headline_of(
             select(*_headline_sums(report, table.c)).where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
         ).one()
     return {name: sums._mapping[name] for name in report.headline_metrics}
+
+
+def headline_text(headline: dict[str, Decimal | int]) -> str:
+    """The headline sums as `deal_count=12, total_amount=3400.00`: how the CLI and the demo print them."""
+    return ", ".join(f"{name}={value}" for name, value in headline.items())
 
 
 def _jsonable(value: Any) -> Any:

@@ -25,12 +25,18 @@ POLL_SECONDS = 0.05
 
 
 def run_until_signalled(
-    args: Sequence[str], *, steps=STOP_STEPS, echo: Callable[[str], None] | None = None, **popen_kwargs
+    args: Sequence[str],
+    *,
+    steps=STOP_STEPS,
+    echo: Callable[[str], None] | None = None,
+    started: Callable[[subprocess.Popen], None] | None = None,
+    **popen_kwargs,
 ) -> tuple[int, int | None]:
     """Run `args` as a new session; on SIGINT, SIGTERM or SIGHUP (or when it exits) stop its whole group.
 
     Returns (the command's exit status, the signal received or None). While the
-    group is being stopped, a further signal skips to the next step.
+    group is being stopped, a further signal skips to the next step. `started` is
+    called with the child once it runs (its pid is its group's id).
     """
     received: list[int] = []
     # Installing handlers before the child starts also matters for the child:
@@ -40,6 +46,8 @@ def run_until_signalled(
     previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in FORWARDED}
     try:
         child = subprocess.Popen(list(args), start_new_session=True, **popen_kwargs)
+        if started is not None:
+            started(child)
         while child.poll() is None and not received:
             time.sleep(POLL_SECONDS)
         stop_group(child, steps, received, echo)

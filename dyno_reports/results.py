@@ -2,7 +2,8 @@
 
 "The latest run" of a tenant, report and input fingerprint (sha256 of tenant,
 report, window and canonical options: `RunRequest.fingerprint`) is the row of
-`reporting.report_run_latest`: the SUCCEEDED run with the greatest
+`reporting.report_run_latest`: the SUCCEEDED run that is final (not a so-far run
+of a period that had not ended) before any so-far one, then with the greatest
 (generated_at, run_id). Nothing is stored for reading: `show`, `trend` and the
 Dagster IO manager's `load_input` all read runs through here.
 """
@@ -12,22 +13,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, Select, Text, column, select, table
+from sqlalchemy import Boolean, Connection, Row, Select, Text, column, select, table
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import periods
 from dyno_reports.errors import InputError
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import Options, ReportDefinition
 from dyno_reports.run_request import RunRequest, parse_uuid
 from dyno_reports.storage.tables import report_run
 
-# The view of migration 0005 (its columns used here; a lightweight table, not part of the models' metadata).
+# The view of migrations 0005 and 0007 (its columns used here; a lightweight table, not part of the models' metadata).
 report_run_latest = table(
     "report_run_latest",
     column("run_id", PG_UUID(as_uuid=True)),
     column("tenant_id", PG_UUID(as_uuid=True)),
     column("report_type", Text),
     column("input_fingerprint", Text),
+    column("so_far", Boolean),
     schema="reporting",
 )
 
@@ -48,7 +50,7 @@ def run_header(conn: Connection, run_id: UUID) -> Row[Any]:
     return header
 
 
-def fingerprint_of(report: ReportDefinition, tenant_id: UUID, window: periods.Window, options: ReportOptions) -> str:
+def fingerprint_of(report: ReportDefinition, tenant_id: UUID, window: periods.Window, options: Options) -> str:
     """The input fingerprint a run of these inputs records (the same function the executor uses)."""
     return RunRequest(report, tenant_id, window, options).fingerprint()
 

@@ -11,7 +11,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ from uuid import UUID
 from sqlalchemy import Connection, select
 
 from dyno_reports import periods
-from dyno_reports.errors import InputError, listed, shown
+from dyno_reports.errors import InputError, UnknownTenant, listed, shown
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import Options, ReportDefinition, canonical_uuid
 from dyno_reports.storage.tables import pipeline, tenant
@@ -37,16 +37,23 @@ _NESTING = {"": 0, "[": 1, "{": 1, "]": -1, "}": -1}
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Everything a run depends on, validated: the run's identity is these inputs."""
+    """Everything a run depends on, validated: the run's identity is these inputs.
+
+    `so_far` is not part of that identity: a so-far run and a final run of one window answer the same
+    question (one fingerprint), the final one once the period has ended."""
 
     report: ReportDefinition
     tenant_id: UUID
     window: periods.Window
     options: Options
     dagster_run_id: str | None = None
+    # A so-far run: its window had not ended when it was requested, so its numbers can still change.
+    so_far: bool = False
 
     def input_params(self) -> dict[str, Any]:
-        return {"options": self.options.canonical(), "period_grain": self.window.grain}
+        """Recorded in `report_run.input_params`; `so_far` only for a so-far run (a final run's stay as they were)."""
+        params: dict[str, Any] = {"options": self.options.canonical(), "period_grain": self.window.grain}
+        return (params | {"so_far": True}) if self.so_far else params
 
     def fingerprint(self) -> str:
         """sha256 of the canonical inputs (tenant, report_type, window, options with defaults)."""
@@ -77,11 +84,25 @@ def build_request(
     period_end: str | datetime | None = None,
     options: str | dict[str, Any] | None = None,
     dagster_run_id: str | None = None,
+    so_far: bool = False,
+    now: datetime | None = None,
 ) -> RunRequest:
-    """Validate every input against the database; raise InputError before anything is written."""
+    """Validate every input against the database; raise InputError before anything is written.
+
+    A window that ends after `now` (default: the current time, UTC) has not ended: its numbers can still
+    change, so it is refused unless `so_far` asks for it, and the run is then a so-far run. `so_far` on a
+    window that has ended makes an ordinary, final run."""
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
-    window = periods.resolve_window(_instant(period_start, "period start"), _instant(period_end, "period end"))
+    current = (now or datetime.now(UTC)).astimezone(UTC)
+    window = periods.resolve_window(
+        _instant(period_start, "period start"), _instant(period_end, "period end"), now=current
+    )
+    if window.end > current and not so_far:
+        raise InputError(
+            f"period end {window.end.isoformat()} is after now ({current.replace(microsecond=0).isoformat()}): "
+            "the period has not ended and its numbers can still change; pass --so-far to run it so far"
+        )
     if report.requires_start and window.start is None:
         raise InputError(
             f"report {report_type} needs a window with a start (--period-start): "
@@ -90,7 +111,7 @@ def build_request(
     parsed_options = report.options_from(options_dict(options))
     _check_tenant(conn, tenant_uuid)
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)
-    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id)
+    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id, so_far=window.end > current)
 
 
 def fingerprint(canonical: dict[str, Any]) -> str:
@@ -117,7 +138,7 @@ def parse_tenant_id(raw: str | UUID) -> UUID:
 def _check_tenant(conn: Connection, tenant_id: UUID) -> None:
     found = conn.execute(select(tenant.c.tenant_id).where(tenant.c.tenant_id == tenant_id)).first()
     if found is None:
-        raise InputError(f"unknown tenant {tenant_id} (not in crm.tenant)")
+        raise UnknownTenant(tenant_id)
 
 
 def _check_pipelines(conn: Connection, tenant_id: UUID, pipeline_ids: tuple[UUID, ...] | None) -> None:

@@ -1,7 +1,8 @@
 """Trends: one metric of a report over successive periods of its cadence, compared run to run in PostgreSQL.
 
 Each period reads the latest SUCCEEDED run of exactly that tenant, report, period
-and options (`reporting.report_run_latest`, matched by input fingerprint); nothing
+and options (`reporting.report_run_latest`, matched by input fingerprint: a final
+run before a so-far one, whose period had not ended when it ran); nothing
 is stored (the methodology computes trends by comparing runs). One statement
 builds the grid periods x dimension values, the value of each cell, its change
 from the previous period (`lag`), and the names of the ids (tenant-scoped joins).
@@ -55,6 +56,7 @@ class TrendPoint:
     labels: tuple[str | None, ...]
     value: Decimal | int | None
     change: Decimal | int | None
+    so_far: bool = False  # the period's run is a so-far run: it ran before the period ended
 
     def group_labels(self) -> list[str]:
         """Each dimension value as `name (short id)` when it has a name, else the value itself ("none" for NULL)."""
@@ -145,6 +147,7 @@ def trend(
             tuple(row._mapping[f"{d}_name"] if d in names.NAMED_ID_COLUMNS else None for d in by),
             row.value,
             row.change,
+            bool(row.so_far),
         )
         for row in rows
     ]
@@ -161,7 +164,7 @@ def _trend_query(report, tenant_id, metric, by, windows, options, additive):
     ).data(period_rows)
     latest = results.report_run_latest
     runs = (
-        select(wanted.c.period_start, wanted.c.period_end, latest.c.run_id)
+        select(wanted.c.period_start, wanted.c.period_end, latest.c.run_id, latest.c.so_far)
         .select_from(
             wanted.outerjoin(
                 latest,
@@ -208,6 +211,7 @@ def _grid(runs, grouped, groups, by, tenant_id, additive):
             runs.c.period_start,
             runs.c.period_end,
             runs.c.run_id,
+            runs.c.so_far,
             *group_columns,
             *name_columns,
             value.label("value"),

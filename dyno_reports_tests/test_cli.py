@@ -4,10 +4,12 @@ Outputs and error paths.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,7 +17,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 
+from dyno_reports import periods
 from dyno_reports.db import libpq_url
+from dyno_reports.errors import UnknownTenant
+from dyno_reports.run_records import record_input_failure
+from dyno_reports.run_request import build_request
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
@@ -47,22 +53,18 @@ def run_count(engine) -> int:
         return conn.execute(select(func.count()).select_from(report_run)).scalar_one()
 
 
+OVERVIEW_CLOSED = ("--options", '{"include_closed": true}')
+
+
+def run_overview_week(env: dict[str, str], data: TenantData, *args: str) -> subprocess.CompletedProcess:
+    """`run pipeline_overview` of the week from 2025-06-02, closed stages included, for `data`'s tenant."""
+    week = ("--period-start", "2025-06-02", "--period-end", "2025-06-09")
+    return dyno(env, "run", "pipeline_overview", "--tenant", str(data.tenant_id), *week, *OVERVIEW_CLOSED, *args)
+
+
 def test_run_json_last_line_is_the_outcome(cli_env, engine, tenants):
     mine, _ = tenants
-    done = dyno(
-        cli_env,
-        "run",
-        "pipeline_overview",
-        "--tenant",
-        str(mine.tenant_id),
-        "--period-start",
-        "2025-06-02",
-        "--period-end",
-        "2025-06-09",
-        "--options",
-        '{"include_closed": true}',
-        "--json",
-    )
+    done = run_overview_week(cli_env, mine, "--json")
 
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,6 +75,33 @@ def test_run_json_last_line_is_the_outcome(cli_env, engine, tenants):
         "2025-06-09T00:00:00+00:00",
     )
     assert outcome["run_id"]
+
+
+def test_run_prints_its_headline_as_the_demo_does(cli_env, tenants):
+    mine, _ = tenants
+    done = run_overview_week(cli_env, mine)
+
+    assert done.returncode == 0, done.stderr
+    status_line, run_line = done.stdout.splitlines()
+    assert status_line.startswith("SUCCEEDED  pipeline_overview  tenant ")
+    assert re.fullmatch(
+        r"run_id [0-9a-f-]{36}  fact rows 2  deal_count=1, total_amount=10\.00, entered_count=2", run_line
+    ), run_line
+
+
+def test_a_stored_refusal_of_an_unknown_tenant_names_no_other_tenant(engine, tenants):
+    """A refused tenant's FAILED header (Dagster records one per refused partition) keeps the bare message: the
+    names of the known tenants are added by the command line only, for the person reading it."""
+    unknown = uuid.UUID(int=5)
+    window = periods.Window(datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 9, tzinfo=UTC))
+    with engine.connect() as conn, pytest.raises(UnknownTenant) as refused:
+        build_request(conn, "pipeline_overview", unknown, period_start=window.start, period_end=window.end)
+
+    run_id = record_input_failure(engine, "pipeline_overview", unknown, window, None, str(refused.value))
+
+    with engine.connect() as conn:
+        stored = conn.execute(select(report_run.c.error_message).where(report_run.c.run_id == run_id)).scalar_one()
+    assert stored == f"unknown tenant {unknown} (not in crm.tenant)"
 
 
 def test_list_shows_every_report_with_options_and_cadence(cli_env):

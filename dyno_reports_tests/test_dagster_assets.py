@@ -125,7 +125,12 @@ def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine,
     assert md["run_id"].value == str(header.run_id)
     assert md["dagster/row_count"].value == 2
     assert md["deal_count"].value == 2 and md["total_amount"].value == 290.0 and md["entered_count"].value == 1
-    assert "| pipeline | stage |" in md["preview"].value and "| pipeline 0 (" in md["preview"].value
+    preview = md["preview"].value  # a table: names beside short ids, decimals exact as text
+    assert [c.name for c in preview.schema.columns][:3] == ["pipeline", "stage", "deal_count"]
+    assert [r.data["pipeline"] for r in preview.records] == [f"pipeline 0 ({str(PIPELINE_IDS[0])[:8]})"] * 2
+    assert all(r.data["stage"].startswith("open ") for r in preview.records)
+    assert sorted(r.data["total_amount"] for r in preview.records) == ["250.00", "40.00"]
+    assert md["preview_shown"].value == "2 fact rows"
     assert md["tenant"].value.startswith("test ")  # the tenant's name beside its id
 
 

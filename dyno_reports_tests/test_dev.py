@@ -1,5 +1,6 @@
 """`make dev`'s process (real PostgreSQL, subprocesses: `dagster dev` and its webserver on loopback):
-SIGTERM stops it and every process it started within 10 seconds."""
+SIGTERM stops it and every process it started within 10 seconds; on an empty database it seeds the demo's
+tenants and its partitions start at their history's first month (its lock: test_dev_lock.py)."""
 
 import os
 import signal
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, select
 
-from dyno_reports import process_group
+from dyno_reports import demo, periods, process_group
+from dyno_reports.storage.tables import tenant
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import PIPELINE_IDS, TenantData, load
 
@@ -120,3 +123,42 @@ def test_sigterm_stops_dagster_dev_and_every_process_it_started(engine, database
                 pass
         dev.wait(timeout=10)
         log.close()
+
+
+PREPARE = """
+from dyno_reports.dagster_defs import dev
+env = dev.prepare()
+print("START=" + env["DYNO_DAGSTER_START_DATE"])
+"""
+
+
+def test_make_dev_seeds_the_demos_tenants_and_its_partitions_cover_their_history(database_factory, tmp_path):
+    empty = database_factory("dev_empty")  # not migrated: prepare() upgrades it
+    dagster_db = database_factory("dev_prepare_dagster").database
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "DYNO_"))}
+    env.update(DYNO_DATABASE_URL=url_string(empty), DYNO_DATA_DIR=str(tmp_path), DYNO_DAGSTER_DATABASE=dagster_db)
+
+    def prepare(**extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", PREPARE], env={**env, **extra}, cwd=PROJECT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    history_start = periods.start_of_today() - demo.HISTORY
+    first_month = history_start.date().replace(day=1).isoformat()
+    printed = prepare()
+    assert "no tenants yet: seeding the demo's tenants" in printed
+    assert f"partitions from {first_month}: the month of the earliest" in printed
+    assert printed.endswith(f"START={first_month}\n")
+    engine = create_engine(empty)
+    try:
+        with engine.connect() as conn:
+            created = conn.execute(select(tenant.c.created_at)).scalars().all()
+    finally:
+        engine.dispose()
+    assert created == [history_start] * demo.DEMO_TENANTS  # the demo's tenants, history ending today
+
+    printed = prepare(DYNO_DAGSTER_START_DATE="2020-01-01")  # the user's start wins; tenants exist: no seeding
+    assert "seeding" not in printed and "partitions from" not in printed
+    assert printed.endswith("START=2020-01-01\n")

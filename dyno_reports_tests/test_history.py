@@ -1,6 +1,7 @@
 """Immutable run history (real PostgreSQL, migration 0003): finished runs and facts cannot change or go,
 except through the one retention path, reporting.prune_report_runs (`dyno-reports runs prune`)."""
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -199,6 +200,25 @@ def test_prune_keeps_the_latest_n_and_the_latest_succeeded_of_each_fingerprint(e
     assert set(summary.run_ids) == {a[3], b[1]}  # keep 0: only the latest SUCCEEDED of each fingerprint stays
     assert run_ids(engine, tenants[1]) >= {a[1], c[0]}
     assert retention.prune(engine, 0, dry_run=False, tenant_id=tenants[1]).run_ids == []
+
+
+def test_prune_keeps_the_final_run_the_latest_view_shows_over_a_later_so_far_run(engine, tenants):
+    """A so-far run of a window (its input_params say so) made after a final run of the same window does not
+    displace the final one: the latest views show the final run, and so prune keeps it."""
+    tenant = tenants[2]
+    req = request(engine, "deal_velocity", tenant, start=START + timedelta(days=next(HISTORIES)))
+    final = succeed(engine, req)
+    so_far = succeed(engine, dataclasses.replace(req, so_far=True))
+
+    summary = retention.prune(engine, 0, dry_run=False, tenant_id=tenant, report_type="deal_velocity")
+
+    assert summary.run_ids == [so_far]
+    with engine.connect() as conn:
+        shown = conn.execute(
+            text("SELECT run_id FROM reporting.report_run_latest WHERE input_fingerprint = :f"),
+            {"f": req.fingerprint()},
+        ).scalar_one()
+    assert shown == final and final in run_ids(engine, tenant)
 
 
 def test_prune_refuses_bad_arguments(engine, tenants):

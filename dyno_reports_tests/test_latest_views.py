@@ -1,6 +1,7 @@
-"""The latest views of migration 0005 (real PostgreSQL): `reporting.report_run_latest` picks, per tenant,
-report and inputs, the SUCCEEDED run with the greatest (generated_at, run_id); `report_<name>_latest`
-carries that run's facts; row-level security applies through them (security_invoker)."""
+"""The latest views of migrations 0005 and 0007 (real PostgreSQL): `reporting.report_run_latest` picks, per
+tenant, report and inputs, the SUCCEEDED run that is final before any so-far one, then with the greatest
+(generated_at, run_id), and says whether it is a so-far run; `report_<name>_latest` carries that run's facts;
+row-level security applies through them (security_invoker)."""
 
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ READER = "dyno_report_reader"
 START, END = datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)
 REPORT = "pipeline_movement"
 # What each report_<name>_latest adds to its fact columns, from the run (the contract other code reads).
-RUN_COLUMNS = ["period_start", "period_end", "period_grain", "input_fingerprint", "input_params", "generated_at"]
+RUN_COLUMNS = [
+    "period_start", "period_end", "period_grain", "input_fingerprint", "input_params", "generated_at", "so_far"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def test_every_view_has_the_contract_columns_and_runs_as_its_caller(engine):
             )
             return list(conn.execute(text(query), {"v": view}).scalars())
 
-        assert columns("report_run_latest") == list(report_run.c.keys())
+        assert columns("report_run_latest") == [*report_run.c.keys(), "so_far"]
         for name, report in REGISTRY.items():
             assert columns(f"report_{name}_latest") == ["tenant_id", "run_id", *report.fact_columns, *RUN_COLUMNS]
         options = dict(
@@ -170,3 +173,37 @@ def test_another_tenants_rows_are_invisible_through_the_views(engine, tenants):
     with as_viewer(engine, None) as conn:
         for view in views:
             assert conn.execute(text(f"SELECT count(*) FROM reporting.{view}")).scalar_one() == 0, view
+
+
+def test_a_final_run_is_preferred_to_a_later_so_far_run_and_so_far_is_shown(engine, tenants):
+    """Runs of April 2025 (a window no other test runs) as made on April 20 (a so-far run) and after its end."""
+    tenant, april, may = tenants[1], datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
+    while_open, after_end = datetime(2025, 4, 20, tzinfo=UTC), datetime(2025, 5, 2, tzinfo=UTC)
+
+    def run_as_of(now: datetime) -> executor.RunResult:
+        with engine.connect() as conn:
+            request = executor.build_request(
+                conn, REPORT, tenant, period_start=april, period_end=may, so_far=True, now=now
+            )
+        result = executor.execute(engine, request)
+        assert result.succeeded, result.error_message
+        return result
+
+    def latest() -> list[tuple[uuid.UUID, bool]]:
+        with engine.connect() as conn:
+            return [(r["run_id"], r["so_far"]) for r in view_rows(conn, "report_run_latest", tenant, fingerprint)]
+
+    first_so_far = run_as_of(while_open)
+    fingerprint = first_so_far.request.fingerprint()
+    assert first_so_far.request.so_far and first_so_far.request.input_params()["so_far"] is True
+    assert latest() == [(first_so_far.run_id, True)]  # no final run yet: the so-far run is the current answer
+    final = run_as_of(after_end)
+    assert not final.request.so_far and final.request.fingerprint() == fingerprint  # the same question
+    assert latest() == [(final.run_id, False)]
+    later_so_far = run_as_of(while_open)  # made after the final run (a late retry, a clock behind)
+    assert latest() == [(final.run_id, False)]
+    facts = view_facts(engine, REPORT, tenant, fingerprint)
+    assert {(row["run_id"], row["so_far"]) for row in facts.values()} == {(final.run_id, False)}
+    later_final = run_as_of(after_end)
+    assert latest() == [(later_final.run_id, False)]  # among final runs, the latest as before
+    assert later_so_far.run_id not in {run_id for run_id, _ in latest()}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, text
 
 from dyno_reports.errors import ConfigError
 from dyno_reports.reports import REGISTRY
@@ -61,6 +61,65 @@ def test_upgrade_keeps_a_crm_schema_the_crm_already_owns(database_factory):
             assert conn.exec_driver_sql("SELECT name FROM crm.tenant").scalars().all() == ["existing"]
     finally:
         engine.dispose()
+
+
+def latest_views(engine) -> dict[str, tuple]:
+    """Each view of `reporting` as the catalog has it: definition, options, comment, grants."""
+    query = (
+        "SELECT c.relname, pg_get_viewdef(c.oid), c.reloptions, obj_description(c.oid, 'pg_class'), c.relacl"
+        " FROM pg_class c WHERE c.relnamespace = 'reporting'::regnamespace AND c.relkind = 'v'"
+    )
+    with engine.connect() as conn:
+        return {name: tuple(rest) for name, *rest in conn.exec_driver_sql(query)}
+
+
+def test_0007_adds_so_far_to_the_latest_views_and_its_downgrade_restores_0005s(database_factory):
+    engine = create_engine(database_factory("latest_views"))
+    try:
+        migrate.upgrade(engine, "0006")
+        before = latest_views(engine)
+        migrate.upgrade(engine, "0007")
+        after = latest_views(engine)
+        migrate.downgrade(engine, "0006")
+        assert latest_views(engine) == before
+    finally:
+        engine.dispose()
+    assert len(before) == len(REGISTRY) + 1 and set(after) == set(before)
+    for name, (definition, options, _comment, grants) in after.items():
+        assert "so_far" in definition and "so_far" not in before[name][0], name
+        assert (options, grants) == (["security_invoker=true"], before[name][3]), name
+    assert after["report_run_latest"][2] != before["report_run_latest"][2]  # the comment says what it picks
+
+
+def prune_function(engine) -> tuple[str, str]:
+    """The definition and comment of reporting.prune_report_runs."""
+    statement = text(
+        "SELECT pg_get_functiondef(p.oid), obj_description(p.oid, 'pg_proc') FROM pg_proc p"
+        " WHERE p.oid = 'reporting.prune_report_runs(integer, boolean, uuid, text)'::regprocedure"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(statement).one()
+    return row[0], row[1]
+
+
+def test_0008_indexes_cli_runs_and_its_downgrade_restores_0003s_prune(database_factory):
+    engine = create_engine(database_factory("prune_final"))
+    try:
+        migrate.upgrade(engine, "0007")
+        before = prune_function(engine)
+        migrate.upgrade(engine, "0008")
+        after = prune_function(engine)
+        with engine.connect() as conn:
+            index = conn.execute(text("SELECT to_regclass('reporting.ix_report_run_cli_runs')")).scalar_one()
+        migrate.downgrade(engine, "0007")
+        assert prune_function(engine) == before
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT to_regclass('reporting.ix_report_run_cli_runs')")).scalar_one() is None
+    finally:
+        engine.dispose()
+    assert index is not None
+    assert "so_far" in after[0] and "so_far" not in before[0]
+    assert "report_run_latest shows" in after[1] and "newest SUCCEEDED" in before[1]
 
 
 # --- frozen revisions ----------------------------------------------------------

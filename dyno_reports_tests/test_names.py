@@ -5,13 +5,14 @@ purpose) but name them differently: each run must get its own tenant's names.
 """
 
 from datetime import timedelta
+from decimal import Decimal
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from dyno_reports import names
-from dyno_reports.dagster_defs.preview import facts_preview
+from dyno_reports.dagster_defs.preview import HEADERS, facts_preview
 from dyno_reports.names import tenant_name
 from dyno_reports.reports import REGISTRY, get_report
 from dyno_reports.storage import tables
@@ -102,24 +103,36 @@ def test_label_is_name_and_short_id_else_the_full_id():
 
 
 @pytest.mark.parametrize("report_type", sorted(REGISTRY))
-def test_preview_names_the_tenant_and_every_id_column(engine, tenants, report_type):
+def test_preview_is_a_table_with_names_beside_ids(engine, tenants, report_type):
     data = tenants["globex"]
     report = get_report(report_type)
     result = run(engine, report_type, data.tenant_id, *(WEEK if report.cadence == "week" else MONTH))
     assert result.succeeded and result.fact_rows > 0, result.error_message
 
-    text = facts_preview(engine, report, data.tenant_id, result.run_id, result.fact_rows, limit=50)
+    preview = facts_preview(engine, report, data.tenant_id, result.run_id, result.fact_rows, limit=50)
 
-    title, blank, _header, rule, *rows = text.splitlines()
-    assert title == f"**{report.title}** for Globex | Ltd: {result.fact_rows} fact rows" and blank == ""
-    assert len(rows) == result.fact_rows and rule.count("---") == len(report.fact_columns)
+    assert preview.tenant_name == "Globex | Ltd" and preview.shown == f"{result.fact_rows} fact rows"
+    headers = [c.name for c in preview.schema.columns]
     id_columns = [c for c in report.dimensions if c in names.NAMED_ID_COLUMNS]
     assert id_columns and id_columns[0] == "pipeline_id"
+    assert headers == [HEADERS.get(c, c) for c in report.fact_columns] and "pipeline" in headers
+    assert len(preview.records) == result.fact_rows
     for column in id_columns:
-        position = report.fact_columns.index(column)
-        cells = {row.split(" | ")[position].strip("| ") for row in rows}
+        cells = {record.data[HEADERS[column]] for record in preview.records}
         assert all(cell.startswith("globex ") and cell.endswith(")") for cell in cells), cells
-    assert "acme" not in text
+    assert "acme" not in str(preview.records)
+    table = report.fact_table
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(*(table.c[m] for m in report.metrics))
+            .where(table.c.run_id == result.run_id)
+            .order_by(*(table.c[d] for d in report.dimensions))
+        ).all()
+    for record, row in zip(preview.records, stored, strict=True):  # counts ints, decimals exact as text
+        assert [record.data[m] for m in report.metrics] == [
+            format(v, "f") if isinstance(v, Decimal) else v for v in row
+        ], record
+        assert all(v is None or type(v) in (str, int) for v in record.data.values()), record
 
 
 def test_preview_says_first_n_of_m_and_tenant_name_of_an_unknown_tenant(engine, tenants):
@@ -127,10 +140,10 @@ def test_preview_says_first_n_of_m_and_tenant_name_of_an_unknown_tenant(engine, 
     report = get_report("pipeline_overview")
     result = run(engine, "pipeline_overview", data.tenant_id, *WEEK)
 
-    text = facts_preview(engine, report, data.tenant_id, result.run_id, result.fact_rows, limit=2)
+    preview = facts_preview(engine, report, data.tenant_id, result.run_id, result.fact_rows, limit=2)
 
-    assert text.splitlines()[0] == f"**{report.title}** for Acme | Ltd: first 2 of {result.fact_rows} fact rows"
-    assert len(text.splitlines()) == 4 + 2
+    assert result.fact_rows > 2 and preview.shown == f"first 2 of {result.fact_rows} fact rows"
+    assert len(preview.records) == 2 and preview.tenant_name == "Acme | Ltd"
     with engine.connect() as conn:
         assert tenant_name(conn, data.tenant_id) == "Acme | Ltd"
         assert tenant_name(conn, uuid4()) is None

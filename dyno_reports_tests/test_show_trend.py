@@ -165,7 +165,10 @@ def test_trend_by_stage_as_csv_fills_absent_groups_with_zero(cli_env, history, r
     done = dyno(cli_env, *trend_args(history, "--metric", "deal_count", "--by", "stage_id", "--csv"))
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert list(rows[0]) == ["period_start", "period_end", "stage_id", "stage", "deal_count", "change", "run_id"]
+    assert list(rows[0]) == [
+        "period_start", "period_end", "stage_id", "stage", "deal_count", "change", "run_id", "so_far"
+    ]  # fmt: skip
+    assert {r["so_far"] for r in rows} == {"false", ""}  # final runs; no run
     got = [(r["stage"], r["period_start"][:10], r["deal_count"], r["change"], r["run_id"]) for r in rows]
     assert got == [
         ("open 1", "2025-06-02", "2", "", str(runs["w0"])),

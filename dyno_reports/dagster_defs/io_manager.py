@@ -48,7 +48,7 @@ class ReportRunIOManager(ConfigurableIOManager):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; empty = DYNO_DATABASE_URL, else the embedded PostgreSQL"
     )
-    preview_rows: int = Field(default=10, description="fact rows shown in the markdown preview")
+    preview_rows: int = Field(default=10, description="fact rows shown in the preview table")
 
     def handle_output(self, context: OutputContext, obj: dict[str, executor.RunRequest | RefusedPartition]) -> None:
         engine = engine_for(self.database_url)

@@ -13,7 +13,7 @@ from dagster import MetadataValue
 from sqlalchemy import Connection, Engine, Integer, func, select
 
 from dyno_reports import executor
-from dyno_reports.dagster_defs.preview import preview_markdown
+from dyno_reports.dagster_defs.preview import preview_table
 from dyno_reports.reports import get_report
 from dyno_reports.run_request import iso
 from dyno_reports.storage.tables import report_run
@@ -29,7 +29,8 @@ def partition_metadata(
     connection: Connection | None = None,
     tenant_names: dict[UUID, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview.
+    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview
+    (a table, `preview`, and what part of the facts it shows, `preview_shown`).
 
     `result`, when the caller has just executed the run, saves reading its header and counts back: the
     preview (with the names) is then the one query. `connection` (a caller's open one, e.g. the IO manager's
@@ -38,15 +39,13 @@ def partition_metadata(
     with contextlib.nullcontext(connection) if connection is not None else engine.connect() as conn:
         summary = result.summary() if result is not None else _summary_of(conn, tenant_id, run_id)
         report = get_report(summary["report_type"])
-        preview, tenant_name = preview_markdown(
-            conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, tenant_names
-        )
+        preview = preview_table(conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, tenant_names)
         if connection is not None and conn.in_transaction():
             conn.rollback()  # read only: leave the caller's connection as it came, ready for the next run
     metadata: dict[str, Any] = {
         "run_id": MetadataValue.text(str(run_id)),
         "tenant_id": MetadataValue.text(str(tenant_id)),
-        "tenant": MetadataValue.text(tenant_name or ""),
+        "tenant": MetadataValue.text(preview.tenant_name or ""),
         "period": MetadataValue.text(f"[{summary['period_start'] or ''}, {summary['period_end']})"),
         "options": MetadataValue.json(summary["options"]),
         "dagster/row_count": MetadataValue.int(summary["fact_rows"]),
@@ -54,7 +53,8 @@ def partition_metadata(
     for name, value in summary["headline"].items():  # sum(bigint) comes back as numeric: counts stay ints
         is_count = isinstance(report.fact_table.c[name].type, Integer)
         metadata[name] = MetadataValue.int(int(value)) if is_count else MetadataValue.float(float(value))
-    metadata["preview"] = MetadataValue.md(preview)
+    metadata["preview_shown"] = MetadataValue.text(preview.shown)
+    metadata["preview"] = MetadataValue.table(preview.records, preview.schema)
     return metadata
 
 

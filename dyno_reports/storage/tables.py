@@ -1,6 +1,6 @@
 """SQLAlchemy Core metadata of every table this project reads or writes.
 
-The `crm` tables mirror the CRM source contract (../shared/spec/crm_source_schema.md);
+The `crm` tables mirror the CRM source contract (docs/definitions.md, "The CRM source contract");
 the `reporting` tables are ours. Migrations create them (as literal SQL, never from
 this module); `dyno-reports db check` (storage/drift.py) compares a database with
 this module, and a test runs it on a freshly migrated database.
@@ -185,6 +185,13 @@ Index(
     report_run.c.generated_at,
 )
 Index("ix_report_run_input_fingerprint", report_run.c.input_fingerprint)
+# The runs made outside Dagster in the order `report_runs_from_cli_sensor` reads them (migration 0008).
+Index(
+    "ix_report_run_cli_runs",
+    report_run.c.generated_at,
+    report_run.c.run_id,
+    postgresql_where=text("dagster_run_id IS NULL AND status = 'SUCCEEDED'"),
+)
 Index(
     "ix_report_run_dagster_run_id",
     report_run.c.dagster_run_id,
