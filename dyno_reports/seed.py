@@ -46,11 +46,21 @@ class SeededTenant:
 
 
 def _insert_tenant(cur: psycopg.Cursor, t: TenantPlan) -> bool:
-    """Insert the tenant with its principals, pipelines and stages; False if it already existed."""
+    """Insert the tenant (with its calendar) and its principals, pipelines and stages; False if it already existed."""
+    calendar = t.calendar
     cur.execute(
-        "INSERT INTO crm.tenant (tenant_id, name, created_at) VALUES (%s, %s, %s)"
+        "INSERT INTO crm.tenant (tenant_id, name, created_at, time_zone, week_start, fiscal_year_start_month,"
+        " fiscal_year_named_by) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id) DO NOTHING RETURNING tenant_id",
-        (t.tenant_id, t.name, t.start),
+        (
+            t.tenant_id,
+            t.name,
+            t.start,
+            calendar.time_zone,
+            calendar.week_start,
+            calendar.fiscal_year_start_month,
+            calendar.fiscal_year_named_by,
+        ),
     )
     if cur.fetchone() is None:
         return False

@@ -1,4 +1,5 @@
-"""The synthetic CRM world behind `dyno-reports seed`: tenants, catalog and deal histories, no I/O.
+"""The synthetic CRM world behind `dyno-reports seed`: tenants (with their calendars), catalog and deal
+histories, no I/O.
 
 Deals advance (sometimes skipping a stage), fall back, are won or lost, reopened
 and closed again (sometimes the other way), change amount, owner or close date,
@@ -18,6 +19,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
 from uuid import UUID
+
+from dyno_reports.tenant_calendar import TenantCalendar
 
 HistoryRow = tuple[UUID, UUID, datetime, UUID, UUID, Decimal, date | None, bool]
 
@@ -56,6 +59,24 @@ CLOSED_WEIGHTS = tuple(accumulate((30, 6, 6, 3, 4, 25)))
 # Seconds between two changes of a deal: minutes, hours, days or weeks.
 GAPS = ((300, 3_600), (3_600, 86_400), (86_400, 7 * 86_400), (7 * 86_400, 40 * 86_400))
 GAP_WEIGHTS = tuple(accumulate((10, 15, 40, 35)))
+# Tenants' calendars (time_zone, week_start, fiscal_year_start_month, fiscal_year_named_by): the first three
+# tenants get these, so the first one keeps the default calendar (UTC periods), and further tenants cycle through
+# MORE_CALENDARS. Chosen by index, never drawn: the ids and histories stay those of before calendars existed.
+FIRST_CALENDARS = (
+    TenantCalendar(),
+    TenantCalendar("Australia/Sydney", 1, 7, "end"),  # an Australian July-June year
+    TenantCalendar("America/Los_Angeles", 7, 2, "end"),  # Sunday weeks, a February-January year
+)
+MORE_CALENDARS = (
+    TenantCalendar("Asia/Kolkata", 1, 4, "end"),  # +05:30, an April-March year
+    TenantCalendar("Europe/Berlin", 1, 1, "end"),
+    TenantCalendar("America/New_York", 7, 10, "end"),
+    TenantCalendar("Asia/Kathmandu", 7, 7, "start"),  # +05:45, a year named by its start
+    TenantCalendar("America/Sao_Paulo", 1, 1, "end"),
+    TenantCalendar("Asia/Tokyo", 1, 4, "end"),
+    TenantCalendar("Pacific/Auckland", 1, 4, "end"),
+    TenantCalendar("America/St_Johns", 7, 11, "start"),  # -03:30
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ class TenantPlan:
     pipelines: tuple[UUID, ...]
     stages: tuple[tuple[UUID, ...], ...]  # per pipeline, by position (layout of PIPELINES)
     open_counts: tuple[int, ...]  # n open stages per pipeline: indexes 0..n-1, won n, lost n+1
+    calendar: TenantCalendar
 
 
 @dataclass
@@ -104,7 +126,15 @@ def plan_tenant(random_seed: int, index: int, start: datetime, end: datetime) ->
         pipelines=tuple(_uuid(rng) for _ in PIPELINES),
         stages=tuple(tuple(_uuid(rng) for _ in stages) for _, stages in PIPELINES),
         open_counts=tuple(sum(kind == "open" for _, _, kind in stages) for _, stages in PIPELINES),
+        calendar=calendar_of(index),
     )
+
+
+def calendar_of(index: int) -> TenantCalendar:
+    """Tenant `index`'s calendar: FIRST_CALENDARS, then MORE_CALENDARS in turn."""
+    if index < len(FIRST_CALENDARS):
+        return FIRST_CALENDARS[index]
+    return MORE_CALENDARS[(index - len(FIRST_CALENDARS)) % len(MORE_CALENDARS)]
 
 
 def deal_header(t: TenantPlan, index: int) -> tuple[random.Random, UUID, str, datetime]:

@@ -21,6 +21,10 @@ TENANT_COLUMNS = {
     "tenant_id": tenant.c.tenant_id,
     "name": tenant.c.name,
     "created_at": tenant.c.created_at,
+    "time_zone": tenant.c.time_zone,
+    "week_start": tenant.c.week_start,
+    "fiscal_year_start_month": tenant.c.fiscal_year_start_month,
+    "fiscal_year_named_by": tenant.c.fiscal_year_named_by,
 }
 NO_TENANTS = "no tenants yet: `dyno-reports seed` or `dyno-reports demo` creates some"
 # An unknown tenant's error names at most this many known tenants, each name quoted to about NAME_SHOWN

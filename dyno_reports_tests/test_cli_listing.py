@@ -37,6 +37,15 @@ TENANTS = {  # key -> (tenant_id, name, created_at); by name then id: long, acme
     "long": (tenant_uuid(0x10), LONG_NAME, datetime(2024, 4, 1, tzinfo=UTC)),
 }
 BY_NAME = ["long", "acme", "beta_1", "beta_2", "gamma"]
+CALENDAR_COLUMNS = ("time_zone", "week_start", "fiscal_year_start_month", "fiscal_year_named_by")
+CALENDARS = {"gamma": ("America/Los_Angeles", 7, 2, "end")}  # the others have the default calendar
+DEFAULT_CALENDAR = ("UTC", 1, 1, "end")
+
+
+def calendar_of(key: str) -> dict:
+    return dict(zip(CALENDAR_COLUMNS, CALENDARS.get(key, DEFAULT_CALENDAR), strict=True))
+
+
 GONE = tenant_uuid(0xDEAD)  # runs of a tenant no longer in crm.tenant
 UNKNOWN = tenant_uuid(0x5)  # neither in crm.tenant nor in any run
 DAGSTER_RUN = "abcdef12-3456-7890-abcd-ef1234567890"
@@ -96,7 +105,19 @@ def loaded(engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             insert(tenant),
-            [{"tenant_id": t, "name": name, "created_at": created} for t, name, created in TENANTS.values()],
+            [
+                {"tenant_id": t, "name": name, "created_at": created} | calendar_of(key)
+                for key, (t, name, created) in TENANTS.items()
+                if key in CALENDARS
+            ],
+        )
+        conn.execute(  # the calendar columns left to their defaults
+            insert(tenant),
+            [
+                {"tenant_id": t, "name": name, "created_at": created}
+                for key, (t, name, created) in TENANTS.items()
+                if key not in CALENDARS
+            ],
         )
         conn.execute(insert(report_run), RUNS)
 
@@ -133,13 +154,14 @@ def test_tenants_text_is_a_table_by_name_then_id(cli_env, loaded):
 
     assert done.returncode == 0, done.stderr
     header, rule, *rows = done.stdout.splitlines()
-    assert header.split() == ["tenant_id", "name", "created_at"] and set(rule) == {"-", " "}
+    assert header.split() == ["tenant_id", "name", "created_at", *CALENDAR_COLUMNS] and set(rule) == {"-", " "}
     assert len(rows) == len(TENANTS)
     for row, key in zip(rows, BY_NAME, strict=True):
         tenant_id, name, created = TENANTS[key]
         assert row.startswith(f"{tenant_id}  {name}  ")
-        assert row.endswith(created.isoformat())
-    assert rows[2].endswith("2024-02-01T12:30:00+00:00")
+        assert row.split()[-5:] == [created.isoformat(), *map(str, calendar_of(key).values())]
+    assert rows[2].split()[-5] == "2024-02-01T12:30:00+00:00"
+    assert rows[-1].split()[-4:] == ["America/Los_Angeles", "7", "2", "end"]
 
 
 def test_tenants_json_is_one_array_on_one_line(cli_env, loaded):
@@ -149,6 +171,7 @@ def test_tenants_json_is_one_array_on_one_line(cli_env, loaded):
     assert done.stdout.count("\n") == 1
     assert json.loads(done.stdout) == [
         {"tenant_id": str(TENANTS[k][0]), "name": TENANTS[k][1], "created_at": TENANTS[k][2].isoformat()}
+        | calendar_of(k)
         for k in BY_NAME
     ]
 

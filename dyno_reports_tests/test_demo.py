@@ -15,7 +15,7 @@ from dyno_reports import demo, periods, trend
 from dyno_reports.dagster_defs import dev
 from dyno_reports.reports import REGISTRY
 from dyno_reports.seed import DEFAULT_END, DEFAULT_START
-from dyno_reports.storage.tables import report_run
+from dyno_reports.storage.tables import report_run, tenant
 
 RUNS_PER_DEMO = len(REGISTRY) * demo.DEMO_TENANTS * demo.PERIODS_PER_REPORT
 
@@ -53,6 +53,16 @@ def test_a_second_demo_adds_no_run_and_reports_the_existing_ones(two_demos):
     assert [a.run_id for a in two_demos["second"]] == [a.run_id for a in two_demos["first"]]
     assert f"{RUNS_PER_DEMO} report runs asked for: {RUNS_PER_DEMO} run now" in two_demos["first_text"]
     assert f"0 run now (0 SUCCEEDED, 0 FAILED), {RUNS_PER_DEMO} already existed" in two_demos["second_text"]
+
+
+def test_the_demos_tenants_live_in_three_calendars_the_first_one_utc(two_demos, engine):
+    ids = [a.tenant_id for a in two_demos["first"] if a.report_type == "pipeline_overview"]
+    first = ids[0]
+    with engine.connect() as conn:
+        rows = conn.execute(select(tenant.c.tenant_id, tenant.c.time_zone).where(tenant.c.tenant_id.in_(ids)))
+        calendars = {tenant_id: time_zone for tenant_id, time_zone in rows}
+    assert calendars[first] == "UTC"
+    assert set(calendars.values()) == {"UTC", "Australia/Sydney", "America/Los_Angeles"}
 
 
 def test_one_line_per_report_and_tenant_with_the_latest_headline(two_demos):

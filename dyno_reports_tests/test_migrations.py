@@ -1,15 +1,19 @@
 """Alembic migrations (real PostgreSQL): up from empty, down and up again, frozen revisions,
-the migration transaction's timeouts, and `dyno-reports db check` (drift against tables.py)."""
+the migration transaction's timeouts, the tenant calendar's columns and checks (0009), and
+`dyno-reports db check` (drift against tables.py)."""
 
 import ast
 import os
 import subprocess
 import sys
+import zoneinfo
 
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.exc import IntegrityError
 
+from dyno_reports import local_time
 from dyno_reports.errors import ConfigError
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import drift, migrate, tables
@@ -120,6 +124,169 @@ def test_0008_indexes_cli_runs_and_its_downgrade_restores_0003s_prune(database_f
     assert index is not None
     assert "so_far" in after[0] and "so_far" not in before[0]
     assert "report_run_latest shows" in after[1] and "newest SUCCEEDED" in before[1]
+
+
+# --- 0009: the tenant's calendar -------------------------------------------------
+
+TENANT_CALENDAR = ("time_zone", "week_start", "fiscal_year_start_month", "fiscal_year_named_by")
+
+
+def tenant_columns(engine) -> dict[str, tuple]:
+    """crm.tenant's columns: name -> (type, nullable, default)."""
+    query = (
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = 'crm' AND table_name = 'tenant'"
+    )
+    with engine.connect() as conn:
+        return {name: tuple(rest) for name, *rest in conn.exec_driver_sql(query)}
+
+
+def insert_tenant(conn, **calendar) -> None:
+    columns = ", ".join(("tenant_id", "name", *calendar))
+    values = ", ".join(("gen_random_uuid()", "'t'", *(f":{key}" for key in calendar)))
+    conn.execute(text(f"INSERT INTO crm.tenant ({columns}) VALUES ({values})"), calendar)
+
+
+@pytest.mark.parametrize(
+    "calendar",
+    [
+        {"time_zone": "Mars/Olympus"},  # no such zone
+        {"time_zone": "+05"},  # an offset PostgreSQL reads as a POSIX rule
+        {"time_zone": "EST5EDT,M3.2.0,M11.1.0"},  # a POSIX rule
+        {"time_zone": "UTC+3"},
+        {"time_zone": "PST"},  # an abbreviation PostgreSQL knows, not a zone
+        {"time_zone": "europe/paris"},  # PostgreSQL finds zone files in any case; zoneinfo does not
+        {"time_zone": "posix/Europe/Paris"},
+        {"time_zone": "localtime"},
+        {"time_zone": ""},
+        {"week_start": 0},
+        {"week_start": 8},
+        {"fiscal_year_start_month": 13},
+        {"fiscal_year_named_by": "middle"},
+    ],
+)
+def test_the_database_refuses_a_bad_tenant_calendar(engine, calendar):
+    with engine.connect() as conn, pytest.raises(IntegrityError, match="violates check constraint"):
+        insert_tenant(conn, **calendar)
+
+
+def test_the_database_takes_real_zones_and_gives_existing_tenants_the_default_calendar(engine):
+    with engine.connect() as conn:
+        insert_tenant(conn)
+        insert_tenant(conn, time_zone="Australia/Sydney", week_start=7, fiscal_year_start_month=7)
+        insert_tenant(conn, time_zone="EST5EDT", fiscal_year_named_by="start")  # a legacy tzdata name
+        rows = conn.execute(text(f"SELECT {', '.join(TENANT_CALENDAR)} FROM crm.tenant ORDER BY time_zone")).all()
+        conn.rollback()
+    assert [tuple(row) for row in rows] == [
+        ("Australia/Sydney", 7, 7, "end"),
+        ("EST5EDT", 1, 1, "start"),
+        ("UTC", 1, 1, "end"),
+    ]
+
+
+def accepted_by_the_database(engine, names: list[str]) -> set[str]:
+    with engine.connect() as conn:
+        checked = conn.execute(
+            text("SELECT n, reporting.is_time_zone_name(n) FROM unnest(CAST(:names AS text[])) n"), {"names": names}
+        )
+        return {name for name, ok in checked if ok}
+
+
+def test_the_zone_check_accepts_the_zones_python_and_postgresql_both_know(engine):
+    """With a '/', every name either side lists; without one (a slow lookup each), a sample."""
+    with engine.connect() as conn:
+        server = set(conn.exec_driver_sql("SELECT name FROM pg_timezone_names").scalars())
+    python = set(zoneinfo.available_timezones())
+    slashed = sorted(name for name in server | python if "/" in name)
+    legacy = ["UTC", "EST5EDT", "Cuba", "Zulu", "GMT0", "Factory", "PST", "localtime", "posixrules", "EST5EDT2"]
+    accepted = accepted_by_the_database(engine, slashed + legacy)
+    assert accepted == {name for name in slashed + legacy if name in server and local_time.is_zone_name(name)}
+    assert {name for name in accepted if name in python} == {
+        name for name in local_time.known_zone_names() if name in server and name in slashed + legacy
+    }
+
+
+def test_a_crm_role_without_rights_on_reporting_inserts_tenants(engine):
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE ROLE crm_app_0009")
+        conn.exec_driver_sql("GRANT USAGE ON SCHEMA crm TO crm_app_0009")
+        conn.exec_driver_sql("GRANT INSERT ON crm.tenant TO crm_app_0009")
+        conn.exec_driver_sql("SET LOCAL ROLE crm_app_0009")
+        insert_tenant(conn, time_zone="Asia/Kathmandu")
+        with pytest.raises(IntegrityError, match="tenant_time_zone_check"):
+            insert_tenant(conn, time_zone="Asia/Kathmandoo")
+        conn.rollback()
+
+
+def test_0009_adds_the_calendar_and_its_downgrade_removes_it(database_factory):
+    engine = create_engine(database_factory("tenant_calendar"))
+    try:
+        migrate.upgrade(engine, "0008")
+        before = tenant_columns(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO crm.tenant (tenant_id, name) VALUES (gen_random_uuid(), 'existing')")
+        migrate.upgrade(engine, "0009")
+        after = tenant_columns(engine)
+        with engine.connect() as conn:
+            existing = conn.execute(text(f"SELECT {', '.join(TENANT_CALENDAR)} FROM crm.tenant")).one()
+        migrate.downgrade(engine, "0008")
+        assert tenant_columns(engine) == before
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT to_regproc('reporting.is_time_zone_name')").scalar() is None
+    finally:
+        engine.dispose()
+    assert {name: after[name] for name in after.keys() - before.keys()} == {
+        "time_zone": ("text", "NO", "'UTC'::text"),
+        "week_start": ("smallint", "NO", "1"),
+        "fiscal_year_start_month": ("smallint", "NO", "1"),
+        "fiscal_year_named_by": ("text", "NO", "'end'::text"),
+    }
+    assert tuple(existing) == ("UTC", 1, 1, "end")
+
+
+def test_0009_keeps_the_calendar_columns_of_a_crm_that_has_them(database_factory):
+    """A CRM that owns crm.tenant and has the columns already: kept as they are, no check added, none dropped."""
+    engine = create_engine(database_factory("crm_calendar"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA crm")
+            conn.exec_driver_sql(
+                "CREATE TABLE crm.tenant (tenant_id uuid PRIMARY KEY, name text NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now(), time_zone text NOT NULL DEFAULT 'UTC',"
+                " week_start smallint NOT NULL DEFAULT 1, fiscal_year_start_month smallint NOT NULL DEFAULT 1,"
+                " fiscal_year_named_by text NOT NULL DEFAULT 'end')"
+            )
+        owned = tenant_columns(engine)
+        migrate.upgrade(engine)
+        assert tenant_columns(engine) == owned
+        with engine.connect() as conn:
+            insert_tenant(conn, time_zone="CRM's own business")  # the CRM's column, the CRM's checks
+            conn.commit()
+        assert drift.check(engine) == []
+        migrate.downgrade(engine, "0008")
+        assert tenant_columns(engine) == owned
+    finally:
+        engine.dispose()
+
+
+def test_0009_downgrade_in_a_crm_schema_leaves_the_columns_it_added_and_drops_the_zone_check(database_factory):
+    engine = create_engine(database_factory("crm_calendar_added"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE SCHEMA crm")
+            conn.exec_driver_sql(
+                "CREATE TABLE crm.tenant (tenant_id uuid PRIMARY KEY, name text NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now())"
+            )
+        migrate.upgrade(engine)
+        assert set(TENANT_CALENDAR) <= set(tenant_columns(engine))
+        migrate.downgrade(engine, "0008")
+        assert set(TENANT_CALENDAR) <= set(tenant_columns(engine))
+        with engine.connect() as conn:
+            insert_tenant(conn, time_zone="Mars/Olympus")  # the check went with its function
+            conn.rollback()
+    finally:
+        engine.dispose()
 
 
 # --- frozen revisions ----------------------------------------------------------

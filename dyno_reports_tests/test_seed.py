@@ -8,9 +8,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 
 from dyno_reports import seed as seed_module
+from dyno_reports import synthetic
 from dyno_reports.errors import InputError
 from dyno_reports.seed import DEFAULT_END, DEFAULT_START, SeededTenant, seed
 from dyno_reports.storage import migrate
+from dyno_reports.tenant_calendar import TenantCalendar
 
 SEED = 11
 TENANTS = 2
@@ -113,6 +115,28 @@ def test_creates_the_tenants_with_their_counts(engine, seeded):
         assert 4 * DEALS <= t.history_rows <= 8 * DEALS
         assert 4 <= count(engine, "SELECT count(*) FROM crm.principal WHERE tenant_id = :t", t=t.tenant_id) <= 8
         assert count(engine, "SELECT count(*) FROM crm.pipeline WHERE tenant_id = :t", t=t.tenant_id) == 2
+
+
+def test_tenants_get_their_calendars_the_first_one_the_default(engine, seeded):
+    query = text(
+        "SELECT time_zone, week_start, fiscal_year_start_month, fiscal_year_named_by FROM crm.tenant"
+        " WHERE tenant_id = :t"
+    )
+    with engine.connect() as conn:
+        rows = [tuple(conn.execute(query, {"t": t.tenant_id}).one()) for t in seeded[0]]
+    assert rows == [("UTC", 1, 1, "end"), ("Australia/Sydney", 1, 7, "end")]
+
+
+def test_calendars_cycle_through_zones_week_starts_and_fiscal_years():
+    calendars = [synthetic.calendar_of(index) for index in range(3 + len(synthetic.MORE_CALENDARS))]
+    assert calendars[0] == TenantCalendar()  # the demo's first tenant keeps the UTC periods
+    assert calendars[2] == TenantCalendar("America/Los_Angeles", 7, 2, "end")
+    assert len({c.time_zone for c in calendars}) == len(calendars) >= 8
+    assert {"Asia/Kolkata", "Asia/Kathmandu"} <= {c.time_zone for c in calendars}
+    assert {c.week_start for c in calendars} == {1, 7}
+    assert {c.fiscal_year_named_by for c in calendars} == {"start", "end"}
+    assert len({c.fiscal_year_start_month for c in calendars}) >= 4
+    assert synthetic.calendar_of(3 + len(synthetic.MORE_CALENDARS)) == calendars[3]  # further tenants cycle
 
 
 def test_stages_have_ordered_positions_and_kinds(engine, seeded):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -61,6 +62,15 @@ tenant = Table(
     Column("tenant_id", UUID(as_uuid=True), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", TZ, nullable=False, server_default=text("now()")),
+    # The tenant's calendar (migration 0009; docs/definitions.md, "Periods in the tenant's calendar").
+    Column("time_zone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("week_start", SmallInteger, nullable=False, server_default=text("1")),
+    Column("fiscal_year_start_month", SmallInteger, nullable=False, server_default=text("1")),
+    Column("fiscal_year_named_by", Text, nullable=False, server_default=text("'end'")),
+    CheckConstraint("reporting.is_time_zone_name(time_zone)", name="tenant_time_zone_check"),
+    CheckConstraint("week_start BETWEEN 1 AND 7"),
+    CheckConstraint("fiscal_year_start_month BETWEEN 1 AND 12"),
+    CheckConstraint("fiscal_year_named_by IN ('start', 'end')"),
     schema="crm",
 )
 principal = Table(
