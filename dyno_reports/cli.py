@@ -157,13 +157,14 @@ def seed_command(tenants: int, deals_per_tenant: int, random_seed: int) -> None:
 
 
 @cli.command(
-    "sync-tenants", help="Register every crm.tenant as a `tenant` partition in the Dagster instance of DAGSTER_HOME."
+    "sync-tenants",
+    help="Make the `tenant` partitions of the Dagster instance of DAGSTER_HOME crm.tenant's: register every "
+    "tenant, remove the partitions of tenants gone from it (their runs and history stay).",
 )
 def sync_tenants_command() -> None:
     from dyno_reports.dagster_defs.tenants import sync_tenants_from_environment
 
-    added = sync_tenants_from_environment()
-    click.echo(f"{len(added)} tenant partition(s) added")
+    click.echo(sync_tenants_from_environment().describe())
 
 
 @cli.command(

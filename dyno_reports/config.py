@@ -53,6 +53,21 @@ def default_window() -> timedelta:
     return timedelta(days=days)
 
 
+DEFAULT_RECONCILE_LOOKBACK_HOURS = 24
+
+
+def reconcile_lookback() -> timedelta:
+    """How far back the reconciliation sweep looks for ended Dagster runs (`DYNO_RECONCILE_LOOKBACK_HOURS`)."""
+    raw = os.environ.get("DYNO_RECONCILE_LOOKBACK_HOURS") or str(DEFAULT_RECONCILE_LOOKBACK_HOURS)
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise ConfigError(f"DYNO_RECONCILE_LOOKBACK_HOURS must be a number of hours, got {shown(raw)}") from None
+    if not 0 < hours <= 24 * 366:
+        raise ConfigError(f"DYNO_RECONCILE_LOOKBACK_HOURS must be more than 0 and at most a year, got {shown(raw)}")
+    return timedelta(hours=hours)
+
+
 # A PostgreSQL role name the executor may SET ROLE to: an unquoted identifier, at most 63 bytes.
 _ROLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 

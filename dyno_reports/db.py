@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from dyno_reports import config
 from dyno_reports.errors import ConfigError, DatabaseUnavailable
@@ -167,12 +167,20 @@ def is_transient(exc: OperationalError) -> bool:
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES
 
 
+def is_lost_connection(exc: BaseException) -> bool:
+    """A connection refused, dropped or cut (not a statement's own error): SQLAlchemy invalidated the
+    connection, or a transient `OperationalError`. Work that failed so never committed, but a COMMIT in
+    flight may have: whoever retries it first looks for the committed result (the Dagster IO manager)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or (isinstance(exc, OperationalError) and is_transient(exc))
+
+
 def connect(engine: Engine, backoff: tuple[float, ...] = CONNECT_BACKOFF_SECONDS) -> Connection:
     """`engine.connect()`, retried on transient failures (len(backoff) + 1 attempts, sleeping between).
 
     Only for the connection a piece of work starts with, before anything is written: exhausted, it raises
-    `DatabaseUnavailable` (Dagster's RetryPolicy retries those runs); a failure that is not transient is
-    raised as it came, at once."""
+    `DatabaseUnavailable`; a failure that is not transient is raised as it came, at once."""
     for attempt, delay in enumerate((*backoff, None), start=1):
         try:
             return engine.connect()

@@ -1,19 +1,20 @@
 """The Dagster code location of Dyno Reports (`workspace.yaml`, `dagster ... -m dyno_reports.definitions`).
 
 Everything is built from the report REGISTRY: one asset per report with its checks,
-a job and schedule per cadence, the tenant sensor, the failure reapers and the sensor that reports
-runs made outside Dagster (the CLI) as materialisations.
+a job and schedule per cadence, the tenant sensor, the reconciliation sweep (report_run against every
+Dagster run that ended) and the sensor that reports runs made outside Dagster (the CLI) as materialisations.
 """
 
 from dagster import Definitions, in_process_executor
 
 from dyno_reports.dagster_defs.assets import IO_MANAGER_KEY, report_assets
 from dyno_reports.dagster_defs.cli_runs import cli_runs_sensor
-from dyno_reports.dagster_defs.failures import DB_RESOURCE, report_run_cancel_reaper, report_run_failure_reaper
+from dyno_reports.dagster_defs.failures import DB_RESOURCE
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.partitions import start_date
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.schedules import jobs_and_schedules
+from dyno_reports.dagster_defs.sweep import report_run_reconciliation_sweep
 from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
 
 
@@ -26,8 +27,7 @@ def build_definitions() -> Definitions:
         schedules=schedules,
         sensors=[
             tenant_partitions_sensor,
-            report_run_failure_reaper,
-            report_run_cancel_reaper,
+            report_run_reconciliation_sweep,
             cli_runs_sensor(start),
         ],
         resources={DB_RESOURCE: ReportDatabase(), IO_MANAGER_KEY: ReportRunIOManager()},

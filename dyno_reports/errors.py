@@ -25,6 +25,15 @@ class UnknownTenant(InputError):
         self.tenant_id = tenant_id
 
 
+class TenantGone(DynoError):
+    """A tenant deleted from crm.tenant after its run was validated: the run's own transaction found it gone
+    (and rolled back), so the run is FAILED rather than SUCCEEDED with no facts."""
+
+    def __init__(self, tenant_id: object) -> None:
+        super().__init__(f"tenant {tenant_id} is no longer in crm.tenant")
+        self.tenant_id = tenant_id
+
+
 class ConfigError(DynoError):
     """The environment or the database is not set up as needed."""
 

@@ -7,7 +7,12 @@ with its error message and no facts, in a second short transaction (`run_records
 Inputs are validated before, by `run_request.build_request`. Four round trips:
 BEGIN; the transaction-local settings; facts, headline sums and header in one
 statement; COMMIT. A caller running many reports passes its open `connection` (one
-pool checkout, no pre-ping per run).
+pool checkout, no pre-ping per run). The facts statement also checks that the tenant is
+still in crm.tenant, on the snapshot the facts are computed from: a tenant deleted after
+its request was validated fails the run (`TenantGone`), rather than leaving it SUCCEEDED
+with no facts. A caller may pass `reuse` (`reuse.py`): the run then waits for a run of
+the same question, and returns a committed run that answers it instead of computing
+(one round trip more).
 
 A dead client stops its run: the run's transaction sets `client_connection_check_interval`, so the
 server notices within a second that the client's socket closed (a killed process) and cancels the
@@ -29,7 +34,9 @@ from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, cast, 
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import config, db
+from dyno_reports.errors import TenantGone
 from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reuse import REUSABLE_RUN, Reuse, question_lock_values
 from dyno_reports.run_records import (
     CLIENT_CHECK_INTERVAL,
     ERROR_MESSAGE_LIMIT,
@@ -44,12 +51,13 @@ from dyno_reports.run_records import (
     storable_raw,
 )
 from dyno_reports.run_request import RunRequest, build_request, iso
-from dyno_reports.storage.tables import report_run
+from dyno_reports.storage.tables import report_run, tenant
 
 # RunRequest and build_request are re-exported: callers run reports through this one module.
 __all__ = [
     "CLIENT_CHECK_INTERVAL",
     "ERROR_MESSAGE_LIMIT",
+    "Reuse",
     "RunCancelled",
     "RunRequest",
     "RunResult",
@@ -87,6 +95,10 @@ class RunResult:
     fact_rows: int = 0
     error_message: str | None = None
     headline: dict[str, Decimal | int] = field(default_factory=dict)
+    # An earlier committed run that answered the request (`reuse`): `run_id` is that run's, nothing was written.
+    reused: bool = False
+    # FAILED because the connection was refused, dropped or cut (`db.is_lost_connection`): worth running again.
+    connection_lost: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -113,19 +125,25 @@ class RunResult:
 
 
 def execute(
-    engine: Engine, request: RunRequest, *, run_id: UUID | None = None, connection: Connection | None = None
+    engine: Engine,
+    request: RunRequest,
+    *,
+    run_id: UUID | None = None,
+    connection: Connection | None = None,
+    reuse: Reuse | None = None,
 ) -> RunResult:
     """Run the report: SUCCEEDED with its facts, or FAILED with its error and no facts.
 
     `connection`, when given (no transaction open on it), carries the run's transaction and stays open for
-    the caller's next run (a batch of partitions); else a connection of `engine` is used and returned."""
+    the caller's next run (a batch of partitions); else a connection of `engine` is used and returned.
+    `reuse`: a committed run it allows (see reuse.py) is returned, `reused`, instead of a new one."""
     run_id = run_id or uuid.uuid4()
     config.executor_role()  # a malformed DYNO_EXECUTOR_ROLE is refused before anything is written
     # a new connection: transient connection failures retried, before anything is written
     conn = connection if connection is not None else db.connect(engine)
     try:
         with contextlib.nullcontext() if connection is not None else conn:  # closes only its own connection
-            fact_rows, headline = _run_in_transaction(conn, request, run_id)
+            result = _run_in_transaction(conn, request, run_id, reuse)
     except RunCancelled as exc:  # rolled back (psycopg cancelled the statement); recorded in a new transaction
         log.warning("report run %s (%s) %s", run_id, request.report.report_type, exc.reason)
         record_failure(engine, request, run_id, exc.reason)
@@ -134,31 +152,40 @@ def execute(
         message = describe_error(exc)
         log.warning("report run %s (%s) failed: %s", run_id, request.report.report_type, message)
         record_failure(engine, request, run_id, message)
-        return RunResult(run_id, "FAILED", request, error_message=message)
-    return RunResult(run_id, "SUCCEEDED", request, fact_rows=fact_rows, headline=headline)
+        return RunResult(run_id, "FAILED", request, error_message=message, connection_lost=db.is_lost_connection(exc))
+    return result
 
 
-def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID) -> tuple[int, dict]:
+def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID, reuse: Reuse | None) -> RunResult:
     """The run's transaction, in two statements between BEGIN and COMMIT: the settings; the facts, their
-    headline sums and the SUCCEEDED header in one statement (data-modifying CTEs)."""
+    headline sums and the SUCCEEDED header in one statement (data-modifying CTEs). With `reuse`, the
+    settings statement also takes the question lock and one lookup follows it."""
     report, role = request.report, config.executor_role()
     header = {f"header_{name}": value for name, value in header_values(request, run_id, "SUCCEEDED").items()}
-    with conn.begin():
+    with conn.begin() as transaction:
         settings = report.transaction_settings()
+        values = setting_values(request.tenant_id, role, settings)
         conn.execute(
-            run_settings(role, check_interval=True, report_settings=settings),
-            setting_values(request.tenant_id, role, settings),
+            run_settings(role, check_interval=True, report_settings=settings, lock_question=reuse is not None),
+            values if reuse is None else values | question_lock_values(request),
         )
+        earlier = _reusable_run(conn, request, reuse) if reuse is not None else None
+        if earlier is not None:
+            transaction.rollback()  # nothing was written; the question lock is released
+            return earlier
         sums = conn.execute(_facts_sums_and_header(report), request.sql_params() | header).one()
+        if not sums.tenant_present:  # deleted since the request was validated: roll back, record FAILED
+            raise TenantGone(request.tenant_id)
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
-    return sums.fact_rows, headline
+    return RunResult(run_id, "SUCCEEDED", request, fact_rows=sums.fact_rows, headline=headline)
 
 
 @functools.cache
 def _facts_sums_and_header(report: ReportDefinition) -> Select:
     """WITH facts AS (INSERT INTO <fact table> SELECT :run_id, :tenant_id, q.* FROM (<report sql>) q
-    RETURNING ...), sums AS (SELECT count(*) AS fact_rows, <headline sums> FROM facts), header AS (INSERT
-    report_run ... SUCCEEDED, clock_timestamp() FROM sums) SELECT * FROM sums.
+    RETURNING ...), sums AS (SELECT count(*) AS fact_rows, <headline sums>, EXISTS (<the tenant in
+    crm.tenant>) AS tenant_present FROM facts), header AS (INSERT report_run ... SUCCEEDED, clock_timestamp()
+    FROM sums) SELECT * FROM sums.
 
     The header reads `sums`, so it is written once every fact is in: the run is SUCCEEDED from its first
     visible moment, `generated_at` is when it completed, and no UPDATE follows (an IN_PROGRESS header is
@@ -178,7 +205,11 @@ def _facts_sums_and_header(report: ReportDefinition) -> Select:
         .returning(*(table.c[name] for name in report.headline_metrics))
         .cte("facts")
     )
-    sums = select(func.count().label("fact_rows"), *_headline_sums(report, facts.c)).cte("sums")
+    # One snapshot for the facts and this check: a tenant deleted with its data is seen gone, never half.
+    present = select(tenant.c.tenant_id).where(tenant.c.tenant_id == bindparam("header_tenant_id")).exists()
+    sums = select(
+        func.count().label("fact_rows"), *_headline_sums(report, facts.c), present.label("tenant_present")
+    ).cte("sums")
     header_columns = [c.name for c in report_run.columns if c.name not in ("generated_at", "error_message")]
     completed = select(
         *(bindparam(f"header_{name}", type_=report_run.c[name].type) for name in header_columns),
@@ -186,6 +217,26 @@ def _facts_sums_and_header(report: ReportDefinition) -> Select:
     ).select_from(sums)
     header = insert(report_run).from_select([*header_columns, "generated_at"], completed).returning(report_run.c.run_id)
     return select(sums).add_cte(header.cte("header"))
+
+
+def _reusable_run(conn: Connection, request: RunRequest, reuse: Reuse) -> RunResult | None:
+    """The committed run `reuse` allows for `request` (with its fact count and headline sums), if any."""
+    run_id = conn.execute(REUSABLE_RUN, reuse.lookup_params(request)).scalar_one_or_none()
+    if run_id is None:
+        return None
+    report = request.report
+    stored = conn.execute(_stored_sums(report), {"tenant_id": request.tenant_id, "run_id": run_id}).one()
+    headline = headline_of(conn, report, request.tenant_id, run_id, stored)
+    return RunResult(run_id, "SUCCEEDED", request, fact_rows=stored.fact_rows, headline=headline, reused=True)
+
+
+@functools.cache
+def _stored_sums(report: ReportDefinition) -> Select:
+    """A committed run's fact count and headline sums (`:tenant_id`, `:run_id`), read back."""
+    table = report.fact_table
+    return select(func.count().label("fact_rows"), *_headline_sums(report, table.c)).where(
+        table.c.tenant_id == bindparam("tenant_id"), table.c.run_id == bindparam("run_id")
+    )
 
 
 def _headline_sums(report: ReportDefinition, columns: Any) -> list:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from dyno_reports import config, periods
-from dyno_reports.errors import InputError
+from dyno_reports.errors import DynoError, InputError
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import parse_options
 from dyno_reports.run_request import RunRequest, fingerprint, iso, options_dict, parse_tenant_id
@@ -37,18 +37,25 @@ def enter_tenant(conn: Connection, tenant_id: UUID) -> None:
 
 
 def run_settings(
-    role: str | None, *, check_interval: bool = False, report_settings: Mapping[str, str] | None = None
+    role: str | None,
+    *,
+    check_interval: bool = False,
+    report_settings: Mapping[str, str] | None = None,
+    lock_question: bool = False,
 ) -> TextClause:
     """One SELECT of transaction-local `set_config` calls (a select list evaluates left to right).
 
     `report_settings` (a report's `transaction_settings()`) become bound `setting_<i>`/`value_<i>` pairs;
     `setting_values(..., report_settings)` binds them. Every value is bound, so the statement depends only
-    on its shape and is built once per shape (building a `text()` costs a run about 0.1 ms of CPU)."""
-    return _settings_statement(bool(role), check_interval, len(report_settings or {}))
+    on its shape and is built once per shape (building a `text()` costs a run about 0.1 ms of CPU).
+    `lock_question` also takes the run's question lock (`reuse.py`; bind `reuse.question_lock_values`)."""
+    return _settings_statement(bool(role), check_interval, len(report_settings or {}), lock_question)
 
 
 @functools.cache
-def _settings_statement(with_role: bool, check_interval: bool, report_settings: int) -> TextClause:
+def _settings_statement(
+    with_role: bool, check_interval: bool, report_settings: int, lock_question: bool = False
+) -> TextClause:
     calls = []
     if check_interval:
         calls.append("set_config('client_connection_check_interval', :check_interval, true)")
@@ -57,6 +64,8 @@ def _settings_statement(with_role: bool, check_interval: bool, report_settings: 
     # plan would be chosen without the tenant's size: a 40-deal tenant's plan for a 1M-deal one.
     calls.append("set_config('plan_cache_mode', 'force_custom_plan', true)")
     calls += [f"set_config(:setting_{i}, :value_{i}, true)" for i in range(report_settings)]
+    if lock_question:  # held until the transaction ends; waits for a run of the same question to end
+        calls.append("pg_advisory_xact_lock(CAST(:question_class AS integer), CAST(:question_key AS integer))")
     if with_role:  # last: the statement itself was authorised for the connecting user
         calls.append("set_config('role', :role, true)")
     return text("SELECT " + ", ".join(calls))
@@ -105,7 +114,10 @@ def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, A
 
 
 def describe_error(exc: BaseException) -> str:
-    """One readable line: the database's own message for SQL errors, not the statement."""
+    """One readable line: the database's own message for SQL errors, not the statement; our own errors'
+    messages as they are (they are written to be read)."""
+    if isinstance(exc, DynoError):
+        return str(exc)
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc.orig).__name__}: {str(exc.orig).strip()}"
     return f"{type(exc).__name__}: {exc}"

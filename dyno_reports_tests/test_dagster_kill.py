@@ -7,7 +7,7 @@ the test. It runs against a Dagster instance in a temporary DAGSTER_HOME.
 Two heavy tenants make the kill land inside a running report transaction; a
 third case dies right after the last commit, before Dagster records anything.
 After the kill, run monitoring's part (marking the run failed) is done by hand
-and the failure reaper runs; then the invariant of `failures.py` must hold.
+and the reconciliation sweep runs; then the invariant of `failures.py` must hold.
 """
 
 import os

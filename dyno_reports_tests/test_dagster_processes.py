@@ -61,11 +61,11 @@ def test_cli_sync_tenants_then_dagster_asset_materialize(dagster_env, engine, hi
         [BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60
     )
     assert synced.returncode == 0, synced.stderr
-    assert synced.stdout.strip() == "1 tenant partition(s) added"
+    assert synced.stdout.strip() == "1 tenant partition(s) added, 0 removed (tenants gone from crm.tenant)"
     again = subprocess.run(
         [BIN / "dyno-reports", "sync-tenants"], env=dagster_env, capture_output=True, text=True, timeout=60
     )
-    assert again.stdout.strip() == "0 tenant partition(s) added"
+    assert again.stdout.strip() == "0 tenant partition(s) added, 0 removed (tenants gone from crm.tenant)"
 
     done = subprocess.run(
         [

@@ -63,6 +63,20 @@ def test_a_run_is_begin_two_statements_and_commit(engine, tenant, round_trips):
         "INSERT INTO reporting.report_run" in facts and "INSERT INTO reporting.report_pipeline_overview_fact" in facts
     )
     assert not [sent for sent in round_trips if sent.startswith("UPDATE")]  # the header is inserted SUCCEEDED
+    assert "FROM crm.tenant" in facts and "pg_advisory" not in settings  # the tenant checked on the facts' snapshot
+
+
+def test_with_reuse_a_run_takes_the_question_lock_and_looks_once_for_an_answer(engine, tenant, round_trips):
+    run_request = request(engine, tenant)
+    with engine.connect() as conn:
+        round_trips.clear()
+        result = executor.execute(engine, run_request, connection=conn, reuse=executor.Reuse(frozenset({"a-run"})))
+    assert result.succeeded and not result.reused
+    assert len(round_trips) == 5, round_trips  # one more than without reuse: the lookup
+    begin, settings, lookup, facts, commit = round_trips
+    assert (begin, commit) == ("BEGIN", "COMMIT") and "pg_advisory_xact_lock" in settings
+    assert "FROM reporting.report_run" in lookup and "input_fingerprint" in lookup
+    assert "INSERT INTO reporting.report_run" in facts
 
 
 def test_the_headline_from_the_facts_statement_equals_the_facts_read_back(engine, tenant):

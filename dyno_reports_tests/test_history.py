@@ -101,7 +101,7 @@ def test_an_in_progress_run_may_get_its_outcome_but_not_other_inputs(engine, ten
     """The transitions the executor and the Dagster reconcile make (failures._fail_unrecorded)."""
     req = request(engine, "win_loss", tenants[0])
     run_id = uuid.uuid4()
-    with engine.begin() as conn:  # a header left IN_PROGRESS, as a cut-off transaction could leave it to the reaper
+    with engine.begin() as conn:  # a header left IN_PROGRESS, as a cut-off transaction could leave it to the sweep
         conn.execute(report_run.insert().values(**executor.header_values(req, run_id, "IN_PROGRESS")))
     with pytest.raises(DBAPIError, match="period_end cannot change"), engine.begin() as conn:
         conn.execute(update(report_run).where(report_run.c.run_id == run_id).values(period_end=LATER_END))

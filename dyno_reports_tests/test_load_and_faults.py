@@ -21,13 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from dagster import AssetKey, BetaWarning, DagsterEventType, RetryPolicy, instance_for_test, materialize
+from dagster import AssetKey, DagsterEventType, instance_for_test, materialize
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from dyno_reports import db, executor, seed
-from dyno_reports.dagster_defs.assets import report_asset
+from dyno_reports.dagster_defs import retrying
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.errors import DatabaseUnavailable
@@ -35,6 +35,7 @@ from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
+from dyno_reports_tests.support.dagster import report_asset_of
 
 SLOW_PLANS = (
     "-c enable_hashjoin=off -c enable_mergejoin=off -c enable_indexscan=off -c enable_bitmapscan=off"
@@ -415,38 +416,38 @@ def test_cli_against_an_unreachable_server_is_one_line_after_three_attempts(tmp_
     assert time.monotonic() - started >= 1.5  # waited 0.5 s and 1 s between the attempts
 
 
-def asset_with_quick_retries(report_type: str):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BetaWarning)  # backfill_policy, as in report_assets
-        return report_asset(REGISTRY[report_type], "2025-01-01", RetryPolicy(max_retries=2, delay=0))
-
-
 def dagster_retries(result) -> int:
     return sum(1 for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
 
 
-def test_dagster_retries_a_step_that_could_not_reach_the_database(tenants, sleeps, monkeypatch):
+def test_a_step_that_cannot_reach_the_database_retries_its_connection_then_fails_once(tenants, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(retrying, "_sleep", slept.append)
     monkeypatch.setenv("DYNO_DAGSTER_START_DATE", "2025-01-01")
     dead = "postgresql+psycopg://postgres@127.0.0.1:1/none"
-    asset = asset_with_quick_retries("win_loss")
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", [tenants[0]])
         result = materialize(
-            [asset],
+            [report_asset_of("win_loss")],
             partition_key=f"2025-03-01|{tenants[0]}",
             instance=instance,
             resources={"dyno_db": ReportDatabase(database_url=dead), "report_io_manager": ReportRunIOManager()},
             raise_on_error=False,
         )
-    assert not result.success and dagster_retries(result) == 2
-    assert len(sleeps) == 6  # 3 attempts per step try, 3 tries
+    assert not result.success and dagster_retries(result) == 0  # no step retry: it retried its connection
+    assert slept == list(retrying.RETRY_BACKOFF_SECONDS)
+    (failure,) = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(
+        "win_loss: the report database postgresql://postgres@127.0.0.1:1/none is unreachable (6 attempts over 15.5 s)"
+    ) and description.endswith("no partition ran"), description
 
 
 def test_dagster_does_not_retry_a_failed_run(database_url, engine, tenants, monkeypatch):
     url = url_string(database_url)
     monkeypatch.setenv("DYNO_DAGSTER_START_DATE", "2025-01-01")
     monkeypatch.setattr(executor, "headline_of", lambda *a: 1 / 0)
-    asset = asset_with_quick_retries("win_loss")
+    asset = report_asset_of("win_loss")
     assert asset.key == AssetKey("win_loss")
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", [tenants[0]])

@@ -23,10 +23,12 @@ DYNO_DAGSTER_START_DATE=2024-07-01. The scenarios, in the order they run:
   run" engine event; the worker is a multiprocessing child of the code server,
   with no run id on its command line). Reported: surviving processes, seconds
   until the run is failed and until Dagster and report_run agree again (the
-  report_run_failure_reaper sensor's work).
-- 2,000 tenants: fake tenant partitions are added up to 2,000 (last, as they
-  would swell the other scenarios) and the weekly tick is evaluated in-process
-  (`build_schedule_context` on the bench instance) and through the code server
+  report_run_reconciliation_sweep sensor's work; report_run_failure_reaper's
+  before issue 21).
+- 2,000 tenants: fake tenants are added up to 2,000, in crm.tenant and as
+  partitions (last, as they would swell the other scenarios), and the weekly
+  tick is evaluated in-process (`build_schedule_context` on the bench instance)
+  and through the code server
   (GraphQL `scheduleDryRun`, the daemon's path: gRPC to the code server).
 
 "SQL seconds" are measured by running the very same report requests directly

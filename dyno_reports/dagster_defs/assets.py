@@ -7,11 +7,13 @@ report refuses fail the whole run with one `Failure` before anything is written,
 while a partition whose tenant is refused (say, deleted from crm.tenant) is
 handed over as a `RefusedPartition`, so one tenant of a batch cannot stop the others.
 
-Retries: a step that failed because the database was unreachable before a run
-started (`errors.DatabaseUnavailable`, raised once `db.connect`'s own attempts
-are spent: restarting, too many connections) is retried by the assets'
-`RetryPolicy`; refused inputs and failed runs (SQL errors) end in a
-`Failure(allow_retries=False)` and are not.
+Stop means stop: the assets have no Dagster `RetryPolicy` (Dagster 1.13 applies
+one to interrupted steps, so a terminated run ran again). A lost connection is
+retried where it happens (`retrying.py`: validation here, each partition in the
+IO manager); an outage longer than those attempts, refused inputs and failed runs
+(SQL errors) end in one `Failure(allow_retries=False)`. A run of a backfill whose
+cancel was requested does nothing: it ends CANCELED before validating anything
+(`stopping.py`). A crashed run worker is Dagster's run retries' (dagster.yaml).
 """
 
 import warnings
@@ -24,17 +26,19 @@ from dagster import (
     Config,
     Failure,
     Output,
-    RetryPolicy,
     asset,
 )
+from sqlalchemy import Connection
 
-from dyno_reports import db, executor, periods
+from dyno_reports import executor, periods
 from dyno_reports.dagster_defs.checks import check_results, check_specs
 from dyno_reports.dagster_defs.failures import report_failure_hook
 from dyno_reports.dagster_defs.io_manager import RefusedPartition
 from dyno_reports.dagster_defs.partitions import report_partitions, target_of
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.retrying import DatabaseOutage, Reconnecting
 from dyno_reports.dagster_defs.run_config import options_of, report_config_class
+from dyno_reports.dagster_defs.stopping import cancelled_backfill, stop_for_backfill
 from dyno_reports.errors import InputError
 from dyno_reports.reports import REGISTRY
 from dyno_reports.reports.base import ReportDefinition, parse_options
@@ -48,14 +52,11 @@ IO_MANAGER_KEY = "report_io_manager"
 # outweighs the parallelism of smaller runs on the 2 pool slots: measured in
 # benchmarks/dagster_ops (the 200-tenant tick, 4 runs of 50 vs 2 of 100).
 MAX_PARTITIONS_PER_RUN = 100
-# A step that failed with errors.DatabaseUnavailable runs again up to twice, 10 s apart (every other
-# failure of a report step is a Failure(allow_retries=False)).
-RETRY_POLICY = RetryPolicy(max_retries=2, delay=10)
 
 PartitionWork = executor.RunRequest | RefusedPartition
 
 
-def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy = RETRY_POLICY) -> AssetsDefinition:
+def report_asset(report: ReportDefinition, start: str) -> AssetsDefinition:
     report_config = report_config_class(report)
 
     @asset(
@@ -67,7 +68,6 @@ def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy
         io_manager_key=IO_MANAGER_KEY,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
         hooks={report_failure_hook},
-        retry_policy=retry_policy,
         check_specs=check_specs(report),
         kinds={"postgres"},
         metadata={
@@ -78,6 +78,9 @@ def report_asset(report: ReportDefinition, start: str, retry_policy: RetryPolicy
         },
     )
     def _report(context: AssetExecutionContext, config: report_config, dyno_db: ReportDatabase):  # type: ignore[valid-type]
+        backfill_id = cancelled_backfill(context.instance, context.run)
+        if backfill_id is not None:  # the run ends CANCELED, as its backfill, with no partition run
+            raise stop_for_backfill(context.instance, context.run, backfill_id, "this run does no work")
         # Dagster stores a yielded output (the IO manager runs every partition) before it resumes the body,
         # so the checks below see this run's committed facts.
         yield Output(partition_requests(context, report, config, dyno_db))
@@ -97,9 +100,11 @@ def partition_requests(
     except InputError as exc:
         raise Failure(description=f"{report.report_type}: {exc}", allow_retries=False) from None
     partitions_def = context.assets_def.partitions_def
-    work: dict[str, PartitionWork] = {}
-    with db.connect(dyno_db.engine()) as conn:  # transient failures retried, then DatabaseUnavailable
-        for key in sorted(context.partition_keys):
+    keys = sorted(context.partition_keys)
+
+    def validate(conn: Connection) -> dict[str, PartitionWork]:
+        work: dict[str, PartitionWork] = {}
+        for key in keys:
             target = target_of(partitions_def, key)
             try:
                 work[key] = executor.build_request(
@@ -113,7 +118,14 @@ def partition_requests(
             except InputError as exc:
                 window = periods.Window(target.period_start, target.period_end)
                 work[key] = RefusedPartition(report.report_type, target.tenant_id, window, options, exc)
-    return work
+        return work
+
+    try:
+        with Reconnecting(dyno_db.engine(), context.log) as database:  # read only: retried whole when cut
+            return database.run(validate, f"validating {len(keys)} partition(s)")
+    except DatabaseOutage as exc:
+        message = f"{report.report_type}: {exc}; no partition ran"
+        raise Failure(description=message, allow_retries=False) from None
 
 
 def report_assets(start: str) -> list[AssetsDefinition]:

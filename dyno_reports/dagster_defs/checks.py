@@ -6,7 +6,10 @@ looks at the report runs whose `dagster_run_id` is this run (indexed), and at
 their facts through the fact table's `(run_id, ...)` key: never a scan of the
 whole fact table. They are declared on the report's asset and evaluated in its
 own step, right after the IO manager stored the facts (the asset body yields its
-output, then the results): no step of their own to start and record.
+output, then the results): no step of their own to start and record. A check whose
+query fails (the database unreachable, say) is a failed result of WARN severity
+saying so, never a failed step: every partition has committed by then, and a
+failed step would be re-executed.
 """
 
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from dagster import (
     AssetCheckSpec,
 )
 from sqlalchemy import Engine, Text, and_, cast, func, not_, or_, select, true
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement, Select
 
 from dyno_reports.reports.base import ReportDefinition
@@ -165,18 +169,53 @@ def check_results(
 ) -> Iterator[AssetCheckResult]:
     """The selected checks' results on the facts `dagster_run_id` wrote (after the IO manager stored them)."""
     rt = report.report_type
-    runs = _run_count(engine, dagster_run_id, rt)
-    if "facts_from_succeeded_runs" in selected:
-        bad = _count(engine, facts_not_from_succeeded_runs(report, dagster_run_id))
-        what = "fact rows of a run that is not SUCCEEDED or of another tenant"
-        yield _result("facts_from_succeeded_runs", rt, bad, what, runs)
-    if "metrics_not_negative" in selected:
-        bad = _count(engine, negative_metric_facts(report, dagster_run_id))
-        yield _result("metrics_not_negative", rt, bad, "fact rows with a negative metric", runs)
-    if "stage_rows_complete" in selected:
-        bad = _count(engine, stages_missing_from_overview(dagster_run_id))
-        what = "stages missing from the runs' facts"
-        yield _result("stage_rows_complete", rt, bad, what, runs, AssetCheckSeverity.WARN)
-    if "movement_rows_balance" in selected:
-        bad = _count(engine, unbalanced_movement_facts(dagster_run_id))
-        yield _result("movement_rows_balance", rt, bad, "fact rows that do not balance", runs)
+    checks = [
+        (
+            "facts_from_succeeded_runs",
+            lambda: facts_not_from_succeeded_runs(report, dagster_run_id),
+            "fact rows of a run that is not SUCCEEDED or of another tenant",
+            AssetCheckSeverity.ERROR,
+        ),
+        (
+            "metrics_not_negative",
+            lambda: negative_metric_facts(report, dagster_run_id),
+            "fact rows with a negative metric",
+            AssetCheckSeverity.ERROR,
+        ),
+        (
+            "stage_rows_complete",
+            lambda: stages_missing_from_overview(dagster_run_id),
+            "stages missing from the runs' facts",
+            AssetCheckSeverity.WARN,
+        ),
+        (
+            "movement_rows_balance",
+            lambda: unbalanced_movement_facts(dagster_run_id),
+            "fact rows that do not balance",
+            AssetCheckSeverity.ERROR,
+        ),
+    ]
+    runs: int | None = None
+    for name, query, what, severity in checks:
+        if name not in selected:
+            continue
+        try:
+            runs = _run_count(engine, dagster_run_id, rt) if runs is None else runs
+            bad = _count(engine, query())
+        except SQLAlchemyError as exc:
+            yield _not_evaluated(name, rt, exc)
+            continue
+        yield _result(name, rt, bad, what, runs, severity)
+
+
+def _not_evaluated(name: str, asset: str, exc: SQLAlchemyError) -> AssetCheckResult:
+    """A check whose query failed: failed, as a warning, with the reason (the step itself succeeds)."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:500]
+    return AssetCheckResult(
+        check_name=name,
+        asset_key=asset,
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"error": reason},
+        description=f"could not be evaluated: {reason}",
+    )

@@ -17,8 +17,8 @@ metadata a Dagster run's materialisation has (`metadata.partition_metadata`, so
 - the partition's latest materialisation is not newer: it neither names this run
   (already reported) nor a run generated later, and, unless it is itself a CLI
   report (whose record time is when it was reported, not when its run was made),
-  was not recorded after this run's generated_at (a Dagster run, or the failure
-  reaper reporting one). Of several runs of one partition in a tick, the latest.
+  was not recorded after this run's generated_at (a Dagster run, or the
+  reconciliation sweep reporting one). Of several runs of one partition in a tick, the latest.
 
 Any other run is skipped and counted, and the cursor moves past it: it is not
 looked at again. The tick's skip reason (and log) says how many were reported and

@@ -96,7 +96,7 @@ def prepare(echo=print) -> dict[str, str]:
     os.environ.update({k: v for k, v in env.items() if k.startswith(("DAGSTER_", "DYNO_"))})
     from dyno_reports.dagster_defs.tenants import sync_tenants_from_environment
 
-    echo(f"DAGSTER_HOME={home}: {len(sync_tenants_from_environment())} tenant partition(s) added")
+    echo(f"DAGSTER_HOME={home}: {sync_tenants_from_environment().describe()}")
     return env
 
 

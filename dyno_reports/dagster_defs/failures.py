@@ -1,12 +1,14 @@
 """One truth after any failure or kill: Dagster's materialisations and `report_run` agree.
 
 The invariant, for every partition a Dagster run targeted, once the failure hook
-or a reaper has run: the partition is materialised in Dagster with a report
+or the reconciliation sweep has run: the partition is materialised in Dagster with a report
 run_id in its metadata exactly when its latest Dagster-launched `report_run` is
 SUCCEEDED and carries that run_id; a partition that never ran has a FAILED
 header; no header stays IN_PROGRESS. `reconcile_run` restores it:
 
-- partitions with no header from this run get a FAILED one (`dagster_run_id` set);
+- partitions with no header from this run get a FAILED one (`dagster_run_id` set), unless a run
+  of its family (`family.py`: its root and every re-execution of it) committed them: a re-execution
+  skips those, and a run reconciled late must not fail what its retry has done since;
 - IN_PROGRESS headers of the run become FAILED (a transaction cut off before its
   rollback reached the server);
 - committed SUCCEEDED partitions that Dagster never materialised (the step failed
@@ -14,40 +16,38 @@ header; no header stays IN_PROGRESS. `reconcile_run` restores it:
   step's end) are reported as runless materialisations with the same metadata.
 
 The failure hook calls it inside the run (errors in the body or IO manager); the
-run failure and cancel sensors call it for runs whose process died, where hooks
-never fire. It is idempotent. Its queries select by `dagster_run_id`, which
-spans the tenants of one batch run; each row then carries its own tenant.
+reconciliation sweep (`sweep.py`) calls it for every run that ended, including runs
+whose process died, where hooks never fire, until it succeeds. It is idempotent, and
+one reconciliation of a run runs at a time (an advisory lock on its id). Its
+queries select by `dagster_run_id`, which spans the tenants of one batch run; each
+row then carries its own tenant.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInvalidInvocationError,
     DagsterRun,
-    DagsterRunStatus,
-    DefaultSensorStatus,
     HookContext,
     MetadataValue,
     PartitionKeyRange,
     PartitionsDefinition,
-    RunFailureSensorContext,
-    RunStatusSensorContext,
-    SkipReason,
     failure_hook,
     partition_loading_context,
-    run_failure_sensor,
-    run_status_sensor,
 )
-from sqlalchemy import Engine, Row, and_, exists, select, update
+from sqlalchemy import Engine, Row, and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from dyno_reports import executor, periods
+from dyno_reports.dagster_defs.family import family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.partitions import PartitionTarget, report_partitions, start_covering, target_of
-from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.run_config import options_of
 from dyno_reports.errors import InputError
 from dyno_reports.reports import REGISTRY
@@ -57,18 +57,31 @@ DB_RESOURCE = "dyno_db"
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The class of the two-int advisory key space that reconciliation locks use (reuse.QUESTION_LOCK_CLASS is another).
+RECONCILE_LOCK_CLASS = 727_110_022
 
 
-def run_partition_keys(instance: Any, run: DagsterRun, partitions_def: PartitionsDefinition) -> list[str]:
-    """The partition keys a run targeted, from its tags (single key or a range)."""
+def run_partition_keys(
+    instance: Any, run: DagsterRun, partitions_def: PartitionsDefinition, report_type: str
+) -> list[str]:
+    """The partition keys a run targeted, from its tags (single key or a range).
+
+    A range resolves against the tenants registered now; when one of its ends is no longer registered (a
+    tenant gone from crm.tenant, removed by the tenant sensor), the partitions the run planned instead."""
     tags = run.tags
     if PARTITION_TAG in tags:
         return [tags[PARTITION_TAG]]
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        with partition_loading_context(dynamic_partitions_store=instance):
-            keys = partitions_def.get_partition_keys_in_range(
-                PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
-            )
+        try:
+            with partition_loading_context(dynamic_partitions_store=instance):
+                keys = partitions_def.get_partition_keys_in_range(
+                    PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
+                )
+        except DagsterInvalidInvocationError:
+            planned = instance.get_asset_partitions_for_run(
+                run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            ).get(AssetKey(report_type), set())
+            keys = [key for key in planned if key is not None]
         return sorted(str(k) for k in keys)
     return []
 
@@ -84,15 +97,33 @@ def reconcile_run(
     """Restore the invariant for `run`'s partitions; returns (headers marked FAILED, materialisations reported)."""
     tagged = [run.tags[tag] for tag in (PARTITION_TAG, RANGE_START_TAG) if tag in run.tags]
     partitions_def = report_partitions(REGISTRY[report_type].cadence, start_covering(tagged))
-    keys = run_partition_keys(instance, run, partitions_def)
+    keys = run_partition_keys(instance, run, partitions_def, report_type)
     targets = {key: target_of(partitions_def, key) for key in keys}
-    failed = _fail_unrecorded(engine, run, report_type, targets, message, options)
-    reported = _report_committed(engine, instance, run, report_type, targets)
+    family = family_reuse(instance, run.run_id).family
+    with _one_at_a_time(engine, run):
+        failed = _fail_unrecorded(engine, run, family, report_type, targets, message, options)
+        reported = _report_committed(engine, instance, run, report_type, targets)
     return failed, reported
 
 
+@contextmanager
+def _one_at_a_time(engine: Engine, run: DagsterRun) -> Iterator[None]:
+    """The failure hook and a sweep tick (or a tick and one that timed out) may meet on one run: they take turns
+    on a transaction-scoped advisory lock on its id, held by a connection of its own, and the second finds the
+    first's headers instead of adding its own."""
+    with engine.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(RECONCILE_LOCK_CLASS, func.hashtext(run.run_id))))
+        yield
+
+
 def _fail_unrecorded(
-    engine: Engine, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget], message: str, options: Any
+    engine: Engine,
+    run: DagsterRun,
+    family: frozenset[str],
+    report_type: str,
+    targets: dict[str, PartitionTarget],
+    message: str,
+    options: Any,
 ) -> int:
     with engine.begin() as conn:
         changed = conn.execute(
@@ -105,12 +136,13 @@ def _fail_unrecorded(
             .values(status="FAILED", error_message=executor.storable_message(message))
         ).rowcount
         recorded = {
-            (str(t), s)
-            for t, s in conn.execute(
-                select(report_run.c.tenant_id, report_run.c.period_start).where(
-                    report_run.c.dagster_run_id == run.run_id, report_run.c.report_type == report_type
-                )
+            (str(tenant_id), period_start)
+            for tenant_id, period_start, dagster_run_id, status in conn.execute(
+                select(
+                    report_run.c.tenant_id, report_run.c.period_start, report_run.c.dagster_run_id, report_run.c.status
+                ).where(report_run.c.dagster_run_id.in_(sorted(family)), report_run.c.report_type == report_type)
             )
+            if dagster_run_id == run.run_id or status == "SUCCEEDED"  # a relative's commit counts
         }
     for target in targets.values():
         if (target.tenant_id, target.period_start) in recorded:
@@ -154,10 +186,11 @@ def _report_committed(
 ) -> int:
     key_of = {(t.tenant_id, t.period_start): k for k, t in targets.items()}
     asset_key = AssetKey(report_type)
+    by_run = _materialised_by_run(instance, run, asset_key)
     reported = 0
     for header in _latest_succeeded(engine, run, report_type):
         partition_key = key_of.get((str(header.tenant_id), header.period_start))
-        if partition_key is None:
+        if partition_key is None or str(header.run_id) in by_run:
             continue
         latest = instance.fetch_materializations(AssetRecordsFilter(asset_key, [partition_key]), limit=1).records
         metadata = latest[0].asset_materialization.metadata if latest else {}
@@ -175,6 +208,18 @@ def _report_committed(
         )
         reported += 1
     return reported
+
+
+def _materialised_by_run(instance: Any, run: DagsterRun, asset_key: AssetKey) -> set[str]:
+    """The report run_ids `run` itself materialised: one event-log query, where a SUCCESS run of N
+    partitions would otherwise need N (one per partition's latest materialisation)."""
+    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    materialised = set()
+    for record in records:
+        event = record.event_log_entry.asset_materialization
+        if event is not None and event.asset_key == asset_key and "run_id" in event.metadata:
+            materialised.add(str(event.metadata["run_id"].value))
+    return materialised
 
 
 @failure_hook(required_resource_keys={DB_RESOURCE})
@@ -203,40 +248,3 @@ def reports_of_run(instance: Any, run: DagsterRun) -> list[str]:
     if not names and run.execution_plan_snapshot_id:
         names = [step.key for step in instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps]
     return sorted(name for name in set(names) if name in REGISTRY)
-
-
-def _reap(context: RunStatusSensorContext, dyno_db: ReportDatabase, message: str) -> SkipReason:
-    run = context.dagster_run
-    failed = reported = 0
-    for report_type in reports_of_run(context.instance, run):
-        f, r = reconcile_run(
-            dyno_db.engine(), context.instance, run, report_type, message, run_options(run.run_config, report_type)
-        )
-        failed, reported = failed + f, reported + r
-    return SkipReason(
-        f"Dagster run {run.run_id}: {failed} report_run header(s) marked FAILED, "
-        f"{reported} committed partition(s) reported as materialised"
-    )
-
-
-@run_failure_sensor(
-    name="report_run_failure_reaper",
-    monitor_all_code_locations=False,
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-)
-def report_run_failure_reaper(context: RunFailureSensorContext, dyno_db: ReportDatabase) -> SkipReason:
-    """A failed run (including a process killed and then failed by run monitoring): reconcile its partitions."""
-    reason = context.failure_event.message if context.failure_event else "unknown"
-    return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} failed: {reason}")
-
-
-@run_status_sensor(
-    run_status=DagsterRunStatus.CANCELED,
-    name="report_run_cancel_reaper",
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-)
-def report_run_cancel_reaper(context: RunStatusSensorContext, dyno_db: ReportDatabase) -> SkipReason:
-    """A canceled (terminated) run: reconcile its partitions."""
-    return _reap(context, dyno_db, f"Dagster run {context.dagster_run.run_id} was canceled")

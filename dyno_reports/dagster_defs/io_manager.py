@@ -11,20 +11,33 @@ One partition's failure does not stop the others. If any failed, the step ends
 with one `Failure` naming them; Dagster then records no materialisation for the
 step, and the failure hook reports the committed partitions itself
 (`failures.reconcile_run`), so Dagster and `report_run` agree.
+
+Committed work is never redone: a partition the Dagster run family already
+committed is skipped (`family.py`: its materialisation names that run), and each
+run passes `reuse` to the executor (an overlapping request of the same question
+waits for it and takes its result). A lost connection is retried for the piece
+of work it cut (`retrying.py`); once the attempts are spent, the step fails with
+one `Failure` naming the database and the partitions not done. The run stops
+between partitions once Dagster asks (`stopping.py`).
 """
 
 import contextlib
 import dataclasses
+import functools
 import time
 from typing import Any
 from uuid import UUID
 
 from dagster import AssetKey, ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 from pydantic import Field
+from sqlalchemy import Connection, Engine
 
-from dyno_reports import db, executor, periods
+from dyno_reports import executor, periods
+from dyno_reports.dagster_defs.family import committed_by_family, family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import engine_for
+from dyno_reports.dagster_defs.retrying import DatabaseOutage, LostConnection, Reconnecting, outage_failure
+from dyno_reports.dagster_defs.stopping import RunWatch, signals_cancel_runs
 from dyno_reports.errors import InputError
 
 FAILURES_SHOWN = 5
@@ -52,42 +65,107 @@ class ReportRunIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: dict[str, executor.RunRequest | RefusedPartition]) -> None:
         engine = engine_for(self.database_url)
-        failed: dict[str, str] = {}
+        instance = _instance_of(context)
+        watch = RunWatch(instance, context.run_id)
+        runs = _PartitionRuns(engine, context, obj, self.preview_rows, family_reuse(instance, context.run_id))
         progress = _Progress(context, len(obj))
-        tenant_names: dict[UUID, str | None] = {}  # for the whole step: a batch repeats its tenants
-        # One connection for every partition of the step (each still its own transaction); transient
-        # connection failures are retried before the first one.
-        with db.connect(engine) as conn:
+        # One connection for every partition of the step (each still its own transaction), replaced when lost.
+        with signals_cancel_runs(watch), Reconnecting(engine, context.log, watch) as database:
+            runs.committed = database.run(runs.read_committed, "reading what this run family committed")
             for partition_key in sorted(obj):
-                work = obj[partition_key]
-                if isinstance(work, RefusedPartition):
-                    failed[partition_key] = str(work.error)
-                    _record_refusal(engine, work, context.run_id)
-                else:
-                    request = dataclasses.replace(work, dagster_run_id=context.run_id)
-                    result = executor.execute(engine, request, connection=conn)
-                    if result.succeeded:
-                        metadata = partition_metadata(
-                            engine,
-                            work.tenant_id,
-                            result.run_id,
-                            self.preview_rows,
-                            result,
-                            connection=conn,
-                            tenant_names=tenant_names,
-                        )
-                        _add_partition_metadata(context, partition_key, metadata, len(obj))
-                    else:
-                        failed[partition_key] = f"report run {result.run_id} FAILED: {result.error_message}"
-                progress.step(partition_key, failed)
-        if failed:
-            raise _partitions_failed(failed, len(obj))
+                watch.check(f"partition {partition_key}")
+                try:
+                    database.run(functools.partial(runs.run, key=partition_key), f"partition {partition_key}")
+                except DatabaseOutage as exc:
+                    not_done = [key for key in sorted(obj) if key not in runs.done]
+                    raise outage_failure(exc, not_done, runs.failed, FAILURES_SHOWN) from None
+                progress.step(partition_key, runs.failed)
+        if runs.skipped or runs.reused:
+            context.log.info(
+                f"not computed again: {len(runs.skipped)} partition(s) this run family had committed, "
+                f"{len(runs.reused)} answered by an overlapping run (their materialisations name those runs)"
+            )
+        if runs.failed:
+            raise _partitions_failed(runs.failed, len(obj))
 
     def load_input(self, context: InputContext) -> Any:
         """The upstream partition(s)' facts as a pandas DataFrame (loading.py; pandas is imported only here)."""
         from dyno_reports.dagster_defs.loading import load_facts
 
         return load_facts(engine_for(self.database_url), context)
+
+
+class _PartitionRuns:
+    """A step's partitions as they are done; kept across the retries of a lost connection, so a partition
+    that committed is described again, never run again."""
+
+    def __init__(
+        self, engine: Engine, context: OutputContext, work: dict, preview_rows: int, reuse: executor.Reuse
+    ) -> None:
+        self.engine, self.context, self.work, self.preview_rows, self.reuse = engine, context, work, preview_rows, reuse
+        self.committed: dict[tuple[UUID, str], UUID] = {}  # by the run family, before this step started
+        self.results: dict[str, executor.RunResult] = {}
+        self.skipped: dict[str, UUID] = {}  # partition key -> the family's committed run
+        self.reused: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.done: set[str] = set()
+        self.tenant_names: dict[UUID, str | None] = {}  # for the whole step: a batch repeats its tenants
+
+    def read_committed(self, conn: Connection) -> dict[tuple[UUID, str], UUID]:
+        requests = [w for w in self.work.values() if isinstance(w, executor.RunRequest)]
+        report_type = requests[0].report.report_type if requests else ""
+        return committed_by_family(conn, report_type, self.reuse) if requests else {}
+
+    def run(self, conn: Connection, key: str) -> None:
+        work = self.work[key]
+        if isinstance(work, RefusedPartition):
+            _record_refusal(self.engine, work, self.context.run_id)
+            self.failed[key] = str(work.error)
+        else:
+            self._run_request(conn, key, dataclasses.replace(work, dagster_run_id=self.context.run_id))
+        self.done.add(key)
+
+    def _run_request(self, conn: Connection, key: str, request: executor.RunRequest) -> None:
+        committed = self.committed.get((request.tenant_id, request.fingerprint()))
+        if committed is not None:  # not run again; its numbers are read back
+            self.skipped[key] = committed
+            self._describe(conn, key, request.tenant_id, committed, None)
+            return
+        result = self.results.get(key) or self._execute(conn, key, request)
+        if result.succeeded:
+            self._describe(conn, key, request.tenant_id, result.run_id, result)
+        else:
+            self.failed[key] = f"report run {result.run_id} FAILED: {result.error_message}"
+
+    def _execute(self, conn: Connection, key: str, request: executor.RunRequest) -> executor.RunResult:
+        result = executor.execute(self.engine, request, connection=conn, reuse=self.reuse)
+        if result.connection_lost:  # rolled back, or committed with its answer lost: the retry finds it
+            raise LostConnection(result.error_message)
+        self.results[key] = result
+        if result.reused:
+            self.reused.add(key)
+        return result
+
+    def _describe(
+        self, conn: Connection, key: str, tenant_id: UUID, run_id: UUID, result: executor.RunResult | None
+    ) -> None:
+        metadata = partition_metadata(
+            self.engine,
+            tenant_id,
+            run_id,
+            self.preview_rows,
+            result,
+            connection=conn,
+            tenant_names=self.tenant_names,
+        )
+        _add_partition_metadata(self.context, key, metadata, len(self.work))
+
+
+def _instance_of(context: OutputContext) -> Any:
+    try:
+        return context.step_context.instance
+    except Exception:  # built outside a run (direct IO manager tests): no instance, no family
+        return None
 
 
 def _record_refusal(engine: Any, refused: RefusedPartition, dagster_run_id: str) -> None:
@@ -109,7 +187,7 @@ def _partitions_failed(failed: dict[str, str], total: int) -> Failure:
     return Failure(
         description=f"{len(failed)} of {total} partition(s) failed{more}: " + "; ".join(shown),
         metadata={"failed_partitions": MetadataValue.json(failed)},
-        allow_retries=False,  # refused inputs and SQL errors fail again: only DatabaseUnavailable is retried
+        allow_retries=False,  # refused inputs and SQL errors fail again; lost connections were retried already
     )
 
 

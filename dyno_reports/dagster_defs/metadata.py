@@ -1,7 +1,7 @@
 """Materialisation metadata of one partition, read back from its committed `report_run` and facts.
 
 One path for every caller: the IO manager after each partition's commit, and the
-failure hook and reapers when they report a committed partition that the killed
+failure hook and the reconciliation sweep when they report a committed partition that the killed
 or failed Dagster run never got to materialise.
 """
 

@@ -1,8 +1,25 @@
-"""Tenants as `tenant` dynamic partitions: a sensor and `dyno-reports sync-tenants` register every crm.tenant."""
+"""Tenants as `tenant` dynamic partitions: a sensor and `dyno-reports sync-tenants` keep them equal to crm.tenant.
+
+Both register every crm.tenant that is not a partition yet and remove the partitions
+whose tenant is gone from crm.tenant, so an all-tenant backfill does not fail on
+them. A removed tenant's `report_run` rows and its Dagster materialisation history
+stay; only the partition goes (a tenant that comes back is registered again, last).
+An empty crm.tenant removes nothing: a wrong database is likelier than every tenant gone.
+"""
 
 import os
+from dataclasses import dataclass
 
-from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    DefaultSensorStatus,
+    DeleteDynamicPartitionsRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 from sqlalchemy import Engine, select
 
 from dyno_reports.dagster_defs.partitions import TENANT, tenant_partitions
@@ -16,20 +33,39 @@ def source_tenants(engine: Engine) -> list[str]:
         return sorted(str(t) for t in conn.execute(select(tenant.c.tenant_id)).scalars())
 
 
-def missing_tenants(engine: Engine, instance: DagsterInstance) -> list[str]:
-    known = set(instance.get_dynamic_partitions(TENANT))
-    return [t for t in source_tenants(engine) if t not in known]
+@dataclass(frozen=True)
+class TenantChanges:
+    """The `tenant` partitions to add (in crm.tenant, not registered) and to remove (registered, gone)."""
+
+    added: list[str]
+    removed: list[str]
+    source_empty: bool
+
+    def describe(self) -> str:
+        removed = "crm.tenant is empty, none removed" if self.source_empty else f"{len(self.removed)} removed"
+        return f"{len(self.added)} tenant partition(s) added, {removed} (tenants gone from crm.tenant)"
 
 
-def sync_tenants(engine: Engine, instance: DagsterInstance) -> list[str]:
-    """Add every crm.tenant missing from the instance's `tenant` partitions; returns the added keys."""
-    added = missing_tenants(engine, instance)
-    if added:
-        instance.add_dynamic_partitions(TENANT, added)
-    return added
+def tenant_changes(engine: Engine, instance: DagsterInstance) -> TenantChanges:
+    source = source_tenants(engine)
+    known = instance.get_dynamic_partitions(TENANT)
+    in_source, registered = set(source), set(known)
+    added = [t for t in source if t not in registered]
+    removed = [t for t in known if t not in in_source] if source else []
+    return TenantChanges(added, removed, source_empty=not source)
 
 
-def sync_tenants_from_environment() -> list[str]:
+def sync_tenants(engine: Engine, instance: DagsterInstance) -> TenantChanges:
+    """Make the instance's `tenant` partitions crm.tenant's: add the missing, remove the gone."""
+    changes = tenant_changes(engine, instance)
+    if changes.added:
+        instance.add_dynamic_partitions(TENANT, changes.added)
+    for key in changes.removed:  # Dagster deletes dynamic partitions one at a time
+        instance.delete_dynamic_partition(TENANT, key)
+    return changes
+
+
+def sync_tenants_from_environment() -> TenantChanges:
     """For the CLI: the configured database and the instance of `DAGSTER_HOME`."""
     from dyno_reports import db
 
@@ -47,10 +83,20 @@ def sync_tenants_from_environment() -> list[str]:
     name="tenant_partitions_sensor",
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Registers every crm.tenant as a tenant partition.",
+    description="Registers every crm.tenant as a tenant partition and removes the partitions of tenants gone from it.",
 )
 def tenant_partitions_sensor(context: SensorEvaluationContext, dyno_db: ReportDatabase):
-    new = missing_tenants(dyno_db.engine(), context.instance)
-    if not new:
-        return SkipReason("every crm.tenant is already a tenant partition")
-    return SensorResult(dynamic_partitions_requests=[tenant_partitions.build_add_request(new)])
+    changes = tenant_changes(dyno_db.engine(), context.instance)
+    requests: list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest] = []
+    if changes.added:
+        requests.append(tenant_partitions.build_add_request(changes.added))
+    if changes.removed:
+        requests.append(tenant_partitions.build_delete_request(changes.removed))
+    if not requests:
+        return SkipReason(
+            "crm.tenant is empty: no partition removed"
+            if changes.source_empty
+            else "the tenant partitions are crm.tenant's"
+        )
+    context.log.info(changes.describe())
+    return SensorResult(dynamic_partitions_requests=requests)

@@ -1,17 +1,27 @@
 """Dagster pieces the asset tests share: the report resources on a test database, an instance with tenants (no DB)."""
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import DagsterInstance, instance_for_test
+from dagster import AssetsDefinition, BetaWarning, DagsterInstance, instance_for_test
 
+from dyno_reports.dagster_defs.assets import report_asset
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.reports import REGISTRY
 
 
 def report_resources(url: str) -> dict:
     """The resources the report assets need, on the database at `url`."""
     return {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
+
+
+def report_asset_of(report_type: str, start: str = "2025-01-01") -> AssetsDefinition:
+    """The report's asset as the definitions build it (partitions from `start`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # backfill_policy, as in report_assets
+        return report_asset(REGISTRY[report_type], start)
 
 
 @contextmanager

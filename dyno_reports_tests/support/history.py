@@ -239,3 +239,12 @@ def pipeline_selections(data: TenantData) -> st.SearchStrategy:
         return st.none()
     one = st.sampled_from(data.pipelines).map(lambda p: [p])
     return st.none() | one | st.lists(st.sampled_from(data.pipelines), min_size=1, unique=True)
+
+
+def load_small_tenant(engine: Engine, amount: int, tenant_id: uuid.UUID | None = None) -> str:
+    """A tenant with one open deal of `amount` in a four-stage pipeline, loaded; returns its id."""
+    data = TenantData(tenant_id=tenant_id or uuid.uuid4())
+    lead, _proposal, _won, _lost = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
+    data.add_deal(DEAL_IDS[0], [(T0 - timedelta(days=3), lead, amount)])
+    load(engine, data)
+    return str(data.tenant_id)

@@ -1,21 +1,25 @@
-"""What run monitoring and the failure reaper do for a Dagster run whose worker died (test helper, no DB of its own)."""
+"""What run monitoring and the reconciliation sweep do for a Dagster run whose worker died (test helper, no DB)."""
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, build_run_status_sensor_context
+from dagster import DagsterInstance, DagsterRun, SkipReason, build_sensor_context
 
-from dyno_reports.dagster_defs.failures import report_run_failure_reaper
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.sweep import report_run_reconciliation_sweep
+
+
+def sweep_once(instance: DagsterInstance, database_url: str) -> str:
+    """One evaluation of the reconciliation sweep, as the daemon's tick would run it; returns its message."""
+    context = build_sensor_context(
+        instance=instance,
+        sensor_name="report_run_reconciliation_sweep",
+        resources={"dyno_db": ReportDatabase(database_url=database_url)},
+    )
+    result = report_run_reconciliation_sweep(context)
+    assert isinstance(result, SkipReason) and result.skip_message
+    return result.skip_message
 
 
 def fail_and_reap(instance: DagsterInstance, run: DagsterRun, database_url: str) -> None:
-    """Mark `run` failed as run monitoring would, then evaluate the reaper on it twice (it is idempotent)."""
+    """Mark `run` failed as run monitoring would, then evaluate the sweep twice (it is idempotent)."""
     instance.report_run_failed(run)
-    event = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)[0].dagster_event
-    context = build_run_status_sensor_context(
-        sensor_name="report_run_failure_reaper",
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run.run_id),
-        resources={"dyno_db": ReportDatabase(database_url=database_url)},
-    ).for_run_failure()
-    report_run_failure_reaper(context)
-    report_run_failure_reaper(context)
+    sweep_once(instance, database_url)
+    sweep_once(instance, database_url)
