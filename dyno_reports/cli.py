@@ -18,6 +18,7 @@ import click
 from dyno_reports import run_process
 from dyno_reports.errors import Cancelled, DynoError, InputError, UnknownTenant, one_line
 
+CADENCE_WORDS = {"week": "weekly", "month": "monthly", "quarter": "quarterly"}
 # Commands of other modules, imported only when named (or listed by --help): name -> (module, attribute).
 LAZY_COMMANDS = {
     "db": ("dyno_reports.cli_db", "db_group"),
@@ -46,7 +47,7 @@ def cli() -> None:
     pass
 
 
-@cli.command("list", help="List the report types with their options and cadence.")
+@cli.command("list", help="List the report types with their options and cadences (the main one first).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def list_reports(as_json: bool) -> None:
     from dyno_reports.reports import REGISTRY
@@ -55,6 +56,7 @@ def list_reports(as_json: bool) -> None:
         name: {
             "title": report.title,
             "cadence": report.cadence,
+            "cadences": list(report.cadences),
             "fact_table": f"reporting.{report.fact_table.name}",
             "dimensions": list(report.dimensions),
             "metrics": list(report.metrics),
@@ -67,17 +69,36 @@ def list_reports(as_json: bool) -> None:
         click.echo(json.dumps(listing))
         return
     for name, report in sorted(REGISTRY.items()):
-        click.echo(f"{name}  ({report.cadence}ly)  -> reporting.{report.fact_table.name}")
+        cadences = ", ".join(CADENCE_WORDS[cadence] for cadence in report.cadences)
+        click.echo(f"{name}  ({cadences})  -> reporting.{report.fact_table.name}")
         click.echo(f"    {report.description}")
         for option, described in report.option_fields().items():
             click.echo(f"    --options {option}: {described}")
 
 
-@cli.command("run", help="Run REPORT for one tenant and window; prints the run's outcome.")
+@cli.command(
+    "run",
+    help="Run REPORT for one tenant and window, read in the tenant's calendar (its time zone, week start and "
+    "fiscal year); prints the run's outcome.",
+)
 @click.argument("report_type", metavar="REPORT")
 @click.option("--tenant", "tenant_id", required=True, help="Tenant UUID.")
-@click.option("--period-start", default=None, help="Inclusive start, ISO date or timestamp (UTC if no offset).")
-@click.option("--period-end", default=None, help="Exclusive end, ISO date or timestamp (default: today 00:00 UTC).")
+@click.option(
+    "--period-start",
+    default=None,
+    help="Inclusive start: an ISO date (the tenant's local midnight) or timestamp (local to the tenant if no offset).",
+)
+@click.option(
+    "--period-end", default=None, help="Exclusive end, as --period-start (default: today 00:00 in the tenant's zone)."
+)
+@click.option("--grain", default=None, help="With --period: a whole week, month or (fiscal) quarter of the tenant.")
+@click.option(
+    "--period",
+    "period_label",
+    default=None,
+    help="With --grain: the period's label, a date of the week (2025-06-02), a month (2025-06), a fiscal quarter "
+    "(FY2026-Q1).",
+)
 @click.option(
     "--options",
     "options_json",
@@ -93,7 +114,15 @@ def list_reports(as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(
-    report_type: str, tenant_id: str, period_start, period_end, options_json, so_far: bool, as_json: bool
+    report_type: str,
+    tenant_id: str,
+    period_start,
+    period_end,
+    grain,
+    period_label,
+    options_json,
+    so_far: bool,
+    as_json: bool,
 ) -> None:
     with run_process.imports_without_gc():
         from dyno_reports import db, executor, run_request
@@ -112,6 +141,8 @@ def run_report(
                 tenant_id,
                 period_start=period_start,
                 period_end=period_end,
+                grain=grain,
+                period=period_label,
                 options=options_text,
                 so_far=so_far,
             )

@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
-from dyno_reports import db, names, periods, results, text_table, trend
-from dyno_reports.errors import DynoError, UnknownTenant
+from dyno_reports import db, names, results, run_window, text_table, trend
+from dyno_reports.errors import DynoError, InputError, UnknownTenant, shown
 from dyno_reports.reports import get_report
-from dyno_reports.reports.base import parse_options
+from dyno_reports.reports.base import CADENCES, parse_options
 from dyno_reports.run_request import options_dict, parse_tenant_id
 from dyno_reports.storage import migrate
+from dyno_reports.tenant_calendar import TenantCalendar
 
 # id column -> its header beside the id (the name column in CSV, the label column in text)
 NAME_HEADERS = {"pipeline_id": "pipeline", "stage_id": "stage", "principal_id": "owner"}
-PERIOD_HEADERS = {"week": "week from", "month": "month"}
+PERIOD_HEADERS = {"week": "week from", "month": "month", "quarter": "quarter"}
 # `show` turns a facts table wider than this (characters) with at most TURNED_MAX_ROWS rows.
 WIDE_TABLE = 160
 TURNED_MAX_ROWS = 8
@@ -51,15 +52,19 @@ def show_command(run_id: str, as_csv: bool) -> None:
 
 
 def _header_lines(header: Any, report: Any, tenant_name: str | None, fact_rows: int) -> list[tuple[str, str]]:
-    options = (header.input_params or {}).get("options", {})
-    period = f"{results.period_text(header.period_start, header.period_end)}  {header.period_grain}"
-    if (header.input_params or {}).get("so_far") is True:
+    params = header.input_params or {}
+    options = params.get("options", {})
+    period = run_window.local_reading(
+        recorded_calendar(params), header.period_start, header.period_end, header.period_grain
+    )
+    if params.get("so_far") is True:
         period += "  so far: the period had not ended when this ran"
     lines = [
         ("report", f"{report.report_type}  ({report.title})"),
         ("run", f"{header.run_id}  {header.status}"),
         ("tenant", f"{tenant_name or '(not in crm.tenant)'}  ({header.tenant_id})"),
         ("period", period),
+        ("utc", results.period_text(header.period_start, header.period_end)),
         ("options", json.dumps(options, sort_keys=True)),
         ("generated", header.generated_at.isoformat()),
         ("dagster", f"run {header.dagster_run_id}" if header.dagster_run_id else "- (not run by Dagster)"),
@@ -71,6 +76,15 @@ def _header_lines(header: Any, report: Any, tenant_name: str | None, fact_rows: 
     return lines
 
 
+def recorded_calendar(input_params: dict[str, Any]) -> TenantCalendar:
+    """The calendar a run's window was resolved in, as its input_params record it; UTC (the default calendar)
+    for runs made before runs recorded one, and for a record this Python cannot read (a zone its tzdata lacks)."""
+    try:
+        return TenantCalendar.from_json(input_params["calendar"])
+    except (KeyError, InputError):
+        return TenantCalendar()
+
+
 def _facts_lines(report: Any, run_names: names.RunNames, facts: list[tuple]) -> list[str]:
     """The facts as a table; turned a quarter (one column per fact row, one line per metric) when a row
     would be wider than WIDE_TABLE and there are few rows: a wide report such as a movement waterfall
@@ -80,7 +94,7 @@ def _facts_lines(report: Any, run_names: names.RunNames, facts: list[tuple]) -> 
     lines = text_table.aligned([NAME_HEADERS.get(c, c) for c in columns], cells, [c in report.metrics for c in columns])
     if max(map(len, lines)) <= WIDE_TABLE or not 0 < len(facts) <= TURNED_MAX_ROWS:
         return lines
-    dimensions = len(report.dimensions)
+    dimensions = len(report.group_columns)
     headers = ["", *(" / ".join(row[:dimensions]) for row in cells)]
     turned = [[metric] + [row[dimensions + i] for row in cells] for i, metric in enumerate(report.metrics)]
     return text_table.aligned(headers, turned, [False] + [True] * len(cells))
@@ -103,72 +117,83 @@ def _csv_cells(run_names: names.RunNames, columns: tuple[str, ...], row: tuple) 
 
 @click.command(
     "trend",
-    help="A metric of REPORT over successive periods of its cadence (UTC weeks from Monday, or calendar months): "
-    "each period from the latest SUCCEEDED run of exactly that period and options, with its change from the "
-    "previous period. Periods without such a run say `no run`.",
+    help="A metric of REPORT over successive periods of the tenant's calendar (its weeks, months or fiscal "
+    "quarters, in its time zone): each period from the latest SUCCEEDED run of exactly that period and options, "
+    "with its change from the previous period. Periods without such a run say `no run`.",
 )
 @click.argument("report_type", metavar="REPORT")
 @click.option("--tenant", "tenant_id", required=True, help="Tenant UUID.")
 @click.option("--metric", required=True, help="A metric of the report (`dyno-reports list` names them).")
 @click.option("--by", "by_text", default="", help="Comma-separated dimensions to group by, e.g. pipeline_id,stage_id.")
+@click.option("--cadence", default=None, help="week, month or quarter (fiscal); default: the report's main cadence.")
 @click.option("--last", "count", default=8, show_default=True, type=int, help="How many periods.")
-@click.option("--through", default=None, help="ISO date: end with the period containing it (default: last closed).")
+@click.option(
+    "--through", default=None, help="A local date: end with the period containing it (default: the last closed)."
+)
 @click.option("--options", "options_json", default=None, help="The runs' options as a JSON object (default: {}).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table.")
 @click.option("--png", "png_path", default=None, type=click.Path(dir_okay=False), help="Also draw a chart to FILE.")
-def trend_command(report_type, tenant_id, metric, by_text, count, through, options_json, as_csv, png_path) -> None:
+def trend_command(
+    report_type, tenant_id, metric, by_text, cadence, count, through, options_json, as_csv, png_path
+) -> None:
     report = get_report(report_type)
     tenant = parse_tenant_id(tenant_id)
     by = tuple(d.strip() for d in by_text.split(",") if d.strip())
     trend.check_metric_and_dimensions(report, metric, by)
+    cadence = cadence or report.cadence
+    if cadence not in CADENCES:
+        raise InputError(f"--cadence must be one of {', '.join(CADENCES)}, got {shown(cadence)}")
     options = parse_options(report.options_model, options_dict(options_json))
-    through_day = periods.parse_instant(through, "--through").date() if through else None
-    windows = trend.period_windows(report.cadence, count, through_day)
     with db.get_engine().connect() as conn:
         migrate.require_head(conn)
         tenant_name = names.tenant_name(conn, tenant)
-        if tenant_name is None:
+        calendar = run_window.read_calendar(conn, tenant)
+        if tenant_name is None or calendar is None:
             raise UnknownTenant(tenant)
-        points = trend.trend(conn, report, tenant, metric, by, windows, options)
-    headers = [NAME_HEADERS.get(d, d) for d in by] + [PERIOD_HEADERS[report.cadence], metric, "change", "run"]
+        through_day = calendar.local_date(calendar.parse_bound(through, "--through")) if through else None
+        walked = trend.trend_periods(calendar, cadence, count, through_day)
+        points = trend.trend(conn, report, tenant, metric, by, [p.window for p in walked], options)
+    labels = {p.start: p.label for p in walked}
     if as_csv:
-        click.echo(text_table.csv_text(*_csv_table(by, metric, points)), nl=False)
+        click.echo(text_table.csv_text(*_csv_table(by, metric, points, labels, calendar.time_zone)), nl=False)
     else:
-        span = f"{len(windows)} {report.cadence}s {windows[0].start:%Y-%m-%d} to {windows[-1].end:%Y-%m-%d} (UTC)"
+        zone = calendar.time_zone
+        span = f"{len(walked)} {cadence}s {walked[0].first_day} to {walked[-1].end_day} ({zone})"
         click.echo(f"{report.report_type}: {metric} for {tenant_name} ({tenant}), {span}")
         click.echo(f"options {json.dumps(options.canonical(), sort_keys=True)}")
         click.echo("")
-        rows = [_trend_cells(report.cadence, by, p) for p in points]
+        headers = [NAME_HEADERS.get(d, d) for d in by] + [PERIOD_HEADERS[cadence], metric, "change", "run"]
+        rows = [_trend_cells(labels[p.period_start], by, p) for p in points]
         for line in text_table.aligned(headers, rows, [False] * (len(by) + 1) + [True, True, False]):
             click.echo(line)
     if png_path:
         from dyno_reports.trend_chart import draw_trend
 
-        draw_trend(png_path, report, metric, tenant_name, by, points)
+        draw_trend(png_path, report, metric, tenant_name, by, points, calendar, cadence)
         click.echo(f"chart written to {png_path}", err=True)
 
 
-def period_label(cadence: str, point: trend.TrendPoint) -> str:
-    return point.period_start.strftime("%Y-%m-%d" if cadence == "week" else "%Y-%m")
-
-
-def _trend_cells(cadence: str, by: tuple[str, ...], point: trend.TrendPoint) -> list[str]:
+def _trend_cells(label: str, by: tuple[str, ...], point: trend.TrendPoint) -> list[str]:
     groups = point.group_labels()
     if point.run_id is None:
-        return [*groups, period_label(cadence, point), "no run", "", "-"]
+        return [*groups, label, "no run", "", "-"]
     value = text_table.cell(point.value)
     run = names.short_id(point.run_id) + (" (so far)" if point.so_far else "")
-    return [*groups, period_label(cadence, point), value, text_table.signed(point.change), run]
+    return [*groups, label, value, text_table.signed(point.change), run]
 
 
-def _csv_table(by: tuple[str, ...], metric: str, points: list[trend.TrendPoint]) -> tuple[list[str], list[list]]:
-    headers = ["period_start", "period_end"]
+def _csv_table(
+    by: tuple[str, ...], metric: str, points: list[trend.TrendPoint], labels: dict, zone: str
+) -> tuple[list[str], list[list]]:
+    """period_start and period_end (UTC instants), the period's label in the tenant's calendar (its header names
+    the zone), the groups (an id with its name), the value, its change, the run."""
+    headers = ["period_start", "period_end", f"period ({zone})"]
     for dimension in by:
         headers += [dimension, NAME_HEADERS[dimension]] if dimension in NAME_HEADERS else [dimension]
     headers += [metric, "change", "run_id", "so_far"]
     rows = []
     for p in points:
-        row: list[Any] = [p.period_start, p.period_end]
+        row: list[Any] = [p.period_start, p.period_end, labels[p.period_start]]
         for dimension, value, label in zip(by, p.group, p.labels, strict=True):
             row += [value, label or ""] if dimension in NAME_HEADERS else [value]
         so_far = "" if p.run_id is None else str(p.so_far).lower()

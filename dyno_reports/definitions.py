@@ -1,8 +1,9 @@
 """The Dagster code location of Dyno Reports (`workspace.yaml`, `dagster ... -m dyno_reports.definitions`).
 
-Everything is built from the report REGISTRY: one asset per report with its checks,
-a job and schedule per cadence, the tenant sensor, the reconciliation sweep (report_run against every
-Dagster run that ended) and the sensor that reports runs made outside Dagster (the CLI) as materialisations.
+Everything is built from the report REGISTRY: one asset per report and cadence with its checks
+(`win_loss`, monthly, and `win_loss_quarterly`), a job and an hourly schedule per cadence, the tenant
+sensor, the reconciliation sweep (report_run against every Dagster run that ended) and the sensor that
+reports runs made outside Dagster (the CLI) as materialisations.
 """
 
 from dagster import Definitions, in_process_executor
@@ -20,7 +21,7 @@ from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
 
 def build_definitions() -> Definitions:
     start = start_date()
-    jobs, schedules = jobs_and_schedules(start)
+    jobs, schedules = jobs_and_schedules()
     return Definitions(
         assets=report_assets(start),
         jobs=jobs,

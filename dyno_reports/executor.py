@@ -114,7 +114,7 @@ class RunResult:
             "tenant_id": str(self.request.tenant_id),
             "period_start": iso(window.start),
             "period_end": iso(window.end),
-            "period_grain": window.grain,
+            "period_grain": self.request.period_grain,
             "so_far": self.request.so_far,
             "options": self.request.options.canonical(),
             "input_fingerprint": self.request.fingerprint(),

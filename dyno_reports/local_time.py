@@ -99,8 +99,8 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 def parse_local_instant(raw: str, what: str, zone: ZoneInfo) -> datetime:
     """A bound as given: an ISO date is local midnight, a timestamp with an offset (or Z) is taken as given,
-    one without an offset is local (the first-instant rule). ASCII and nothing around it, as
-    periods.parse_instant; refused outside the supported range."""
+    one without an offset is local (the first-instant rule). ASCII and nothing around it; refused outside the
+    supported range. The one parser of window bounds (in UTC: the default calendar's `parse_bound`)."""
     try:
         if not raw.isascii() or raw != raw.strip():
             raise ValueError("not canonical")

@@ -14,12 +14,15 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Row, Select, exists, or_, select
 
-from dyno_reports import names, periods, text_table
+from dyno_reports import names, text_table
 from dyno_reports.errors import InputError, UnknownTenant, shown
 from dyno_reports.reports import get_report
 from dyno_reports.run_request import parse_tenant_id
 from dyno_reports.storage.tables import RUN_STATUSES, report_run, tenant
+from dyno_reports.tenant_calendar import TenantCalendar
 
+# --since reads a date or a timestamp without offset in UTC, as the `generated (UTC)` column shows runs.
+UTC_CALENDAR = TenantCalendar()
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 10_000
 ERROR_SHOWN = 60  # characters of a FAILED run's error in the text table
@@ -77,7 +80,7 @@ def parse_filters(
         tenant_id=parse_tenant_id(tenant_id) if tenant_id is not None else None,
         report_type=get_report(report_type).report_type if report_type is not None else None,
         status=status.upper() if status is not None else None,
-        since=periods.parse_instant(since, "--since") if since is not None else None,
+        since=UTC_CALENDAR.parse_bound(since, "--since") if since is not None else None,
         limit=limit,
     )
 

@@ -22,6 +22,7 @@ from dyno_reports.reports import get_report
 from dyno_reports.reports.base import parse_options
 from dyno_reports.run_request import RunRequest, fingerprint, iso, options_dict, parse_tenant_id
 from dyno_reports.storage.tables import report_run
+from dyno_reports.tenant_calendar import TenantCalendar
 
 ERROR_MESSAGE_LIMIT = 4000
 # How often the server checks, while a run's query executes, that the client is still connected
@@ -105,7 +106,7 @@ def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, A
         "report_type": request.report.report_type,
         "period_start": request.window.start,
         "period_end": request.window.end,
-        "period_grain": request.window.grain,
+        "period_grain": request.period_grain,
         "input_params": request.input_params(),
         "input_fingerprint": request.fingerprint(),
         "status": status,
@@ -132,11 +133,14 @@ def record_input_failure(
     message: str,
     *,
     dagster_run_id: str | None = None,
+    calendar: TenantCalendar | None = None,
 ) -> UUID:
     """Insert a FAILED header for a run that never had a valid RunRequest (bad options, a killed orchestrator run).
 
-    Valid options are recorded canonically as usual; unparseable ones verbatim under `options_raw`.
+    Valid options are recorded canonically as usual; unparseable ones verbatim under `options_raw`. `calendar`:
+    the tenant's, when the caller knows it (the window's grain is read in it; default: UTC).
     """
+    calendar = calendar or TenantCalendar()
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
     run_id = uuid.uuid4()
@@ -145,7 +149,8 @@ def record_input_failure(
     except InputError:
         parsed = None
     if parsed is not None:
-        record_failure(engine, RunRequest(report, tenant_uuid, window, parsed, dagster_run_id), run_id, message)
+        failed = RunRequest(report, tenant_uuid, window, parsed, dagster_run_id, calendar=calendar)
+        record_failure(engine, failed, run_id, message)
         return run_id
     canonical = {
         "tenant_id": str(tenant_uuid),
@@ -163,8 +168,12 @@ def record_input_failure(
                 report_type=report_type,
                 period_start=window.start,
                 period_end=window.end,
-                period_grain=window.grain,
-                input_params={"options_raw": storable_raw(options), "period_grain": window.grain},
+                period_grain=calendar.grain_of(window.start, window.end),
+                input_params={
+                    "options_raw": storable_raw(options),
+                    "period_grain": calendar.grain_of(window.start, window.end),
+                    "calendar": calendar.as_json(),
+                },
                 input_fingerprint=fingerprint(canonical),
                 status="FAILED",
                 error_message=storable_message(message),

@@ -2,7 +2,9 @@
 
 The validated inputs are the run's identity: their canonical JSON (options with
 defaults, pipeline ids sorted) is recorded in `report_run.input_params` and its
-sha256 in `report_run.input_fingerprint`.
+sha256 in `report_run.input_fingerprint`. The window is resolved in the tenant's
+calendar (run_window.py), read with the tenant; `input_params` also records that
+calendar, which the fingerprint leaves out: the resolved instants name the question.
 """
 
 import hashlib
@@ -10,7 +12,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
@@ -18,11 +20,12 @@ from uuid import UUID
 
 from sqlalchemy import Connection, select
 
-from dyno_reports import periods
+from dyno_reports import periods, run_window
 from dyno_reports.errors import InputError, UnknownTenant, listed, shown
 from dyno_reports.reports import get_report
 from dyno_reports.reports.base import Options, ReportDefinition, canonical_uuid
-from dyno_reports.storage.tables import pipeline, tenant
+from dyno_reports.storage.tables import pipeline
+from dyno_reports.tenant_calendar import TenantCalendar
 
 # Bounds of an options JSON text, checked before and while it is parsed: its size in UTF-8, how deep
 # arrays and objects nest, and how many digits one number may have (Python's int() refuses
@@ -40,7 +43,8 @@ class RunRequest:
     """Everything a run depends on, validated: the run's identity is these inputs.
 
     `so_far` is not part of that identity: a so-far run and a final run of one window answer the same
-    question (one fingerprint), the final one once the period has ended."""
+    question (one fingerprint), the final one once the period has ended. Neither is `calendar`, the
+    tenant's calendar the window was resolved in: the window's instants already say which period it is."""
 
     report: ReportDefinition
     tenant_id: UUID
@@ -49,10 +53,21 @@ class RunRequest:
     dagster_run_id: str | None = None
     # A so-far run: its window had not ended when it was requested, so its numbers can still change.
     so_far: bool = False
+    calendar: TenantCalendar = field(default_factory=TenantCalendar)
+
+    @property
+    def period_grain(self) -> str:
+        """The window's grain read in the tenant's calendar (recorded as `report_run.period_grain`)."""
+        return self.calendar.grain_of(self.window.start, self.window.end)
 
     def input_params(self) -> dict[str, Any]:
-        """Recorded in `report_run.input_params`; `so_far` only for a so-far run (a final run's stay as they were)."""
-        params: dict[str, Any] = {"options": self.options.canonical(), "period_grain": self.window.grain}
+        """Recorded in `report_run.input_params`: the options, the grain and the calendar; `so_far` only for a
+        so-far run (a final run's have no such key)."""
+        params: dict[str, Any] = {
+            "options": self.options.canonical(),
+            "period_grain": self.period_grain,
+            "calendar": self.calendar.as_json(),
+        }
         return (params | {"so_far": True}) if self.so_far else params
 
     def fingerprint(self) -> str:
@@ -71,6 +86,7 @@ class RunRequest:
             "tenant_id": self.tenant_id,
             "period_start": self.window.start,
             "period_end": self.window.end,
+            "fiscal_year_start_month": self.calendar.fiscal_year_start_month,
             **self.options.sql_params(),
         }
 
@@ -86,18 +102,24 @@ def build_request(
     dagster_run_id: str | None = None,
     so_far: bool = False,
     now: datetime | None = None,
+    grain: str | None = None,
+    period: str | None = None,
 ) -> RunRequest:
     """Validate every input against the database; raise InputError before anything is written.
 
-    A window that ends after `now` (default: the current time, UTC) has not ended: its numbers can still
+    The window is resolved in the tenant's calendar, read in the statement that checks the tenant exists
+    (run_window.resolve_window): text bounds are read in local time, datetimes are instants, `grain` and
+    `period` (a label: 2025-06-02, 2025-06, FY2026-Q1) name a whole week, month or fiscal quarter.
+    A window that ends after `now` (default: the current time) has not ended: its numbers can still
     change, so it is refused unless `so_far` asks for it, and the run is then a so-far run. `so_far` on a
     window that has ended makes an ordinary, final run."""
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
     current = (now or datetime.now(UTC)).astimezone(UTC)
-    window = periods.resolve_window(
-        _instant(period_start, "period start"), _instant(period_end, "period end"), now=current
-    )
+    calendar = run_window.read_calendar(conn, tenant_uuid)
+    if calendar is None:
+        raise UnknownTenant(tenant_uuid)
+    window = run_window.resolve_window(calendar, period_start, period_end, grain=grain, period=period, now=current)
     if window.end > current and not so_far:
         raise InputError(
             f"period end {window.end.isoformat()} is after now ({current.replace(microsecond=0).isoformat()}): "
@@ -109,9 +131,9 @@ def build_request(
             "it compares the pipeline at the start of the window with the pipeline at its end"
         )
     parsed_options = report.options_from(options_dict(options))
-    _check_tenant(conn, tenant_uuid)
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)
-    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id, so_far=window.end > current)
+    so_far_run = window.end > current
+    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id, so_far_run, calendar)
 
 
 def fingerprint(canonical: dict[str, Any]) -> str:
@@ -135,12 +157,6 @@ def parse_tenant_id(raw: str | UUID) -> UUID:
     return parse_uuid(raw, "tenant")
 
 
-def _check_tenant(conn: Connection, tenant_id: UUID) -> None:
-    found = conn.execute(select(tenant.c.tenant_id).where(tenant.c.tenant_id == tenant_id)).first()
-    if found is None:
-        raise UnknownTenant(tenant_id)
-
-
 def _check_pipelines(conn: Connection, tenant_id: UUID, pipeline_ids: tuple[UUID, ...] | None) -> None:
     if not pipeline_ids:
         return
@@ -154,12 +170,6 @@ def _check_pipelines(conn: Connection, tenant_id: UUID, pipeline_ids: tuple[UUID
     missing = [str(p) for p in pipeline_ids if p not in owned]
     if missing:
         raise InputError(f"pipeline(s) {listed(missing)} do not belong to tenant {tenant_id}")
-
-
-def _instant(value: str | datetime | None, what: str) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return periods.parse_instant(value, what)
 
 
 def read_options_text(given: str) -> str:

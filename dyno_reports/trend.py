@@ -1,6 +1,7 @@
-"""Trends: one metric of a report over successive periods of its cadence, compared run to run in PostgreSQL.
+"""Trends: one metric of a report over successive periods of a cadence, compared run to run in PostgreSQL.
 
-Each period reads the latest SUCCEEDED run of exactly that tenant, report, period
+The periods are the tenant's own weeks, months or fiscal quarters (`trend_periods`, from its calendar). Each
+period reads the latest SUCCEEDED run of exactly that tenant, report, period
 and options (`reporting.report_run_latest`, matched by input fingerprint: a final
 run before a so-far one, whose period had not ended when it ran); nothing
 is stored (the methodology computes trends by comparing runs). One statement
@@ -14,12 +15,11 @@ enough dimensions for that.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from dateutil.relativedelta import relativedelta
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -39,8 +39,9 @@ from sqlalchemy.dialects.postgresql import TIMESTAMP
 
 from dyno_reports import names, periods, results, text_table
 from dyno_reports.errors import InputError, shown
-from dyno_reports.reports.base import ReportDefinition, ReportOptions
+from dyno_reports.reports.base import CADENCES, ReportDefinition, ReportOptions
 from dyno_reports.storage.tables import MONEY
+from dyno_reports.tenant_calendar import Period, TenantCalendar
 
 MAX_PERIODS = 520
 
@@ -86,38 +87,33 @@ def check_metric_and_dimensions(report: ReportDefinition, metric: str, by: tuple
     if metric not in report.metrics:
         raise InputError(f"{report.report_type} has no metric {shown(metric)} (metrics: {', '.join(report.metrics)})")
     for dimension in by:
-        if dimension not in report.dimensions:
-            known = ", ".join(report.dimensions)
+        if dimension not in report.group_columns:
+            known = ", ".join(report.group_columns)
             raise InputError(f"{report.report_type} has no dimension {shown(dimension)} (dimensions: {known})")
     if len(set(by)) != len(by):
         raise InputError("--by names a dimension more than once")
     if not by and metric not in additive_metrics(report):
         raise InputError(
             f"{metric} is not a count or an amount, so it cannot be summed over {report.report_type}'s rows: "
-            f"group it with --by (dimensions: {','.join(report.dimensions)})"
+            f"group it with --by (dimensions: {','.join(report.group_columns)})"
         )
 
 
-def period_windows(cadence: str, count: int, through: date | None = None, today: date | None = None) -> list:
-    """The `count` successive periods of the cadence (UTC weeks from Monday, calendar months), oldest first,
-    ending with the period containing `through`, else with the last closed period before `today`."""
+def trend_periods(
+    calendar: TenantCalendar, cadence: str, count: int, through: date | None = None, now: datetime | None = None
+) -> list[Period]:
+    """`count` successive periods of the cadence in the tenant's calendar (its weeks, months or fiscal
+    quarters), oldest first, ending with the period containing the local date `through`, else with the
+    last one closed at `now` (default: the current instant)."""
     if not 1 <= count <= MAX_PERIODS:
         raise InputError(f"--last must be from 1 to {MAX_PERIODS}, got {count}")
-    step = timedelta(weeks=1) if cadence == "week" else relativedelta(months=1)
+    if cadence not in CADENCES:
+        raise InputError(f"unknown cadence {shown(cadence)} (cadences: {', '.join(CADENCES)})")
     if through is None:
-        last = _period_start(cadence, today or periods.start_of_today().date()) - step
+        last = calendar.last_closed(cadence, now or datetime.now(UTC))
     else:
-        last = _period_start(cadence, through)
-    starts = [last - step * i for i in reversed(range(count))]
-    windows = []
-    for start in starts:
-        begin = periods.check_bounds(datetime.combine(start, time(), tzinfo=periods.EARLIEST.tzinfo), "period")
-        windows.append(periods.Window(begin, periods.check_bounds(begin + step, "period")))
-    return windows
-
-
-def _period_start(cadence: str, day: date) -> date:
-    return day - timedelta(days=day.weekday()) if cadence == "week" else day.replace(day=1)
+        last = calendar.period(cadence, through)
+    return calendar.periods_ending(last, count)
 
 
 def trend(
@@ -136,7 +132,7 @@ def trend(
     if not additive and any(row.fact_rows > 1 for row in rows):
         raise InputError(
             f"{metric} is not a count or an amount and the groups of --by {','.join(by) or '(none)'} hold several "
-            f"fact rows per run: add dimensions to --by (dimensions: {','.join(report.dimensions)})"
+            f"fact rows per run: add dimensions to --by (dimensions: {','.join(report.group_columns)})"
         )
     return [
         TrendPoint(

@@ -104,11 +104,22 @@ def test_a_stored_refusal_of_an_unknown_tenant_names_no_other_tenant(engine, ten
     assert stored == f"unknown tenant {unknown} (not in crm.tenant)"
 
 
-def test_list_shows_every_report_with_options_and_cadence(cli_env):
+def test_list_shows_every_report_with_options_and_cadences(cli_env):
     done = dyno(cli_env, "list", "--json")
     listing = json.loads(done.stdout)
     assert listing["pipeline_overview"]["cadence"] == "week"
     assert {"pipeline_ids", "include_closed"} <= set(listing["pipeline_overview"]["options"])
+    assert {name: (r["cadence"], r["cadences"]) for name, r in listing.items()} == {
+        "pipeline_overview": ("week", ["week"]),
+        "stage_conversion": ("week", ["week"]),
+        "weighted_pipeline": ("month", ["month", "quarter"]),
+        "win_loss": ("month", ["month", "quarter"]),
+        "deal_velocity": ("month", ["month", "quarter"]),
+        "pipeline_movement": ("month", ["month", "quarter"]),
+    }
+    text = dyno(cli_env, "list").stdout.splitlines()
+    assert "weighted_pipeline  (monthly, quarterly)  -> reporting.report_weighted_pipeline_fact" in text
+    assert "pipeline_overview  (weekly)  -> reporting.report_pipeline_overview_fact" in text
 
 
 BAD_INPUTS = {

@@ -40,6 +40,7 @@ from dyno_reports_tests.support.reaper import fail_and_reap
 D = timedelta(days=1)
 START = "2025-01-01"
 REPORT = "pipeline_overview"
+QUARTERLY = ("deal_velocity", "pipeline_movement", "weighted_pipeline", "win_loss")
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,26 @@ def test_every_registered_report_is_an_asset_with_its_cadence():
     # one process per run: jobs, and the implicit asset job that backfills use, run steps in the run worker
     assert {job.executor_def.name for job in repository.get_all_jobs()} == {"in_process"}
     graph = repository.asset_graph
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY)
+    quarterly = {f"{name}_quarterly" for name, report in REGISTRY.items() if "quarter" in report.cadences}
+    assert quarterly == {f"{name}_quarterly" for name in QUARTERLY}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY) | quarterly
     for name, report in REGISTRY.items():
         node = graph.get(AssetKey(name))
-        assert node.group_name == "dyno_reports" and node.description == report.description
+        assert node.group_name == "dyno_reports" and node.description.startswith(report.description)
+        assert "once its period has closed in the tenant's time zone" in node.description
         period = node.partitions_def.partitions_defs[0]
         assert period.name == "period" and period.partitions_def.cron_schedule == (
             "0 0 * * 1" if report.cadence == "week" else "0 0 1 * *"
         )
+        assert period.partitions_def.end_offset == 1  # the current UTC period is listed: zones east close it first
+    for name in quarterly:  # same group, IO manager, checks, pool and backfill policy as the monthly asset
+        node, monthly = graph.get(AssetKey(name)), graph.get(AssetKey(name.removesuffix("_quarterly")))
+        assert node.group_name == monthly.group_name and node.pools == monthly.pools
+        assert node.backfill_policy == monthly.backfill_policy
+        assert {c.name for c in node.check_keys} == {c.name for c in monthly.check_keys}
+        assert "FY2026-Q1|<tenant>" in node.description
+        labels = node.partitions_def.partitions_defs[0].partitions_def.get_partition_keys()
+        assert labels == sorted(labels) and "FY2026-Q1" in labels
 
 
 def test_materialize_one_partition_writes_header_facts_and_metadata(env, engine, tenant, instance):

@@ -64,8 +64,15 @@ def tick(instance, schedule_name: str, at: datetime) -> list:
     from dyno_reports.definitions import build_definitions
 
     repository = build_definitions().get_repository_def()
-    context = build_schedule_context(instance=instance, scheduled_execution_time=at, repository_def=repository)
-    return list(repository.get_schedule_def(schedule_name).evaluate_tick(context).run_requests)
+    # closed by `with`: its resources' generator, left to the garbage collector, would reset Dagster's
+    # current-instance context variable to a finished test's instance whenever it ran
+    with build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=at,
+        repository_def=repository,
+        resources={"dyno_db": ReportDatabase()},
+    ) as context:
+        return list(repository.get_schedule_def(schedule_name).evaluate_tick(context).run_requests)
 
 
 def keys_of(request, instance, cadence: str) -> list[str]:
@@ -79,8 +86,8 @@ def keys_of(request, instance, cadence: str) -> list[str]:
 @pytest.mark.parametrize(
     "schedule_name, cadence, at, period",
     [
-        ("weekly_reports_schedule", "week", datetime(2025, 6, 9, 2, tzinfo=UTC), "2025-06-02"),
-        ("monthly_reports_schedule", "month", datetime(2025, 7, 1, 2, tzinfo=UTC), "2025-06-01"),
+        ("weekly_reports_schedule", "week", datetime(2025, 6, 9, tzinfo=UTC), "2025-06-02"),
+        ("monthly_reports_schedule", "month", datetime(2025, 7, 1, tzinfo=UTC), "2025-06-01"),
     ],
 )
 def test_a_tick_for_2000_tenants_asks_for_20_runs_covering_each_tenant_once(env, schedule_name, cadence, at, period):
@@ -104,7 +111,7 @@ def test_a_batch_run_gives_each_tenant_its_run_and_one_refused_tenant_stops_none
     url = env
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", tenants)
-        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, 2, tzinfo=UTC))
+        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, tzinfo=UTC))
         asset = next(a for a in report_assets(START) if a.key == AssetKey(REPORT))
         result = materialize(
             [asset],

@@ -61,11 +61,12 @@ def home(tmp_path_factory, tenants) -> Path:
 
 
 def succeeded(engine, period_start) -> int:
+    """SUCCEEDED runs of the weekly slot starting `period_start`: each tenant's week of it, in its calendar
+    (seeded tenants live in several zones and week starts), starts within 3 days of the UTC Monday."""
+    near = report_run.c.period_start.between(period_start - timedelta(days=3), period_start + timedelta(days=3))
     with engine.connect() as conn:
         return conn.execute(
-            select(func.count())
-            .select_from(report_run)
-            .where(report_run.c.period_start == period_start, report_run.c.status == "SUCCEEDED")
+            select(func.count()).select_from(report_run).where(near, report_run.c.status == "SUCCEEDED")
         ).scalar_one()
 
 

@@ -1,7 +1,8 @@
 """`dyno-reports demo` (real PostgreSQL, and the CLI in a subprocess for the printed commands): a second demo
-adds no run, the periods end at the seeded history's end (today for a fresh demo, so `trend` finds them
-without --through), the output names run ids and the commands that read them. The period arithmetic of
-tenants seeded earlier (fixed 2024-2025 window) is checked without a database."""
+adds no run, each tenant's periods are those of its calendar (three zones; fiscal quarters for the quarterly
+reports) and end at the seeded history's end (today for a fresh demo, so `trend` finds them without
+--through), the output names run ids and the commands that read them. The period arithmetic of tenants
+seeded earlier (fixed 2024-2025 window) is checked without a database."""
 
 import re
 import subprocess
@@ -11,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from dyno_reports import demo, periods, trend
+from dyno_reports import demo, periods
 from dyno_reports.dagster_defs import dev
 from dyno_reports.reports import REGISTRY
 from dyno_reports.seed import DEFAULT_END, DEFAULT_START
 from dyno_reports.storage.tables import report_run, tenant
+from dyno_reports.tenant_calendar import TenantCalendar
 
-RUNS_PER_DEMO = len(REGISTRY) * demo.DEMO_TENANTS * demo.PERIODS_PER_REPORT
+PERIODS_PER_TENANT = sum(demo.PERIODS_PER_CADENCE[c] for report in REGISTRY.values() for c in report.cadences)
+RUNS_PER_DEMO = demo.DEMO_TENANTS * PERIODS_PER_TENANT
 
 
 def run_count(engine: Engine) -> int:
@@ -65,22 +68,35 @@ def test_the_demos_tenants_live_in_three_calendars_the_first_one_utc(two_demos, 
     assert set(calendars.values()) == {"UTC", "Australia/Sydney", "America/Los_Angeles"}
 
 
-def test_one_line_per_report_and_tenant_with_the_latest_headline(two_demos):
+def test_one_line_per_report_tenant_and_cadence_with_the_latest_headline(two_demos):
     text = two_demos["second_text"]
-    lines = [line for line in text.splitlines() if re.match(r"  [0-9a-f]{8}   \d{4}-\d\d-\d\d\.\.", line)]
-    assert len(lines) == len(REGISTRY) * demo.DEMO_TENANTS
-    assert all(re.search(r"  0 +8 +0  \w+=", line) for line in lines), lines  # new, existing, failed, headline
+    line = r"  [0-9a-f]{8}   (\S+) +(\d) (week|month|quarter)s (\S+)\.\.(\S+) +0 +(\d) +0  \w+="
+    lines = [found.groups() for found in re.finditer(line, text)]
+    assert len(lines) == demo.DEMO_TENANTS * sum(len(report.cadences) for report in REGISTRY.values())
+    assert {zone for zone, *_ in lines} == {"UTC", "Australia/Sydney", "America/Los_Angeles"}
+    assert all(count == existing == str(demo.PERIODS_PER_CADENCE[grain]) for _, count, grain, *_, existing in lines)
+    assert "weighted_pipeline (monthly, quarterly): Weighted pipeline" in text
+    quarters = [(first, last) for zone, _, grain, first, last, _ in lines if grain == "quarter"]
+    assert len(quarters) == 4 * demo.DEMO_TENANTS and all(re.fullmatch(r"FY\d{4}-Q\d", q) for q in quarters[0])
 
 
-def test_the_periods_end_with_the_last_closed_ones_before_today(two_demos):
+def test_each_tenants_periods_are_its_calendars_last_closed_ones_before_today(two_demos, engine):
+    """A fresh demo's history ends today 00:00 UTC: each tenant's periods are its calendar's last closed ones
+    then, weeks, months and fiscal quarters; the quarterly reports have four."""
+    today = periods.start_of_today()
+    with engine.connect() as conn:
+        calendars = demo.demo_tenants(conn, list({a.tenant_id for a in two_demos["first"]}))
+    asked: dict[tuple, list] = {}
     for answer in two_demos["first"]:
-        cadence = REGISTRY[answer.report_type].cadence
-        windows = trend.period_windows(cadence, demo.PERIODS_PER_REPORT)  # trend's default: no --through
-        assert answer.window in windows
-    last_weeks = {a.window for a in two_demos["first"] if a.report_type == "pipeline_overview"}
-    assert max(w.end for w in last_weeks) == periods.start_of_today() - timedelta(
-        days=periods.start_of_today().weekday()
-    )
+        asked.setdefault((answer.tenant_id, answer.report_type, answer.period.grain), []).append(answer.period)
+    assert {grain for (_, _, grain) in asked} == {"week", "month", "quarter"}
+    for (tenant_id, report_type, grain), found in asked.items():
+        calendar = calendars[tenant_id].calendar
+        assert grain in REGISTRY[report_type].cadences
+        assert found == calendar.periods_ending(calendar.last_closed(grain, today), demo.PERIODS_PER_CADENCE[grain])
+        assert found[-1].end <= today < calendar.next_period(found[-1]).end
+    utc_weeks = {a.window for a in two_demos["first"] if a.report_type == "pipeline_overview"}
+    assert max(w.end for w in utc_weeks) >= today - timedelta(days=today.weekday())  # the UTC tenant's last week
 
 
 def test_the_output_names_run_ids_and_commands_that_work_as_printed(two_demos, cli_env):
@@ -92,13 +108,25 @@ def test_the_output_names_run_ids_and_commands_that_work_as_printed(two_demos, c
     assert re.search(re.escape(trend_command) + "$", text, re.MULTILINE)  # no --through
     assert f"{demo.CLI} runs list --tenant {first_tenant}" in text
     assert f"{demo.CLI} tenants" in text
-    args = trend_command.split()[1:]
-    shown = subprocess.run(
+    shown = dyno_as_printed(cli_env, trend_command)
+    assert "no run" not in shown and str(overview[-1].run_id)[:8] in shown
+    second = next(a.tenant_id for a in two_demos["first"] if a.tenant_id != first_tenant)
+    asked = [(a, (a.tenant_id, a.report_type, a.period.grain)) for a in two_demos["first"]]
+    quarters = [a for a, key in asked if key == (second, "win_loss", "quarter")]
+    assert f"{demo.CLI} show {quarters[-1].run_id}    # win_loss, {quarters[-1].period.label} (" in text
+    (quarterly,) = re.findall(rf"{re.escape(demo.CLI)} trend win_loss --tenant {second} .*", text)
+    shown = dyno_as_printed(cli_env, quarterly)
+    assert "no run" not in shown and "4 quarters" in shown and str(quarters[-1].run_id)[:8] in shown
+
+
+def dyno_as_printed(cli_env, command: str) -> str:
+    """Its stdout: the command as the demo printed it, run with this interpreter."""
+    args = command.split()[1:]
+    done = subprocess.run(
         [sys.executable, "-m", "dyno_reports.cli", *args], env=cli_env, capture_output=True, text=True, timeout=60
     )
-    assert shown.returncode == 0, shown.stderr
-    assert "no run" not in shown.stdout
-    assert str(overview[-1].run_id)[:8] in shown.stdout
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_make_dev_partitions_start_at_the_month_of_the_earliest_tenant(two_demos, engine):
@@ -109,12 +137,18 @@ def test_make_dev_partitions_start_at_the_month_of_the_earliest_tenant(two_demos
 def test_tenants_of_the_fixed_seed_window_get_the_periods_before_its_end():
     end = demo.history_end(DEFAULT_START, now=datetime(2026, 12, 7, tzinfo=UTC))
     assert end == DEFAULT_END
-    weeks = demo.demo_windows("week", end)
+    utc = TenantCalendar()
+    weeks = demo.demo_periods(utc, "week", end)
     assert len(weeks) == demo.PERIODS_PER_REPORT
-    assert weeks[-1] == periods.Window(datetime(2025, 6, 23, tzinfo=UTC), datetime(2025, 6, 30, tzinfo=UTC))
-    months = demo.demo_windows("month", end)
+    assert weeks[-1].window == periods.Window(datetime(2025, 6, 23, tzinfo=UTC), datetime(2025, 6, 30, tzinfo=UTC))
+    months = demo.demo_periods(utc, "month", end)
     assert months[0].start == datetime(2024, 11, 1, tzinfo=UTC)
-    assert months[-1] == periods.Window(datetime(2025, 6, 1, tzinfo=UTC), DEFAULT_END)
+    assert months[-1].window == periods.Window(datetime(2025, 6, 1, tzinfo=UTC), DEFAULT_END)
+    # Sydney's April-June quarter ended at 00:00 on 2025-07-01 local, ten hours before the history's end
+    sydney = demo.demo_periods(TenantCalendar("Australia/Sydney", 1, 7, "end"), "quarter", end)
+    assert [q.label for q in sydney] == ["FY2025-Q1", "FY2025-Q2", "FY2025-Q3", "FY2025-Q4"]
+    los_angeles = demo.demo_periods(TenantCalendar("America/Los_Angeles", 7, 2, "end"), "quarter", end)
+    assert [q.label for q in los_angeles] == ["FY2025-Q2", "FY2025-Q3", "FY2025-Q4", "FY2026-Q1"]  # Feb-Apr 2025
 
 
 def test_a_history_end_is_never_after_today():

@@ -45,7 +45,11 @@ def test_success_writes_header_and_facts_together(engine, tenant):
     row = header(engine, result.run_id)
     assert result.succeeded and row["status"] == "SUCCEEDED" and row["error_message"] is None
     assert (row["period_start"], row["period_end"], row["period_grain"]) == (T0, END, "week")
-    assert row["input_params"] == {"options": {"pipeline_ids": None, "include_closed": False}, "period_grain": "week"}
+    assert row["input_params"] == {
+        "options": {"pipeline_ids": None, "include_closed": False},
+        "period_grain": "week",
+        "calendar": {"time_zone": "UTC", "week_start": 1, "fiscal_year_start_month": 1, "fiscal_year_named_by": "end"},
+    }
     assert row["input_fingerprint"] == result.request.fingerprint()
     assert result.fact_rows == fact_count(engine, result.run_id) == 2
     # all five entered proposal in W; deal 0 also entered lead at exactly S (inclusive)

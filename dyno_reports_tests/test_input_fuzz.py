@@ -33,8 +33,10 @@ from dyno_reports.run_request import (
     parse_tenant_id,
 )
 from dyno_reports.storage.tables import report_run
+from dyno_reports.tenant_calendar import TenantCalendar
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
+UTC_CALENDAR = TenantCalendar()  # the tenants here have the default calendar
 LINE_LIMIT = 500  # what an error line may hold, input quoted in it included (errors.ERROR_LINE_LIMIT)
 CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 # Digits that str.isdigit() and int() (and so uuid.UUID) take for ASCII ones.
@@ -299,7 +301,7 @@ def valid_windows() -> st.SearchStrategy[tuple[str | None, str | None]]:
 
     def window(pair: list[datetime], spell_start, spell_end) -> tuple[str | None, str | None]:
         start, end = spell_start(min(pair)), spell_end(max(pair))
-        if periods.parse_instant(end, "end") <= periods.parse_instant(start, "start"):
+        if UTC_CALENDAR.parse_bound(end, "end") <= UTC_CALENDAR.parse_bound(start, "start"):
             return (None, end)  # a date spelling made them equal: no lower bound instead
         return (start, end)
 

@@ -62,7 +62,9 @@ def test_every_view_has_the_contract_columns_and_runs_as_its_caller(engine):
 
         assert columns("report_run_latest") == [*report_run.c.keys(), "so_far"]
         for name, report in REGISTRY.items():
-            assert columns(f"report_{name}_latest") == ["tenant_id", "run_id", *report.fact_columns, *RUN_COLUMNS]
+            # an attribute added later (weighted_pipeline's close_quarter, 0010) is appended: CREATE OR REPLACE VIEW
+            own = [*report.dimensions, *report.metrics]
+            assert columns(f"report_{name}_latest") == ["tenant_id", "run_id", *own, *RUN_COLUMNS, *report.attributes]
         options = dict(
             conn.execute(
                 text("SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'reporting'::regnamespace")

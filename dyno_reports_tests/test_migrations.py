@@ -1,12 +1,15 @@
 """Alembic migrations (real PostgreSQL): up from empty, down and up again, frozen revisions,
-the migration transaction's timeouts, the tenant calendar's columns and checks (0009), and
+the migration transaction's timeouts, the tenant calendar's columns and checks (0009), weighted_pipeline's
+close_quarter (0010), and
 `dyno-reports db check` (drift against tables.py)."""
 
 import ast
 import os
 import subprocess
 import sys
+import uuid
 import zoneinfo
+from datetime import date
 
 import pytest
 from alembic import command
@@ -303,6 +306,48 @@ def imported_modules(source: str) -> set[str]:
         elif isinstance(node, ast.Name) and node.id in ("__import__", "importlib"):
             found.add(node.id)
     return found
+
+
+# --- 0010: weighted_pipeline's close_quarter --------------------------------------
+
+OLD_RUN = """
+INSERT INTO crm.tenant (tenant_id, name) VALUES (:tenant, 't');
+INSERT INTO reporting.report_run (run_id, tenant_id, report_type, generated_at, period_start, period_end,
+  period_grain, input_params, input_fingerprint, status)
+VALUES (:run, :tenant, 'weighted_pipeline', now(), '2025-06-01', '2025-07-01', 'month', '{}', repeat('0', 64),
+  'SUCCEEDED');
+INSERT INTO reporting.report_weighted_pipeline_fact (run_id, tenant_id, pipeline_id, principal_id, close_month,
+  deal_count, total_amount, weighted_amount)
+VALUES (:run, :tenant, gen_random_uuid(), gen_random_uuid(), '2025-08-01', 1, 10, 5);
+"""
+
+
+def test_0010_appends_close_quarter_old_runs_have_none_and_its_downgrade_restores_0009s(database_factory):
+    engine = create_engine(database_factory("close_quarter"))
+    tenant, run = uuid.uuid4(), uuid.uuid4()
+    view = "report_weighted_pipeline_latest"
+    try:
+        migrate.upgrade(engine, "0009")
+        before = latest_views(engine)
+        with engine.begin() as conn:
+            for statement in OLD_RUN.strip().split(";\n"):
+                conn.execute(text(statement), {"tenant": tenant, "run": run})
+        migrate.upgrade(engine, "0010")
+        after = latest_views(engine)
+        with engine.connect() as conn:
+            shown = conn.execute(text(f"SELECT * FROM reporting.{view} WHERE run_id = :r"), {"r": run}).mappings().one()
+        migrate.downgrade(engine, "0009")
+        assert latest_views(engine) == before
+        with engine.connect() as conn:
+            gone = "SELECT to_regclass('reporting.report_weighted_pipeline_fact') IS NOT NULL AND NOT EXISTS ("
+            gone += " SELECT FROM information_schema.columns WHERE column_name = 'close_quarter')"
+            assert conn.exec_driver_sql(gone).scalar_one()
+    finally:
+        engine.dispose()
+    assert list(shown)[-2:] == ["so_far", "close_quarter"]  # appended: CREATE OR REPLACE VIEW keeps the others
+    assert shown["close_month"] == date(2025, 8, 1) and shown["close_quarter"] is None  # a run made before 0010
+    assert {name for name in after if after[name] != before[name]} == {view}
+    assert after[view][1:] == before[view][1:]  # options, comment and grants kept
 
 
 def test_no_revision_imports_the_projects_code():

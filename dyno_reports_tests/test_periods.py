@@ -1,14 +1,26 @@
-"""Windows, grains and the default period (no DB)."""
+"""Windows, grains and the default period in the default calendar (UTC): bounds, ranges and errors (no DB).
+
+The same in other calendars: test_tenant_calendar.py and test_calendar_runs.py."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dyno_reports import periods
+from dyno_reports import periods, run_window
 from dyno_reports.errors import ConfigError, InputError
+from dyno_reports.tenant_calendar import TenantCalendar
 
 UTC = UTC
 NOW = datetime(2025, 6, 18, 15, 30, tzinfo=UTC)
+UTC_CALENDAR = TenantCalendar()
+
+
+def parse_instant(raw: str, what: str) -> datetime:
+    return UTC_CALENDAR.parse_bound(raw, what)
+
+
+def resolve_window(start, end, *, now=None) -> periods.Window:
+    return run_window.resolve_window(UTC_CALENDAR, start, end, now=now or datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
@@ -24,40 +36,38 @@ NOW = datetime(2025, 6, 18, 15, 30, tzinfo=UTC)
     ],
 )
 def test_grain(start, end, grain):
-    s = periods.parse_instant(start, "start") if start else None
-    assert periods.grain_of(s, periods.parse_instant(end, "end")) == grain
+    s = parse_instant(start, "start") if start else None
+    assert periods.grain_of(s, parse_instant(end, "end")) == grain
 
 
 def test_default_window_is_configurable_and_ends_today_midnight_utc(monkeypatch):
     monkeypatch.setenv("DYNO_DEFAULT_WINDOW_DAYS", "30")
-    window = periods.resolve_window(None, None, now=NOW)
+    window = resolve_window(None, None, now=NOW)
     assert window.end == datetime(2025, 6, 18, tzinfo=UTC)
     assert window.start == window.end - timedelta(days=30)
 
 
 def test_only_an_end_means_no_lower_bound_and_only_a_start_ends_today():
-    assert periods.resolve_window(None, datetime(2025, 1, 1, tzinfo=UTC), now=NOW).start is None
-    assert periods.resolve_window(datetime(2025, 6, 1, tzinfo=UTC), None, now=NOW).end == datetime(
-        2025, 6, 18, tzinfo=UTC
-    )
+    assert resolve_window(None, datetime(2025, 1, 1, tzinfo=UTC), now=NOW).start is None
+    assert resolve_window(datetime(2025, 6, 1, tzinfo=UTC), None, now=NOW).end == datetime(2025, 6, 18, tzinfo=UTC)
 
 
 def test_bad_inputs_are_refused():
     with pytest.raises(InputError, match="must be after"):
-        periods.resolve_window(datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC))
+        resolve_window(datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC))
     with pytest.raises(InputError, match="not an ISO date"):
-        periods.parse_instant("next tuesday", "period start")
+        parse_instant("next tuesday", "period start")
 
 
 def test_offsets_are_converted_to_utc_and_naive_means_utc():
-    assert periods.parse_instant("2025-06-02T02:00:00+02:00", "x") == datetime(2025, 6, 2, tzinfo=UTC)
-    assert periods.parse_instant("2025-06-02T00:00:00", "x") == datetime(2025, 6, 2, tzinfo=UTC)
+    assert parse_instant("2025-06-02T02:00:00+02:00", "x") == datetime(2025, 6, 2, tzinfo=UTC)
+    assert parse_instant("2025-06-02T00:00:00", "x") == datetime(2025, 6, 2, tzinfo=UTC)
 
 
 def test_bad_default_window_setting(monkeypatch):
     monkeypatch.setenv("DYNO_DEFAULT_WINDOW_DAYS", "soon")
     with pytest.raises(ConfigError):
-        periods.resolve_window(None, None)
+        resolve_window(None, None)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +84,7 @@ def test_bad_default_window_setting(monkeypatch):
 )
 def test_instants_outside_the_supported_range_are_input_errors(raw):
     with pytest.raises(InputError, match=r"outside the supported range 1900-01-01 \.\. 9000-01-01 UTC"):
-        periods.parse_instant(raw, "period end")
+        parse_instant(raw, "period end")
 
 
 @pytest.mark.parametrize(
@@ -89,7 +99,7 @@ def test_instants_outside_the_supported_range_are_input_errors(raw):
     ],
 )
 def test_the_edges_of_the_range_are_in_it(raw, expected):
-    assert periods.parse_instant(raw, "x") == expected
+    assert parse_instant(raw, "x") == expected
 
 
 def test_grains_at_the_edges_of_the_range():
@@ -97,14 +107,14 @@ def test_grains_at_the_edges_of_the_range():
     assert periods.grain_of(datetime(8999, 12, 25, tzinfo=UTC), periods.LATEST) == "week"
     assert periods.grain_of(periods.EARLIEST, datetime(1900, 2, 1, tzinfo=UTC)) == "month"
     with pytest.raises(InputError, match="must be after"):  # only a start: up to today, before it
-        periods.resolve_window(datetime(8999, 12, 31, 23, 59, 59, tzinfo=UTC), None, now=NOW)
+        resolve_window(datetime(8999, 12, 31, 23, 59, 59, tzinfo=UTC), None, now=NOW)
 
 
 def test_datetimes_given_directly_are_bounded_too():
     with pytest.raises(InputError, match="period start 1800-01-01T00:00:00\\+00:00 is outside"):
-        periods.resolve_window(datetime(1800, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+        resolve_window(datetime(1800, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
     with pytest.raises(InputError, match="period end 9999-12-31T00:00:00\\+00:00 is outside"):
-        periods.resolve_window(None, datetime(9999, 12, 31, tzinfo=UTC))
+        resolve_window(None, datetime(9999, 12, 31, tzinfo=UTC))
 
 
 @pytest.mark.parametrize(
@@ -119,12 +129,12 @@ def test_datetimes_given_directly_are_bounded_too():
 )
 def test_instants_must_be_plain_ascii_iso(raw):
     with pytest.raises(InputError, match="not an ISO date"):
-        periods.parse_instant(raw, "period start")
+        parse_instant(raw, "period start")
 
 
 def test_a_huge_instant_is_quoted_short():
     with pytest.raises(InputError) as refused:
-        periods.parse_instant("2" * 100_000, "period start")
+        parse_instant("2" * 100_000, "period start")
     assert len(str(refused.value)) < 300 and "(100000 characters)" in str(refused.value)
 
 
@@ -132,4 +142,4 @@ def test_a_huge_instant_is_quoted_short():
 def test_a_default_window_past_the_range_is_a_config_error(monkeypatch, days):
     monkeypatch.setenv("DYNO_DEFAULT_WINDOW_DAYS", days)
     with pytest.raises(ConfigError, match="supported range"):
-        periods.resolve_window(None, None, now=NOW)
+        resolve_window(None, None, now=NOW)

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from dyno_reports import config
 from dyno_reports.dagster_defs import sweep
-from dyno_reports.dagster_defs.failures import RANGE_END_TAG, RANGE_START_TAG, RECONCILE_LOCK_CLASS
+from dyno_reports.dagster_defs.failures import RECONCILE_LOCK_CLASS
+from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
 from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string

@@ -2,14 +2,16 @@
 definition and option-model checks).
 
 A report gets these tests by being registered: its SQL equals its plain-Python
-reference (`reference.REFERENCES`) on generated histories, windows, pipeline
-selections and option values; options it does not have are refused; its options
+reference (`reference.REFERENCES`) on generated histories, tenants' calendars,
+windows (instants, or asked in the tenant's local time and resolved by the
+reference calendar), pipeline selections and option values; options it does not have are refused; its options
 have one canonical form that runs again to the same facts; its definition is
 consistent. A registered report without a reference fails here. The report's own
 hand-made edge cases stay in `test_<report>.py`.
 """
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -34,6 +36,7 @@ from dyno_reports_tests.support.history import (
     pipeline_selections,
     two_pipelines,
 )
+from dyno_reports_tests.support.local_windows import calendars, local_windows
 
 REPORTS = sorted(REGISTRY)
 D = timedelta(days=1)
@@ -120,8 +123,12 @@ def test_matches_reference_on_busy_histories(engine, report_type, choices):
 
 
 def check_against_reference(engine, report_type: str, reference: Reference, data: TenantData, choices) -> None:
-    """A window, a pipeline selection and the report's own options, each given or left to its default."""
-    window, pipeline_ids = choices.draw(reference.windows(data)), choices.draw(pipeline_selections(data))
+    """A calendar for the tenant, a window (the report's instants, or a whole local period or local bounds),
+    a pipeline selection and the report's own options, each given or left to its default."""
+    data = replace(data, calendar=choices.draw(calendars()))
+    local = choices.draw(st.booleans())
+    window = choices.draw(local_windows(data.calendar) if local else reference.windows(data))
+    pipeline_ids = choices.draw(pipeline_selections(data))
     options = choices.draw(st.fixed_dictionaries({}, optional=dict(reference.options)))
     assert_matches_reference(engine, report_type, reference.expected, data, window, pipeline_ids, **options)
 
@@ -207,7 +214,7 @@ def test_a_run_records_its_options_canonically_and_they_run_again_to_the_same_fa
 def test_definition_is_consistent(report_type):
     report = REGISTRY[report_type]
     table = report.fact_table
-    assert report.cadence == reference_of(report_type).cadence
+    assert report.cadences == reference_of(report_type).cadences
     assert report.title and report.description
     assert (table.schema, table.name) == ("reporting", f"report_{report_type}_fact")
     # every report is scoped by pipeline_ids, and its fact rows name their pipeline first
@@ -240,7 +247,7 @@ def test_sql_is_built_on_the_shared_ctes_and_binds_every_option(report_type):
         assert rest.startswith("," + SCOPE_STAGES)
     bound = set(text(report.sql).compile().params)
     needed = {"tenant_id", "period_end", *report.options_model.model_fields}
-    assert needed <= bound <= needed | {"period_start"}
+    assert needed <= bound <= needed | {"period_start", "fiscal_year_start_month"}
 
 
 @pytest.mark.parametrize("report_type", REPORTS)

@@ -9,7 +9,7 @@ SUCCEEDED run of each period and options, and mark periods without one.
 import csv
 import io
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy import insert, select
 from dyno_reports import executor, text_table, trend
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
+from dyno_reports.tenant_calendar import TenantCalendar
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.test_cli import dyno
 
@@ -86,10 +87,11 @@ def test_show_prints_the_header_and_the_facts_with_names(cli_env, history, runs)
     assert lines[0] == "report     pipeline_overview  (Pipeline overview)"
     assert lines[1] == f"run        {runs['w1']}  SUCCEEDED"
     assert lines[2] == f"tenant     test {history.tenant_id}  ({history.tenant_id})"
-    assert lines[3] == "period     [2025-06-09T00:00:00+00:00, 2025-06-16T00:00:00+00:00)  week"
-    assert lines[4] == 'options    {"include_closed": false, "pipeline_ids": null}'
-    assert lines[6] == "dagster    - (not run by Dagster)" and lines[7] == "facts      2 row(s)"
-    table = lines[9:]
+    assert lines[3] == "period     2025-06-09 to 2025-06-16 UTC  2025-06-09 (week)"
+    assert lines[4] == "utc        [2025-06-09T00:00:00+00:00, 2025-06-16T00:00:00+00:00)"
+    assert lines[5] == 'options    {"include_closed": false, "pipeline_ids": null}'
+    assert lines[7] == "dagster    - (not run by Dagster)" and lines[8] == "facts      2 row(s)"
+    table = lines[10:]
     assert table[0].split() == ["pipeline", "stage", *REPORT_METRICS]
     pipeline_label = f"pipeline 0 ({str(PIPELINE_IDS[0])[:8]})"
     lead_row, proposal_row = table[2:]
@@ -166,8 +168,9 @@ def test_trend_by_stage_as_csv_fills_absent_groups_with_zero(cli_env, history, r
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert list(rows[0]) == [
-        "period_start", "period_end", "stage_id", "stage", "deal_count", "change", "run_id", "so_far"
+        "period_start", "period_end", "period (UTC)", "stage_id", "stage", "deal_count", "change", "run_id", "so_far"
     ]  # fmt: skip
+    assert [r["period (UTC)"] for r in rows[:4]] == ["2025-06-02", "2025-06-09", "2025-06-16", "2025-06-23"]
     assert {r["so_far"] for r in rows} == {"false", ""}  # final runs; no run
     got = [(r["stage"], r["period_start"][:10], r["deal_count"], r["change"], r["run_id"]) for r in rows]
     assert got == [
@@ -234,7 +237,8 @@ def test_trend_of_every_report_and_metric_matches_its_facts(engine, twin, report
     """In-process, for every registered report: each additive metric's total is the sum of the run's facts,
     and every metric grouped by all dimensions gives back each fact row's value."""
     report = REGISTRY[report_type]
-    (window,) = trend.period_windows(report.cadence, 1, through=date(2025, 6, 20))
+    (period,) = trend.trend_periods(TenantCalendar(), report.cadence, 1, through=date(2025, 6, 20))
+    window = period.window
     with engine.connect() as conn:
         request = executor.build_request(conn, report_type, twin.tenant_id, period_start=window.start,
                                          period_end=window.end)  # fmt: skip
@@ -266,18 +270,22 @@ def test_sums_are_offered_for_counts_and_amounts_only():
 
 
 def test_periods_end_with_the_last_closed_one_or_the_one_containing_through():
-    def starts(windows):
-        return [(w.start.date().isoformat(), (w.end - w.start).days) for w in windows]
+    """In the default calendar, UTC weeks from Monday and calendar months, as before calendars."""
 
-    assert starts(trend.period_windows("week", 2, today=date(2025, 6, 23))) == [("2025-06-09", 7), ("2025-06-16", 7)]
-    assert starts(trend.period_windows("week", 1, today=date(2025, 6, 29))) == [("2025-06-16", 7)]  # a Sunday
-    assert starts(trend.period_windows("month", 3, today=date(2025, 3, 1))) == [
+    def starts(walked):
+        return [(p.start.date().isoformat(), (p.end - p.start).days) for p in walked]
+
+    utc = TenantCalendar()
+    at = datetime(2025, 6, 23, 9, tzinfo=UTC)
+    assert starts(trend.trend_periods(utc, "week", 2, now=at)) == [("2025-06-09", 7), ("2025-06-16", 7)]
+    assert starts(trend.trend_periods(utc, "week", 1, now=datetime(2025, 6, 29, tzinfo=UTC))) == [("2025-06-16", 7)]
+    assert starts(trend.trend_periods(utc, "month", 3, now=datetime(2025, 3, 1, tzinfo=UTC))) == [
         ("2024-12-01", 31),
         ("2025-01-01", 31),
         ("2025-02-01", 28),
     ]
-    assert starts(trend.period_windows("month", 1, through=date(2024, 2, 29))) == [("2024-02-01", 29)]
-    assert all(w.start.tzinfo is not None and w.grain in ("week", "month") for w in trend.period_windows("week", 3))
+    assert starts(trend.trend_periods(utc, "month", 1, through=date(2024, 2, 29))) == [("2024-02-01", 29)]
+    assert all(p.start.tzinfo is not None and p.window.grain == "week" for p in trend.trend_periods(utc, "week", 3))
 
 
 def test_show_turns_a_wide_report_a_quarter(cli_env, engine, history):
@@ -291,7 +299,7 @@ def test_show_turns_a_wide_report_a_quarter(cli_env, engine, history):
     assert result.succeeded, result.error_message
     done = dyno(cli_env, "show", str(result.run_id))
     assert done.returncode == 0, done.stderr
-    table = done.stdout.splitlines()[9:]
+    table = done.stdout.splitlines()[10:]
     assert table[0].strip() == f"pipeline 0 ({str(PIPELINE_IDS[0])[:8]})"
     with engine.connect() as conn:
         (fact,) = conn.execute(select(report.fact_table).where(report.fact_table.c.run_id == result.run_id)).all()

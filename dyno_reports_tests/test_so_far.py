@@ -29,6 +29,7 @@ NOT_ENDED = re.compile(
     r"pass --so-far to run it so far\n"
 )
 SO_FAR_PERIOD = "so far: the period had not ended when this ran"
+UTC_CALENDAR = {"time_zone": "UTC", "week_start": 1, "fiscal_year_start_month": 1, "fiscal_year_named_by": "end"}
 
 
 def today() -> date:
@@ -84,7 +85,12 @@ def test_so_far_runs_it_and_records_a_so_far_run_under_the_final_runs_fingerprin
     outcome = json.loads(done.stdout.splitlines()[-1])
     assert outcome["status"] == "SUCCEEDED" and outcome["so_far"] is True
     header = header_of(engine, outcome["run_id"])
-    assert header.input_params == {"options": outcome["options"], "period_grain": "custom", "so_far": True}
+    assert header.input_params == {
+        "options": outcome["options"],
+        "period_grain": "custom",
+        "calendar": UTC_CALENDAR,
+        "so_far": True,
+    }
 
     with engine.connect() as conn:  # the same window asked once it has ended: a final run, the same question
         final = executor.build_request(
@@ -108,6 +114,7 @@ def test_so_far_on_a_period_that_has_ended_is_a_final_run(cli_env, engine, tenan
         assert header_of(engine, outcome["run_id"]).input_params == {
             "options": outcome["options"],
             "period_grain": "month",
+            "calendar": UTC_CALENDAR,
         }
 
 
@@ -157,10 +164,12 @@ def test_show_says_a_run_is_a_so_far_run(cli_env, engine, tenant):
 
     shown = dyno(cli_env, "show", so_far["run_id"])
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[3] == f"period     {window}  custom  {SO_FAR_PERIOD}"
+    assert shown.stdout.splitlines()[3] == f"period     {start} to {end} UTC  (custom)  {SO_FAR_PERIOD}"
+    assert shown.stdout.splitlines()[4] == f"utc        {window}"
     shown = dyno(cli_env, "show", final["run_id"])
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[3].startswith("period     [") and "so far" not in shown.stdout
+    assert shown.stdout.splitlines()[3] == "period     2025-06-01 to 2025-07-01 UTC  2025-06 (month)"
+    assert "so far" not in shown.stdout
 
 
 def test_trend_marks_a_period_whose_latest_run_is_a_so_far_run(cli_env, engine, tenant):

@@ -1,7 +1,8 @@
 """The tenant calendar (dyno_reports.tenant_calendar, local_time), no DB: hypothesis properties against the
 plain-Python reference (reference/calendar.py) over every zone of zoneinfo, dates from 1970 to 2100, week
 starts and fiscal settings; hand cases for DST gaps and repeated midnights, odd offsets, weeks of 167 and 169
-hours, fiscal years; the default calendar against periods.py and trend.py's UTC periods."""
+hours, fiscal years; the default calendar against the UTC periods of before calendars (their rules kept
+here: a date is 00:00 UTC, weeks from Monday, calendar months)."""
 
 import itertools
 import zoneinfo
@@ -12,8 +13,8 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dyno_reports import local_time, periods, trend
-from dyno_reports.errors import ConfigError, InputError
+from dyno_reports import local_time, periods, run_window
+from dyno_reports.errors import ConfigError, InputError, shown
 from dyno_reports.tenant_calendar import PERIOD_GRAINS, TenantCalendar
 from dyno_reports_tests.reference import calendar as ref
 
@@ -162,17 +163,50 @@ def test_a_calendar_round_trips_through_json(cal):
     assert TenantCalendar.from_json(cal.as_json()) == cal
 
 
-# --- the default calendar gives today's UTC periods --------------------------------------------------
+# --- the default calendar gives the UTC periods of before calendars -------------------------------------
 
 DEFAULT = TenantCalendar()
 instants = st.datetimes(datetime(1970, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+def utc_bound(raw: str, what: str) -> datetime:
+    """A bound as read before calendars (periods.parse_instant of commit 08db462): an ISO date or timestamp,
+    ASCII and nothing around it; a date means 00:00 UTC, a time without offset UTC."""
+    try:
+        if not raw.isascii() or raw != raw.strip():
+            raise ValueError("not canonical")
+        if len(raw) == 10:
+            parsed = datetime.combine(date.fromisoformat(raw), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{what} {shown(raw)} is not an ISO date or timestamp (e.g. 2025-06-02 or 2025-06-02T00:00:00Z)"
+        ) from None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InputError(f"{what} {shown(raw)} is outside the supported range {periods.SUPPORTED}") from None
+    return periods.check_bounds(parsed, what, raw)
+
+
+def utc_periods(cadence: str, count: int, through: date | None = None, today: date | None = None) -> list:
+    """trend.period_windows of commit 08db462: UTC weeks from Monday or calendar months, ending with the one
+    containing `through`, else the last closed before `today`."""
+    step = timedelta(weeks=1) if cadence == "week" else relativedelta(months=1)
+    day = through or today
+    first = day - timedelta(days=day.weekday()) if cadence == "week" else day.replace(day=1)
+    last = first if through is not None else first - step
+    starts = [datetime.combine(last - step * i, time(), tzinfo=UTC) for i in reversed(range(count))]
+    return [periods.Window(start, start + step) for start in starts]
 
 
 @given(st.one_of(st.dates(FIRST_DAY, LAST_DAY).map(date.isoformat), instants.map(datetime.isoformat),
                  instants.map(lambda t: t.replace(tzinfo=None).isoformat()), st.text(max_size=30)))  # fmt: skip
 def test_default_bounds_are_periods_bounds(raw):
     try:
-        expected: object = periods.parse_instant(raw, "period start")
+        expected: object = utc_bound(raw, "period start")
     except InputError as error:
         expected = str(error)
     try:
@@ -192,9 +226,9 @@ def test_default_grain_is_periods_grain(start, length):
 @given(st.dates(FIRST_DAY, LAST_DAY), st.sampled_from(("week", "month")), st.integers(1, 30))
 def test_default_periods_are_trends_periods(day, cadence, count):
     through = [p.window for p in DEFAULT.periods_ending(DEFAULT.period(cadence, day), count)]
-    assert through == trend.period_windows(cadence, count, through=day)
+    assert through == utc_periods(cadence, count, through=day)
     closed = DEFAULT.periods_ending(DEFAULT.last_closed(cadence, DEFAULT.local_midnight(day)), count)
-    assert [p.window for p in closed] == trend.period_windows(cadence, count, today=day)
+    assert [p.window for p in closed] == utc_periods(cadence, count, today=day)
 
 
 @given(instants)
@@ -204,10 +238,12 @@ def test_default_window_and_today_are_periods(now):
     assert (window.start, window.end) == (periods.start_of_today(now) - timedelta(days=90), periods.start_of_today(now))
 
 
-def test_the_default_window_is_the_configured_one_of_periods(monkeypatch):
+def test_the_default_window_is_the_configured_one_of_before_calendars(monkeypatch):
     monkeypatch.delenv("DYNO_DEFAULT_WINDOW_DAYS", raising=False)
     now = utc(2025, 6, 18, 15, 30)
-    assert DEFAULT.default_window(90, now) == periods.resolve_window(None, None, now=now)
+    before_calendars = periods.Window(utc(2025, 6, 18) - timedelta(days=90), utc(2025, 6, 18))
+    resolved = run_window.resolve_window(DEFAULT, None, None, now=now)
+    assert DEFAULT.default_window(90, now) == resolved == before_calendars
     with pytest.raises(ConfigError, match="supported range"):
         DEFAULT.default_window(50_000, now)
 

@@ -1,4 +1,5 @@
-"""weighted_pipeline against docs/definitions.md (real PostgreSQL): hand-made edge cases.
+"""weighted_pipeline against docs/definitions.md (real PostgreSQL): hand-made edge cases, close_quarter in
+tenants' fiscal years.
 
 Its SQL against its reference on generated histories, and the checks every report gets
 (options, definition, a tenant without pipelines): test_report_registry.py.
@@ -135,3 +136,22 @@ def test_snapshot_ignores_the_window_start(engine):
     assert run_and_read(engine, REPORT, data.tenant_id, S, E) == unbounded
     assert row_of(unbounded, A, P1, date(2025, 1, 1)) == (1, Decimal("9.00"), Decimal("1.80"))
     assert result.headline == {"deal_count": 2, "total_amount": Decimal("12.00"), "weighted_amount": Decimal("2.10")}
+
+
+def test_close_quarter_is_the_fiscal_quarter_of_the_close_date_in_the_tenants_year(engine):
+    """A December year (Kathmandu, named by its start): quarters December-February, March-May, June-August,
+    September-November; one deal closing in each month of 2025 and one without a close date."""
+    data, (lead, *_), _ = two_pipelines()
+    data.calendar = ("Asia/Kathmandu", 7, 12, "start")
+    for month in range(1, 13):
+        data.add_deal(DEAL_IDS[month], [(T0, lead, month, P0, date(2025, month, 28))])
+    data.add_deal(DEAL_IDS[0], [(T0, lead, 99, P0)])
+    load(engine, data)
+
+    facts = run_and_read(engine, REPORT, data.tenant_id, S, E)
+
+    assert facts == expected(data, S, E)
+    quarters = {month: row["close_quarter"] for (_, _, month), row in facts.items()}
+    starts = {1: date(2024, 12, 1), 2: date(2024, 12, 1), 12: date(2025, 12, 1)}
+    starts |= {m: date(2025, 3 * ((m - 3) // 3) + 3, 1) for m in range(3, 12)}
+    assert quarters == {None: None} | {date(2025, m, 1): first for m, first in starts.items()}

@@ -11,7 +11,9 @@ workspace.yaml` (webserver, daemon, code servers) as a subprocess with
 DYNO_DAGSTER_START_DATE=2024-07-01. The scenarios, in the order they run:
 
 - tick: a weekly tick for 200 small tenants end to end. The code server
-  evaluates `weekly_reports_schedule` for Monday 2025-06-30 02:00 UTC (GraphQL
+  evaluates `weekly_reports_schedule` for Monday 2025-06-30 00:00 UTC, when
+  their weeks close (the seeded tenants are set to the default calendar, UTC,
+  as the SQL baseline reads UTC weeks) (GraphQL
   `scheduleDryRun`, the UI's "Evaluate tick"), and its run requests are launched
   with `launchMultipleRuns` (the UI's "Launch all runs") carrying the tags the
   scheduler daemon adds (`dagster/schedule_name`, `dagster/run_key`); the run
@@ -25,11 +27,14 @@ DYNO_DAGSTER_START_DATE=2024-07-01. The scenarios, in the order they run:
   until the run is failed and until Dagster and report_run agree again (the
   report_run_reconciliation_sweep sensor's work; report_run_failure_reaper's
   before issue 21).
-- 2,000 tenants: fake tenants are added up to 2,000, in crm.tenant and as
-  partitions (last, as they would swell the other scenarios), and the weekly
-  tick is evaluated in-process (`build_schedule_context` on the bench instance)
-  and through the code server
-  (GraphQL `scheduleDryRun`, the daemon's path: gRPC to the code server).
+- 2,000 tenants: fake tenants are added up to 2,000, in crm.tenant (30 zones,
+  Sunday and Monday week starts, three fiscal years) and as partitions, in the
+  order `sync_tenants` registers them (last, as they would swell the other
+  scenarios); every hourly tick of the weekly schedule from Saturday 2025-06-28
+  06:00 to Monday 16:00 UTC (every tenant's week of 2025-06-23 closes in that
+  span) is evaluated in-process (`build_schedule_context` on the bench
+  instance), and the busiest one through the code server (GraphQL
+  `scheduleDryRun`, the daemon's path: gRPC to the code server).
 
 "SQL seconds" are measured by running the very same report requests directly
 through the shared executor (`build_request` + `execute`, what the asset body

@@ -1,4 +1,9 @@
-"""The kill scenario: the run worker of a backfill SIGKILLed mid-way, then Dagster vs report_run."""
+"""The kill scenario: the run worker of a backfill SIGKILLed mid-way, then Dagster vs report_run.
+
+Since issue 21 a crashed worker's run is re-executed from failure once (`run_retries` in dagster.yaml), and
+that re-execution skips the partitions its family committed: agreement is read over the run family and holds
+once the re-execution has ended and the sweep has reconciled.
+"""
 
 import os
 import signal
@@ -24,27 +29,37 @@ class Agreement:
     materialised: int  # SUCCEEDED header, and Dagster's latest materialisation carries its run_id
     failed: int  # FAILED header only, no materialisation
     disagreeing: list[str]  # anything else (IN_PROGRESS, no header, materialised without a SUCCEEDED header, ...)
+    unfinished: int  # runs of the family not ended yet (the run_retries re-execution, queued or running)
 
     @property
     def holds(self) -> bool:
-        return not self.disagreeing
+        return not self.disagreeing and not self.unfinished
+
+
+def run_family(world: World, run_id: str) -> list[RunTimes]:
+    """The run and its re-executions (`run_retries` after a crash: tag dagster/root_run_id)."""
+    return run_times(world, run_ids=[run_id]) + run_times(world, tags={"dagster/root_run_id": run_id})
 
 
 def agreement(world: World, run_id: str, report_type: str, weeks: dict[str, date], tenant: str) -> Agreement:
-    """Dagster vs report_run, for every partition a Dagster run targeted (all of one tenant)."""
+    """Dagster vs report_run, for every partition a Dagster run targeted (all of one tenant), over its run family:
+    a partition the re-execution committed counts for the killed run too (issue 21: no work redone)."""
+    family = run_family(world, run_id)
     with world.engine.connect() as conn:
         headers = conn.execute(
-            select(report_run.c.period_start, report_run.c.status, report_run.c.run_id).where(
-                report_run.c.dagster_run_id == run_id,
+            select(report_run.c.period_start, report_run.c.status, report_run.c.run_id, report_run.c.generated_at)
+            .where(
+                report_run.c.dagster_run_id.in_([r.run_id for r in family]),
                 report_run.c.report_type == report_type,
                 report_run.c.tenant_id == uuid.UUID(tenant),
             )
+            .order_by(report_run.c.generated_at.desc())
         ).all()
     materialised, failed, disagreeing = 0, 0, []
     for key, week in weeks.items():
         mine = [h for h in headers if h.period_start == week_start(week)]
         statuses = {h.status for h in mine}
-        succeeded = [str(h.run_id) for h in mine if h.status == "SUCCEEDED"]
+        succeeded = [str(h.run_id) for h in mine if h.status == "SUCCEEDED"]  # newest first
         shown = materialised_run_id(world, report_type, key)
         if "IN_PROGRESS" not in statuses and succeeded and shown == succeeded[0]:
             materialised += 1
@@ -52,7 +67,8 @@ def agreement(world: World, run_id: str, report_type: str, weeks: dict[str, date
             failed += 1
         else:
             disagreeing.append(f"{key}: headers {sorted(statuses) or 'none'}, materialised run_id {shown}")
-    return Agreement(materialised, failed, disagreeing)
+    unfinished = sum(r.status not in {"SUCCESS", "FAILURE", "CANCELED"} for r in family)
+    return Agreement(materialised, failed, disagreeing, unfinished)
 
 
 def committed(world: World, run_id: str) -> int:
@@ -102,6 +118,12 @@ def kill_scenario(world: World, tenant: str, weeks: int, table: Table) -> None:
     table.add(name, "surviving processes of the run", f"{len(survivors)} of {len(family)}", "0", not survivors)
     table.add(name, "kill -> run marked failed", f"{failed[1] - killed_at:.1f} s (status {failed[0]})")
     table.add(name, "kill -> Dagster and report_run agree", f"{agreed - killed_at:.1f} s")
+    retries = run_family(world, run.run_id)[1:]
+    table.add(
+        name,
+        "run_retries re-execution",
+        ", ".join(f"{r.status}" for r in retries) or "none",
+    )
     table.add(
         name,
         "agreement per partition",

@@ -4,6 +4,7 @@ import statistics
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from benchmarks.dagster_ops.graphql import evaluate_tick, execution_params, launch_backfill, launch_runs
 from benchmarks.dagster_ops.runs import (
@@ -20,7 +21,18 @@ from benchmarks.dagster_ops.table import Table, add_run_phases
 from benchmarks.dagster_ops.world import WAIT_SECONDS, World, wait_for
 
 BACKFILL_FROM = date(2025, 1, 6)  # backfill scenario: 26 weeks up to 2025-06-30
-WEEKLY_TICK = datetime(2025, 6, 30, 2, 0, tzinfo=UTC)  # requests the week of 2025-06-23
+WEEKLY_TICK = datetime(2025, 6, 30, 0, 0, tzinfo=UTC)  # requests the week of 2025-06-23 of UTC tenants
+# The scale scenario's fleet: 30 zones x 2 week starts x 3 fiscal years; hourly ticks over the span of the
+# weekly closes of the week of 2025-06-23 (Sunday-start weeks end from Saturday 10:00 UTC at +14:00,
+# Monday-start weeks until Monday 12:00 UTC at -12:00).
+ZONES = (
+    "UTC", "Europe/London", "Europe/Paris", "Europe/Helsinki", "Europe/Moscow", "Asia/Dubai", "Asia/Karachi",
+    "Asia/Kolkata", "Asia/Kathmandu", "Asia/Dhaka", "Asia/Yangon", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo",
+    "Australia/Adelaide", "Australia/Sydney", "Pacific/Auckland", "Pacific/Chatham", "Pacific/Tongatapu",
+    "Pacific/Kiritimati", "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles",
+    "America/Denver", "America/Chicago", "America/New_York", "America/St_Johns", "America/Sao_Paulo", "Etc/GMT+12",
+)  # fmt: skip
+ZONE_TICKS = (datetime(2025, 6, 28, 6, tzinfo=UTC), datetime(2025, 6, 30, 16, tzinfo=UTC))
 WEEKLY_SCHEDULE = "weekly_reports_schedule"
 WEEKLY_REPORTS = ("pipeline_overview", "stage_conversion")
 
@@ -158,50 +170,82 @@ def backfill_scenario(world: World, tenant: str, deals: int, weeks: int, table: 
     )
 
 
+def fleet_calendar(i: int) -> dict[str, Any]:
+    fiscal = ((1, "end"), (4, "start"), (7, "end"))[(i // 60) % 3]
+    return {
+        "time_zone": ZONES[i % 30],
+        "week_start": (1, 7)[(i // 30) % 2],
+        "fiscal_year_start_month": fiscal[0],
+        "fiscal_year_named_by": fiscal[1],
+    }
+
+
 def scale_scenario(world: World, tenants: int, repeats: int, creation: float, table: Table) -> None:
-    """The weekly tick at `tenants` tenant partitions: in-process and through the code server, medians."""
+    """Hourly weekly ticks at `tenants` tenant partitions in 30 zones: runs per tick and over the span of a
+    week's closes, evaluation in-process (every tick) and through the code server (the busiest tick, medians)."""
     from dagster import build_schedule_context
 
     from dyno_reports.dagster_defs.partitions import TENANT
+    from dyno_reports.dagster_defs.resources import ReportDatabase
+    from dyno_reports.dagster_defs.tenants import sync_tenants
     from dyno_reports.definitions import defs
     from dyno_reports.storage.tables import tenant
 
-    name = f"weekly tick at {tenants:,} tenants"
+    name = f"hourly weekly ticks at {tenants:,} tenants, 30 zones"
     known = world.instance.get_dynamic_partitions(TENANT)
-    fake = [str(uuid.uuid4()) for _ in range(tenants - len(known))]
+    fake = [
+        {"tenant_id": str(uuid.uuid4()), "name": f"bench {i}", **fleet_calendar(i)} for i in range(tenants - len(known))
+    ]
     with world.engine.begin() as conn:  # in crm.tenant too, or the tenant sensor removes their partitions
-        conn.execute(tenant.insert(), [{"tenant_id": t, "name": f"bench {t[:8]}"} for t in fake])
-    world.instance.add_dynamic_partitions(TENANT, fake)
+        conn.execute(tenant.insert(), fake)
+    sync_tenants(world.engine, world.instance, at=ZONE_TICKS[0])  # in the order of their closes
     schedule, repository = defs.get_schedule_def(WEEKLY_SCHEDULE), defs.get_repository_def()
-    in_process, requested = [], 0
-    for _ in range(repeats):
-        context = build_schedule_context(
-            instance=world.instance, scheduled_execution_time=WEEKLY_TICK, repository_def=repository
-        )
-        started = time.perf_counter()
-        requested = len(schedule.evaluate_tick(context).run_requests or [])
-        in_process.append(time.perf_counter() - started)
-    served = [evaluate_tick(world, WEEKLY_SCHEDULE, WEEKLY_TICK) for _ in range(repeats)]
+    resources = {"dyno_db": ReportDatabase(database_url=world.report_url.render_as_string(hide_password=False))}
+    per_tick: dict[datetime, list[int]] = {}
+    evaluations: dict[datetime, list[float]] = {}
+    tick = ZONE_TICKS[0]
+    while tick <= ZONE_TICKS[1]:
+        for _ in range(repeats):
+            with build_schedule_context(
+                instance=world.instance, scheduled_execution_time=tick, repository_def=repository, resources=resources
+            ) as context:
+                started = time.perf_counter()
+                requests = schedule.evaluate_tick(context).run_requests or []
+                evaluations.setdefault(tick, []).append(time.perf_counter() - started)
+            per_tick[tick] = [int(r.tags["dyno/tenants"]) for r in requests]
+        tick += timedelta(hours=1)
+    busiest = max(per_tick, key=lambda t: len(per_tick[t]))
+    runs, asked = sum(len(v) for v in per_tick.values()), sum(sum(v) for v in per_tick.values())
+    in_process = [statistics.median(v) for v in evaluations.values()]
+    served = [evaluate_tick(world, WEEKLY_SCHEDULE, busiest) for _ in range(repeats)]
     through = statistics.median(seconds for _, seconds in served)
+    most = len(per_tick[busiest])
     table.add(
         name,
-        "runs requested",
-        f"{requested} (code server: {len(served[0][0])})",
+        f"runs requested, busiest tick ({busiest:%a %H:%M} UTC)",
+        f"{most} for {sum(per_tick[busiest])} tenants (code server: {len(served[0][0])})",
         "<= 40",
-        requested <= 40 and len(served[0][0]) <= 40,
+        most <= 40 and len(served[0][0]) <= 40,
     )
     table.add(
         name,
-        "evaluation in-process (build_schedule_context)",
-        f"{statistics.median(in_process):.2f} s (median of {repeats})",
+        f"runs over {len(per_tick)} hourly ticks",
+        f"{runs} for {asked} (tenant, week) partitions, each asked once: {asked == tenants}",
+        f"{tenants} asked",
+        asked == tenants,
+    )
+    table.add(
+        name,
+        "evaluation in-process (build_schedule_context), per tick",
+        f"median {statistics.median(in_process):.2f} s, max {max(in_process):.2f} s (medians of {repeats})",
         "<= 10 s",
-        statistics.median(in_process) <= 10,
+        max(in_process) <= 10,
     )
     table.add(
         name,
-        "evaluation by the code server (scheduleDryRun)",
+        "evaluation by the code server (scheduleDryRun), busiest tick",
         f"{through:.2f} s (median of {repeats})",
         "<= 10 s",
         through <= 10,
     )
-    table.add(name, "creating its runs (estimate***)", f"{requested} x {creation:.2f} s = {requested * creation:.0f} s")
+    table.add(name, "creating its runs (estimate***)", f"{most} x {creation:.2f} s = {most * creation:.0f} s")

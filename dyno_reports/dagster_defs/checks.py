@@ -128,18 +128,18 @@ def unbalanced_movement_facts(dagster_run_id: str) -> Select:
     )
 
 
-def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
-    """The report's checks, declared on its asset (`@asset(check_specs=...)`)."""
+def check_specs(report: ReportDefinition, asset: str) -> list[AssetCheckSpec]:
+    """The report's checks, declared on its asset `asset` (`@asset(check_specs=...)`; one per cadence)."""
     rt = report.report_type
     specs = [
         AssetCheckSpec(
             "facts_from_succeeded_runs",
-            asset=rt,
+            asset=asset,
             description="every fact row this Dagster run wrote belongs to a SUCCEEDED run of the same tenant",
         ),
         AssetCheckSpec(
             "metrics_not_negative",
-            asset=rt,
+            asset=asset,
             description="no negative count, amount, rate or duration in the facts this Dagster run wrote",
         ),
     ]
@@ -147,7 +147,7 @@ def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
         specs.append(
             AssetCheckSpec(
                 "stage_rows_complete",
-                asset=rt,
+                asset=asset,
                 description="each SUCCEEDED run of this Dagster run has a row for every stage in its scope",
             )
         )
@@ -155,7 +155,7 @@ def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
         specs.append(
             AssetCheckSpec(
                 "movement_rows_balance",
-                asset=rt,
+                asset=asset,
                 description="every fact row this Dagster run wrote balances: start + created + reopened + "
                 "moved_in + increased - decreased - moved_out - won - lost - deleted = end, for amounts, "
                 "and without increased/decreased for counts",
@@ -165,9 +165,10 @@ def check_specs(report: ReportDefinition) -> list[AssetCheckSpec]:
 
 
 def check_results(
-    report: ReportDefinition, engine: Engine, dagster_run_id: str, selected: set[str]
+    report: ReportDefinition, asset: str, engine: Engine, dagster_run_id: str, selected: set[str]
 ) -> Iterator[AssetCheckResult]:
-    """The selected checks' results on the facts `dagster_run_id` wrote (after the IO manager stored them)."""
+    """The selected checks' results on the facts `dagster_run_id` wrote (after the IO manager stored them), for
+    the asset `asset` (a Dagster run runs one cadence of a report: its report runs are this asset's)."""
     rt = report.report_type
     checks = [
         (
@@ -203,9 +204,9 @@ def check_results(
             runs = _run_count(engine, dagster_run_id, rt) if runs is None else runs
             bad = _count(engine, query())
         except SQLAlchemyError as exc:
-            yield _not_evaluated(name, rt, exc)
+            yield _not_evaluated(name, asset, exc)
             continue
-        yield _result(name, rt, bad, what, runs, severity)
+        yield _result(name, asset, bad, what, runs, severity)
 
 
 def _not_evaluated(name: str, asset: str, exc: SQLAlchemyError) -> AssetCheckResult:

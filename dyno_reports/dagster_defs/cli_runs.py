@@ -4,14 +4,14 @@
 `report_run` rows with no `dagster_run_id` that are new since its cursor, the
 (generated_at, run_id) of the last run it considered: at most BATCH_RUNS per
 tick, oldest first, in one fleet-wide query. It reports a run as a runless
-materialisation of partition `<period>|<tenant>` of the report's asset, with the
+materialisation of partition `<slot>|<tenant>` of the report's asset, with the
 metadata a Dagster run's materialisation has (`metadata.partition_metadata`, so
 `run_id` names the run and `load_input` reads its facts) plus `source: cli`, when
 
-- its window is exactly one period partition of the asset (a UTC week from Monday
-  00:00 or a UTC calendar month, per the report's cadence, not before the
-  configured start and ended by now) and it is not a so-far run
-  (`input_params.so_far`: a period that had not ended when it ran);
+- its window is exactly the tenant's period of a slot of one of the report's
+  assets (`slots.slot_of_window`, the calendars read in one query: a fiscal
+  quarter goes to `win_loss_quarterly`), a slot the asset lists, closed in the
+  tenant's zone by now, and it is not a so-far run (`input_params.so_far`);
 - its options are the report's defaults (`options_from(None).canonical()`);
 - its tenant is a registered `tenant` partition;
 - the partition's latest materialisation is not newer: it neither names this run
@@ -56,12 +56,15 @@ from dagster import (
 )
 from sqlalchemy import Connection, Engine, Row, func, literal, select, tuple_
 
+from dyno_reports.dagster_defs.cadences import asset_name
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.partitions import PERIOD, TENANT, period_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of, slot_of_window
 from dyno_reports.reports import REGISTRY
 from dyno_reports.run_request import iso
 from dyno_reports.storage.tables import report_run
+from dyno_reports.tenant_calendar import TenantCalendar
 
 SENSOR_NAME = "report_runs_from_cli_sensor"
 BATCH_RUNS = 500
@@ -95,27 +98,28 @@ def new_cli_runs(conn: Connection, after: tuple[datetime, UUID] | None, settle: 
     return list(conn.execute(statement.order_by(run.c.generated_at, run.c.run_id).limit(limit)))
 
 
-def period_key(
-    cadence: str, start: str, period_start: datetime | None, period_end: datetime, now: datetime
-) -> str | None:
-    """The period partition key whose window is exactly `[period_start, period_end)`, if the asset has it now."""
-    if period_start is None:
-        return None
-    period_def = period_partitions(cadence, start)
-    key = period_start.astimezone(UTC).strftime(period_def.fmt)
-    window = period_def.time_window_for_partition_key(key)
-    if (window.start, window.end) != (period_start, period_end):
+def period_key(cadence: str, start: str, calendar: TenantCalendar, run: Row, now: datetime) -> tuple[str, str] | None:
+    """The slot whose period in `calendar` is exactly the run's window, and that period described, if the
+    asset lists the slot now and the period has closed by `now`."""
+    found = slot_of_window(cadence, calendar, run.period_start, run.period_end)
+    if found is None or found[1].end > now:
         return None
     with partition_loading_context(effective_dt=now):
-        return key if period_def.has_partition_key(key) else None
+        listed = period_partitions(cadence, start, now.date()).has_partition_key(found[0])
+    return (found[0], calendar.describe(found[1])) if listed else None
 
 
-def partition_of(run: Row, start: str, registered: set[str], now: datetime) -> str:
-    """The run's partition key (`<period>|<tenant>`), or why it is not reported: a key of SKIPPED."""
+def partition_of(
+    run: Row, start: str, registered: set[str], now: datetime, calendar: TenantCalendar
+) -> tuple[str, str, str] | str:
+    """The run's asset, partition key (`<slot>|<tenant>`) and local period, or why it is not reported: a key
+    of SKIPPED."""
     report = REGISTRY.get(run.report_type)
-    period = None if report is None else period_key(report.cadence, start, run.period_start, run.period_end, now)
+    cadences = report.cadences if report is not None else ()
+    slots = ((cadence, period_key(cadence, start, calendar, run, now)) for cadence in cadences)
+    found = next(((cadence, slot) for cadence, slot in slots if slot is not None), None)
     params = run.input_params or {}
-    if report is None or period is None:
+    if report is None or found is None:
         return "window"
     if params.get("so_far") in (True, "true"):
         return "so_far"
@@ -123,7 +127,8 @@ def partition_of(run: Row, start: str, registered: set[str], now: datetime) -> s
         return "options"
     if str(run.tenant_id) not in registered:
         return "tenant"
-    return str(MultiPartitionKey({PERIOD: period, TENANT: str(run.tenant_id)}))
+    cadence, (slot, described) = found
+    return asset_name(report, cadence), str(MultiPartitionKey({PERIOD: slot, TENANT: str(run.tenant_id)})), described
 
 
 def _json(value: Any) -> str:
@@ -136,38 +141,42 @@ def reported_events(
 ) -> tuple[list[AssetMaterialization], Counter]:
     """The materialisations to report for `runs`, and the count of runs skipped for each reason of SKIPPED."""
     skipped: Counter = Counter()
-    latest_in_batch: dict[tuple[str, str], Row] = {}  # (report, partition) -> its latest run here (runs are in order)
+    latest_in_batch: dict[tuple[str, str], tuple[Row, str]] = {}  # (asset, partition) -> its latest run here, period
     registered = set(instance.get_dynamic_partitions(TENANT))
-    for run in runs:
-        key = partition_of(run, start, registered, now)
-        if key in SKIPPED:
-            skipped[key] += 1
+    with engine.connect() as conn:
+        calendars = calendars_of(conn, (str(run.tenant_id) for run in runs))
+    for run in runs:  # in order: the last run of a partition is its latest
+        found = partition_of(run, start, registered, now, calendars.get(str(run.tenant_id), DEFAULT_CALENDAR))
+        if isinstance(found, str):
+            skipped[found] += 1
             continue
-        if (run.report_type, key) in latest_in_batch:
+        if found[:2] in latest_in_batch:
             skipped["newer"] += 1
-        latest_in_batch[(run.report_type, key)] = run
-    records = {(report_type, key): _latest_record(instance, report_type, key) for report_type, key in latest_in_batch}
+        latest_in_batch[found[:2]] = (run, found[2])
+    records = {(asset, key): _latest_record(instance, asset, key) for asset, key in latest_in_batch}
     events: list[AssetMaterialization] = []
     tenant_names: dict[UUID, str | None] = {}
     with engine.connect() as conn:
-        generated = _named_runs(conn, [(latest_in_batch[k].tenant_id, r) for k, r in records.items() if r])
-        for (report_type, key), run in latest_in_batch.items():
-            if _superseded(run, records[(report_type, key)], generated):
+        generated = _named_runs(conn, [(latest_in_batch[k][0].tenant_id, r) for k, r in records.items() if r])
+        for (asset, key), (run, described) in latest_in_batch.items():
+            if _superseded(run, records[(asset, key)], generated):
                 skipped["newer"] += 1
                 continue
-            metadata = partition_metadata(engine, run.tenant_id, run.run_id, connection=conn, tenant_names=tenant_names)
+            metadata = partition_metadata(
+                engine, run.tenant_id, run.run_id, connection=conn, tenant_names=tenant_names, period_label=described
+            )
             metadata["source"] = MetadataValue.text(SOURCE)
             description = f"report run {run.run_id} made outside Dagster (dyno-reports), at {iso(run.generated_at)}"
             events.append(
                 AssetMaterialization(
-                    asset_key=AssetKey(report_type), description=description, metadata=metadata, partition=key
+                    asset_key=AssetKey(asset), description=description, metadata=metadata, partition=key
                 )
             )
     return events, skipped
 
 
-def _latest_record(instance: DagsterInstance, report_type: str, partition_key: str) -> EventLogRecord | None:
-    records = instance.fetch_materializations(AssetRecordsFilter(AssetKey(report_type), [partition_key]), limit=1)
+def _latest_record(instance: DagsterInstance, asset: str, partition_key: str) -> EventLogRecord | None:
+    records = instance.fetch_materializations(AssetRecordsFilter(AssetKey(asset), [partition_key]), limit=1)
     return records.records[0] if records.records else None
 
 

@@ -9,6 +9,10 @@ header; no header stays IN_PROGRESS. `reconcile_run` restores it:
 - partitions with no header from this run get a FAILED one (`dagster_run_id` set), unless a run
   of its family (`family.py`: its root and every re-execution of it) committed them: a re-execution
   skips those, and a run reconciled late must not fail what its retry has done since;
+- except a partition whose period had not closed for its tenant when the Dagster run was created
+  (its end, in the tenant's calendar, after the run's creation): such a run was asked too early,
+  the asset refused it with nothing written, and nothing is written for it here either; it is not a
+  partition that "never ran", it was never due;
 - IN_PROGRESS headers of the run become FAILED (a transaction cut off before its
   rollback reached the server);
 - committed SUCCEEDED partitions that Dagster never materialised (the step failed
@@ -20,11 +24,13 @@ reconciliation sweep (`sweep.py`) calls it for every run that ended, including r
 whose process died, where hooks never fire, until it succeeds. It is idempotent, and
 one reconciliation of a run runs at a time (an advisory lock on its id). Its
 queries select by `dagster_run_id`, which spans the tenants of one batch run; each
-row then carries its own tenant.
+row then carries its own tenant. A run's partitions resolve in their tenants'
+calendars (`slots.py`, one query for the calendars).
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -32,77 +38,48 @@ from dagster import (
     AssetMaterialization,
     AssetRecordsFilter,
     DagsterEventType,
-    DagsterInvalidInvocationError,
     DagsterRun,
     HookContext,
     MetadataValue,
-    PartitionKeyRange,
-    PartitionsDefinition,
     failure_hook,
-    partition_loading_context,
 )
 from sqlalchemy import Engine, Row, and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from dyno_reports import executor, periods
+from dyno_reports import executor
+from dyno_reports.dagster_defs.cadences import asset_named
 from dyno_reports.dagster_defs.family import family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
-from dyno_reports.dagster_defs.partitions import PartitionTarget, report_partitions, start_covering, target_of
+from dyno_reports.dagster_defs.partitions import report_partitions, start_covering
 from dyno_reports.dagster_defs.run_config import options_of
+from dyno_reports.dagster_defs.run_partitions import run_partition_keys, tagged_keys
+from dyno_reports.dagster_defs.slots import PartitionTarget, targets_of
 from dyno_reports.errors import InputError
-from dyno_reports.reports import REGISTRY
 from dyno_reports.storage.tables import report_run
 
 DB_RESOURCE = "dyno_db"
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 # The class of the two-int advisory key space that reconciliation locks use (reuse.QUESTION_LOCK_CLASS is another).
 RECONCILE_LOCK_CLASS = 727_110_022
 
 
-def run_partition_keys(
-    instance: Any, run: DagsterRun, partitions_def: PartitionsDefinition, report_type: str
-) -> list[str]:
-    """The partition keys a run targeted, from its tags (single key or a range).
-
-    A range resolves against the tenants registered now; when one of its ends is no longer registered (a
-    tenant gone from crm.tenant, removed by the tenant sensor), the partitions the run planned instead."""
-    tags = run.tags
-    if PARTITION_TAG in tags:
-        return [tags[PARTITION_TAG]]
-    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        try:
-            with partition_loading_context(dynamic_partitions_store=instance):
-                keys = partitions_def.get_partition_keys_in_range(
-                    PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
-                )
-        except DagsterInvalidInvocationError:
-            planned = instance.get_asset_partitions_for_run(
-                run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-            ).get(AssetKey(report_type), set())
-            keys = [key for key in planned if key is not None]
-        return sorted(str(k) for k in keys)
-    return []
-
-
-def run_options(run_config: Mapping[str, Any], report_type: str) -> dict[str, Any]:
-    """The report options a run's config named (config fields left unset are the defaults)."""
-    return options_of((((run_config or {}).get("ops") or {}).get(report_type) or {}).get("config"))
-
-
 def reconcile_run(
-    engine: Engine, instance: Any, run: DagsterRun, report_type: str, message: str, options: Any = None
+    engine: Engine, instance: Any, run: DagsterRun, asset: str, message: str, options: Any = None
 ) -> tuple[int, int]:
-    """Restore the invariant for `run`'s partitions; returns (headers marked FAILED, materialisations reported)."""
-    tagged = [run.tags[tag] for tag in (PARTITION_TAG, RANGE_START_TAG) if tag in run.tags]
-    partitions_def = report_partitions(REGISTRY[report_type].cadence, start_covering(tagged))
-    keys = run_partition_keys(instance, run, partitions_def, report_type)
-    targets = {key: target_of(partitions_def, key) for key in keys}
-    family = family_reuse(instance, run.run_id).family
+    """Restore the invariant for `run`'s partitions of the report asset `asset` (a report_type, or
+    `<report_type>_quarterly`...); returns (headers marked FAILED, materialisations reported)."""
+    target = asset_named(asset)
+    if target is None:
+        return 0, 0
+    partitions_def = report_partitions(target.cadence, start_covering(tagged_keys(run)))
+    keys = run_partition_keys(instance, run, partitions_def, asset)
+    with engine.connect() as conn:
+        targets = targets_of(conn, target.cadence, keys)
+    reuse = family_reuse(instance, run.run_id)
+    due = {key: t for key, t in targets.items() if t.closed_at(reuse.since or datetime.now(UTC))}
+    report_type = target.report.report_type
     with _one_at_a_time(engine, run):
-        failed = _fail_unrecorded(engine, run, family, report_type, targets, message, options)
-        reported = _report_committed(engine, instance, run, report_type, targets)
+        failed = _fail_unrecorded(engine, run, reuse.family, report_type, due, message, options)
+        reported = _report_committed(engine, instance, run, asset, report_type, targets)
     return failed, reported
 
 
@@ -147,10 +124,9 @@ def _fail_unrecorded(
     for target in targets.values():
         if (target.tenant_id, target.period_start) in recorded:
             continue
-        window = periods.Window(target.period_start, target.period_end)
         try:
             executor.record_input_failure(
-                engine, report_type, target.tenant_id, window, options, message, dagster_run_id=run.run_id
+                engine, report_type, target.tenant_id, target.window, options, message, dagster_run_id=run.run_id
             )
         except InputError:  # not a tenant UUID: nothing a header could describe
             continue
@@ -182,10 +158,10 @@ def _latest_succeeded(engine: Engine, run: DagsterRun, report_type: str) -> Sequ
 
 
 def _report_committed(
-    engine: Engine, instance: Any, run: DagsterRun, report_type: str, targets: dict[str, PartitionTarget]
+    engine: Engine, instance: Any, run: DagsterRun, asset: str, report_type: str, targets: dict[str, PartitionTarget]
 ) -> int:
     key_of = {(t.tenant_id, t.period_start): k for k, t in targets.items()}
-    asset_key = AssetKey(report_type)
+    asset_key = AssetKey(asset)
     by_run = _materialised_by_run(instance, run, asset_key)
     reported = 0
     for header in _latest_succeeded(engine, run, report_type):
@@ -196,7 +172,9 @@ def _report_committed(
         metadata = latest[0].asset_materialization.metadata if latest else {}
         if "run_id" in metadata and metadata["run_id"].value == str(header.run_id):
             continue
-        event_metadata = partition_metadata(engine, header.tenant_id, header.run_id)
+        event_metadata = partition_metadata(
+            engine, header.tenant_id, header.run_id, period_label=targets[partition_key].described()
+        )
         event_metadata["dagster_run_id"] = MetadataValue.text(run.run_id)
         instance.report_runless_asset_event(
             AssetMaterialization(
@@ -225,26 +203,16 @@ def _materialised_by_run(instance: Any, run: DagsterRun, asset_key: AssetKey) ->
 @failure_hook(required_resource_keys={DB_RESOURCE})
 def report_failure_hook(context: HookContext) -> None:
     """Body or IO manager failed: FAILED headers for the rest, materialisations for what committed."""
-    report_type = context.op.name
-    if report_type not in REGISTRY:
+    asset = context.op.name
+    if asset_named(asset) is None:
         return
     run = context.instance.get_run_by_id(context.run_id)
     if run is None:
         return
     message = executor.describe_error(context.op_exception) if context.op_exception else "Dagster step failed"
     options = options_of(context.op_config)
-    failed, reported = reconcile_run(
-        context.resources.dyno_db.engine(), context.instance, run, report_type, message, options
-    )
+    failed, reported = reconcile_run(context.resources.dyno_db.engine(), context.instance, run, asset, message, options)
     context.log.info(
-        f"{report_type}: {failed} FAILED report_run header(s) recorded, "
+        f"{asset}: {failed} FAILED report_run header(s) recorded, "
         f"{reported} committed partition(s) reported as materialised, for Dagster run {context.run_id}"
     )
-
-
-def reports_of_run(instance: Any, run: DagsterRun) -> list[str]:
-    """The reports a run targeted: its asset selection, else (a run of a whole job) its plan's steps."""
-    names = [key.to_user_string() for key in (run.asset_selection or ())]
-    if not names and run.execution_plan_snapshot_id:
-        names = [step.key for step in instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps]
-    return sorted(name for name in set(names) if name in REGISTRY)

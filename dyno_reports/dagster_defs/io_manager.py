@@ -1,11 +1,14 @@
 """The IO manager that writes report runs: one executor run (header + facts, one transaction) per partition.
 
-The asset body hands over validated `executor.RunRequest`s keyed by partition key
-(or the `RefusedPartition` a partition's input got). `handle_output` executes
+The asset body hands over a `StepWork`: validated `executor.RunRequest`s keyed by
+partition key (or the `RefusedPartition` a partition's input got, or a
+`TooEarlyPartition`: its period has not closed for its tenant, and nothing at all
+is recorded for it), with the local period each key stands for. `handle_output` executes
 them in partition order on one connection, each in its own transaction with its own `report_run`
 row (`dagster_run_id` = this Dagster run), and attaches metadata to each
-partition's materialisation separately, through the step's per-partition asset
-metadata (`add_output_metadata` would copy one dict onto every partition).
+partition's materialisation separately (its `period`: the key's local period),
+through the step's per-partition asset metadata (`add_output_metadata` would copy
+one dict onto every partition).
 
 One partition's failure does not stop the others. If any failed, the step ends
 with one `Failure` naming them; Dagster then records no materialisation for the
@@ -32,27 +35,17 @@ from dagster import AssetKey, ConfigurableIOManager, Failure, InputContext, Meta
 from pydantic import Field
 from sqlalchemy import Connection, Engine
 
-from dyno_reports import executor, periods
+from dyno_reports import executor
 from dyno_reports.dagster_defs.family import committed_by_family, family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import engine_for
 from dyno_reports.dagster_defs.retrying import DatabaseOutage, LostConnection, Reconnecting, outage_failure
+from dyno_reports.dagster_defs.step_work import RefusedPartition, StepWork, TooEarlyPartition
 from dyno_reports.dagster_defs.stopping import RunWatch, signals_cancel_runs
 from dyno_reports.errors import InputError
 
 FAILURES_SHOWN = 5
 PROGRESS_SECONDS = 5.0
-
-
-@dataclasses.dataclass(frozen=True)
-class RefusedPartition:
-    """A partition whose inputs the executor refused (e.g. a tenant no longer in crm.tenant)."""
-
-    report_type: str
-    tenant_id: str
-    window: periods.Window
-    options: dict[str, Any]
-    error: InputError
 
 
 class ReportRunIOManager(ConfigurableIOManager):
@@ -63,21 +56,22 @@ class ReportRunIOManager(ConfigurableIOManager):
     )
     preview_rows: int = Field(default=10, description="fact rows shown in the preview table")
 
-    def handle_output(self, context: OutputContext, obj: dict[str, executor.RunRequest | RefusedPartition]) -> None:
+    def handle_output(self, context: OutputContext, obj: StepWork) -> None:
         engine = engine_for(self.database_url)
         instance = _instance_of(context)
         watch = RunWatch(instance, context.run_id)
         runs = _PartitionRuns(engine, context, obj, self.preview_rows, family_reuse(instance, context.run_id))
-        progress = _Progress(context, len(obj))
+        work = obj.partitions
+        progress = _Progress(context, len(work))
         # One connection for every partition of the step (each still its own transaction), replaced when lost.
         with signals_cancel_runs(watch), Reconnecting(engine, context.log, watch) as database:
             runs.committed = database.run(runs.read_committed, "reading what this run family committed")
-            for partition_key in sorted(obj):
+            for partition_key in sorted(work):
                 watch.check(f"partition {partition_key}")
                 try:
                     database.run(functools.partial(runs.run, key=partition_key), f"partition {partition_key}")
                 except DatabaseOutage as exc:
-                    not_done = [key for key in sorted(obj) if key not in runs.done]
+                    not_done = [key for key in sorted(work) if key not in runs.done]
                     raise outage_failure(exc, not_done, runs.failed, FAILURES_SHOWN) from None
                 progress.step(partition_key, runs.failed)
         if runs.skipped or runs.reused:
@@ -86,7 +80,7 @@ class ReportRunIOManager(ConfigurableIOManager):
                 f"{len(runs.reused)} answered by an overlapping run (their materialisations name those runs)"
             )
         if runs.failed:
-            raise _partitions_failed(runs.failed, len(obj))
+            raise _partitions_failed(runs.failed, len(work))
 
     def load_input(self, context: InputContext) -> Any:
         """The upstream partition(s)' facts as a pandas DataFrame (loading.py; pandas is imported only here)."""
@@ -100,9 +94,10 @@ class _PartitionRuns:
     that committed is described again, never run again."""
 
     def __init__(
-        self, engine: Engine, context: OutputContext, work: dict, preview_rows: int, reuse: executor.Reuse
+        self, engine: Engine, context: OutputContext, step: StepWork, preview_rows: int, reuse: executor.Reuse
     ) -> None:
-        self.engine, self.context, self.work, self.preview_rows, self.reuse = engine, context, work, preview_rows, reuse
+        self.engine, self.context, self.preview_rows, self.reuse = engine, context, preview_rows, reuse
+        self.work, self.periods = step.partitions, step.periods
         self.committed: dict[tuple[UUID, str], UUID] = {}  # by the run family, before this step started
         self.results: dict[str, executor.RunResult] = {}
         self.skipped: dict[str, UUID] = {}  # partition key -> the family's committed run
@@ -118,7 +113,9 @@ class _PartitionRuns:
 
     def run(self, conn: Connection, key: str) -> None:
         work = self.work[key]
-        if isinstance(work, RefusedPartition):
+        if isinstance(work, TooEarlyPartition):  # nothing recorded: the reconciliation skips it too
+            self.failed[key] = work.message
+        elif isinstance(work, RefusedPartition):
             _record_refusal(self.engine, work, self.context.run_id)
             self.failed[key] = str(work.error)
         else:
@@ -157,6 +154,7 @@ class _PartitionRuns:
             result,
             connection=conn,
             tenant_names=self.tenant_names,
+            period_label=self.periods.get(key),
         )
         _add_partition_metadata(self.context, key, metadata, len(self.work))
 

@@ -12,7 +12,9 @@ other numeric metrics Python `Decimal` (exact, object dtype), dates `datetime.da
 When the input spans several partitions (a partition mapping onto a range of
 periods, or several tenants) the frame starts with `tenant_id`, `period_start`
 and `period_end` (UTC timestamps) and is sorted by them, then by dimensions; one
-partition gives the fact columns alone.
+partition gives the fact columns alone. A key's period is its tenant's
+(`slots.targets_of`: the slot read in the tenant's calendar, the calendars of
+the input's tenants in one query).
 """
 
 from collections import defaultdict
@@ -23,10 +25,10 @@ import pandas as pd
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, Failure, InputContext, MetadataValue
 from sqlalchemy import Engine, Integer, Uuid
 
-from dyno_reports import periods, results
-from dyno_reports.dagster_defs.partitions import PartitionTarget, target_of
+from dyno_reports import results
+from dyno_reports.dagster_defs.cadences import asset_named
+from dyno_reports.dagster_defs.slots import PartitionTarget, targets_of
 from dyno_reports.errors import listed
-from dyno_reports.reports import get_report
 from dyno_reports.reports.base import ReportDefinition, parse_options
 
 PARTITION_COLUMNS = ("tenant_id", "period_start", "period_end")
@@ -34,16 +36,16 @@ PARTITION_COLUMNS = ("tenant_id", "period_start", "period_end")
 
 def load_facts(engine: Engine, context: InputContext) -> pd.DataFrame:
     """The DataFrame of the upstream partition(s) of `context` (see the module docstring)."""
-    report = get_report(context.asset_key.path[-1])
+    asset = asset_named(context.asset_key.path[-1])
+    if asset is None:
+        raise Failure(description=f"{context.asset_key.to_user_string()} is not a report asset")
+    report = asset.report
     if not context.has_asset_partitions:
         raise Failure(description=f"{report.report_type} is partitioned: read it from a partitioned asset")
-    partitions_def = context.asset_partitions_def
-    targets = sorted(
-        (target_of(partitions_def, key) for key in context.asset_partition_keys),
-        key=lambda t: (t.tenant_id, t.period_start),
-    )
-    named = runs_named_in_metadata(context.instance, context.asset_key, [t.partition_key for t in targets])
     with engine.connect() as conn:
+        found = targets_of(conn, asset.cadence, context.asset_partition_keys)
+        targets = sorted(found.values(), key=lambda t: (t.tenant_id, t.period_start))
+        named = runs_named_in_metadata(context.instance, context.asset_key, [t.partition_key for t in targets])
         run_of = _runs_of_partitions(conn, report, targets, named)
         missing = [t.partition_key for t in targets if t.partition_key not in run_of]
         if missing:
@@ -90,7 +92,7 @@ def _runs_of_partitions(
             if named.get(target.partition_key) in kept:
                 run_of[target.partition_key] = named[target.partition_key]
         fallback = {
-            results.fingerprint_of(report, tenant, periods.Window(t.period_start, t.period_end), _defaults(report)): t
+            results.fingerprint_of(report, tenant, t.window, _defaults(report)): t
             for t in tenant_targets
             if t.partition_key not in run_of
         }

@@ -28,9 +28,13 @@ def partition_metadata(
     *,
     connection: Connection | None = None,
     tenant_names: dict[UUID, str | None] | None = None,
+    period_label: str | None = None,
 ) -> dict[str, Any]:
-    """The report's run_id, row count, numeric headline figures (plotted across runs) and a facts preview
-    (a table, `preview`, and what part of the facts it shows, `preview_shown`).
+    """The report's run_id, the period (`period`: the local period the partition key stood for, e.g. `week of
+    2025-06-02 (Australia/Sydney)`, given as `period_label` by the caller, who resolved the key in the
+    tenant's calendar; `period_utc`: the run's instants `[start, end)`), row count, numeric headline figures
+    (plotted across runs) and a facts preview (a table, `preview`, and what part of the facts it shows,
+    `preview_shown`).
 
     `result`, when the caller has just executed the run, saves reading its header and counts back: the
     preview (with the names) is then the one query. `connection` (a caller's open one, e.g. the IO manager's
@@ -42,11 +46,13 @@ def partition_metadata(
         preview = preview_table(conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, tenant_names)
         if connection is not None and conn.in_transaction():
             conn.rollback()  # read only: leave the caller's connection as it came, ready for the next run
+    utc_window = f"[{summary['period_start'] or ''}, {summary['period_end']})"
     metadata: dict[str, Any] = {
         "run_id": MetadataValue.text(str(run_id)),
         "tenant_id": MetadataValue.text(str(tenant_id)),
         "tenant": MetadataValue.text(preview.tenant_name or ""),
-        "period": MetadataValue.text(f"[{summary['period_start'] or ''}, {summary['period_end']})"),
+        "period": MetadataValue.text(period_label or utc_window),
+        "period_utc": MetadataValue.text(utc_window),
         "options": MetadataValue.json(summary["options"]),
         "dagster/row_count": MetadataValue.int(summary["fact_rows"]),
     }

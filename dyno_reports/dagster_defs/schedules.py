@@ -1,16 +1,32 @@
-"""Schedules: after each week / month closes, run the just-closed period for every tenant, in batches.
+"""Schedules: every hour, each tenant's period that closed in its own zone during that hour, in batches.
 
-One job per cadence (the assets of a cadence share one partitions definition).
-A tick asks for ceil(N / 100) runs for N tenants: each run covers one period and a
-contiguous slice of the tenant partitions (in their registration order, which is
-the order Dagster's partition ranges follow), as a partition range. Every
-partition still gets its own `report_run` and its own materialisation, and one
-tenant's failure does not stop the others (see `io_manager`). Run keys name the
-period and the slice's first and last tenant, so a re-evaluated tick never
-launches a duplicate, and tenants registered later form new slices.
+One job and one schedule per cadence (`weekly_reports`, `monthly_reports`,
+`quarterly_reports`: the assets of a cadence share one partitions definition).
+Every hour on the hour (UTC), the tick at T reads the calendars of the registered
+tenants (one query) and asks, per slot, for the tenants whose period of that slot
+closed in (T - 1 h, T] in their time zone: over consecutive ticks each (tenant,
+slot) is asked exactly once, within an hour of its local close (zones at :30 and
+:45 too), never before it closed. Tenants with different fiscal years close
+different quarter labels at the same instant: each label is a slot of its own.
+
+Batches: a Dagster run targets one partition key or one contiguous range, and a
+range over slot x tenant is the tenants between its two ends in registration
+order. So, per slot, a tick asks for the maximal runs of consecutive registered
+tenants that are all due, each cut every 100 tenants (a partition range; run key
+`<slot>|<first tenant>..<last tenant>`, so a re-evaluated tick launches nothing
+twice). The tenant sensor and `sync-tenants` register new tenants in the order of
+the instant their month, then their week, closes, then by fiscal year
+(`tenants.py`), so one zone's tenants, and within it one week start's, are
+contiguous: a zone's close is a few runs, never one per tenant. Tenants
+registered before that order existed keep their places: their ticks take more
+runs, each still a correct range. A tenant missing from crm.tenant is read in the
+default calendar (its run refuses it, as before). A missed tick (the daemon
+down) is not caught up: backfill its slot.
 """
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -21,25 +37,27 @@ from dagster import (
     ScheduleEvaluationContext,
     SkipReason,
     define_asset_job,
-    partition_loading_context,
     schedule,
 )
 
 from dyno_reports.dagster_defs.assets import MAX_PARTITIONS_PER_RUN
-from dyno_reports.dagster_defs.failures import RANGE_END_TAG, RANGE_START_TAG
-from dyno_reports.dagster_defs.partitions import TENANT, period_partitions
-from dyno_reports.reports import REGISTRY
+from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, assets_of_cadence
+from dyno_reports.dagster_defs.partitions import TENANT
+from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
+from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of, slot_key
+from dyno_reports.tenant_calendar import TenantCalendar
 
 if TYPE_CHECKING:  # not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-CRONS = {"week": "0 2 * * 1", "month": "0 2 1 * *"}  # 02:00 UTC after the period closed
-CADENCE_NAMES = {"week": "weekly", "month": "monthly"}
+HOURLY = "0 * * * *"
+TICK_INTERVAL = timedelta(hours=1)
 TENANTS_PER_RUN = MAX_PARTITIONS_PER_RUN
 
 
 def cadence_job(cadence: str) -> "UnresolvedAssetJobDefinition":
-    keys = [name for name, report in sorted(REGISTRY.items()) if report.cadence == cadence]
+    keys = [asset.name for asset in assets_of_cadence(cadence)]
     return define_asset_job(
         f"{CADENCE_NAMES[cadence]}_reports",
         selection=AssetSelection.assets(*keys),
@@ -47,19 +65,48 @@ def cadence_job(cadence: str) -> "UnresolvedAssetJobDefinition":
     )
 
 
-def batch_requests(period: str, tenants: Sequence[str], cadence: str) -> list[RunRequest]:
-    """One run request per slice of `TENANTS_PER_RUN` tenants (in registration order) for `period`."""
+def due_slots(
+    cadence: str, tenants: Sequence[str], calendars: Mapping[str, TenantCalendar], at: datetime
+) -> dict[str, set[str]]:
+    """slot -> the tenants whose period of that slot closed in (at - 1 h, at] (computed once per calendar)."""
+    closed: dict[TenantCalendar, str | None] = {}
+    due: dict[str, set[str]] = defaultdict(set)
+    for tenant_id in tenants:
+        calendar = calendars.get(tenant_id, DEFAULT_CALENDAR)
+        if calendar not in closed:
+            period = calendar.last_closed(cadence, at)
+            closed[calendar] = slot_key(cadence, period) if period.end > at - TICK_INTERVAL else None
+        slot = closed[calendar]
+        if slot is not None:
+            due[slot].add(tenant_id)
+    return due
+
+
+def contiguous_batches(tenants: Sequence[str], due: set[str]) -> list[list[str]]:
+    """The maximal runs of consecutive `tenants` (registration order) that are all in `due`, each cut every
+    TENANTS_PER_RUN tenants from its start: each batch is one partition range. Cut from the start, a range's
+    batches stay the same when tenants are registered after it (a re-evaluated tick launches nothing twice)."""
+    ranges: list[list[str]] = [[]]
+    for tenant_id in tenants:
+        if tenant_id in due:
+            ranges[-1].append(tenant_id)
+        elif ranges[-1]:
+            ranges.append([])
+    return [run[first : first + TENANTS_PER_RUN] for run in ranges for first in range(0, len(run), TENANTS_PER_RUN)]
+
+
+def batch_requests(slot: str, batches: Sequence[Sequence[str]], cadence: str) -> list[RunRequest]:
+    """One run request per batch of tenants (a contiguous range in registration order) for `slot`."""
     requests = []
-    for first in range(0, len(tenants), TENANTS_PER_RUN):
-        batch = tenants[first : first + TENANTS_PER_RUN]
-        start, end = f"{period}|{batch[0]}", f"{period}|{batch[-1]}"
+    for batch in batches:
+        start, end = f"{slot}|{batch[0]}", f"{slot}|{batch[-1]}"
         requests.append(
             RunRequest(
                 run_key=f"{start}..{batch[-1]}",
                 tags={
                     RANGE_START_TAG: start,
                     RANGE_END_TAG: end,
-                    "dyno/period": period,
+                    "dyno/period": slot,
                     "dyno/cadence": cadence,
                     "dyno/tenants": str(len(batch)),
                 },
@@ -68,34 +115,44 @@ def batch_requests(period: str, tenants: Sequence[str], cadence: str) -> list[Ru
     return requests
 
 
-def cadence_schedule(cadence: str, start: str, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
-    period_def = period_partitions(cadence, start)
+def tick_requests(
+    cadence: str, tenants: Sequence[str], calendars: Mapping[str, TenantCalendar], at: datetime
+) -> list[RunRequest]:
+    """Every run the tick at `at` asks for: per slot closed in the past hour, its contiguous batches."""
+    due = due_slots(cadence, tenants, calendars, at)
+    return [
+        request
+        for slot in sorted(due)
+        for request in batch_requests(slot, contiguous_batches(tenants, due[slot]), cadence)
+    ]
+
+
+def cadence_schedule(cadence: str, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
+    name = CADENCE_NAMES[cadence]
 
     @schedule(
-        name=f"{CADENCE_NAMES[cadence]}_reports_schedule",
+        name=f"{name}_reports_schedule",
         job=job,
-        cron_schedule=CRONS[cadence],
+        cron_schedule=HOURLY,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
-        description=f"After each {cadence} closes: the just-closed {cadence} for every tenant, "
-        f"{TENANTS_PER_RUN} tenants per run.",
+        description=f"Every hour: each tenant's {cadence} that closed in its time zone in the past hour, "
+        f"in contiguous batches of at most {TENANTS_PER_RUN} tenants per run.",
     )
-    def _schedule(context: ScheduleEvaluationContext):
-        with partition_loading_context(
-            effective_dt=context.scheduled_execution_time, dynamic_partitions_store=context.instance
-        ):
-            period = period_def.get_last_partition_key()
+    def _schedule(context: ScheduleEvaluationContext, dyno_db: ReportDatabase):
         tenants = context.instance.get_dynamic_partitions(TENANT)  # registration order: what ranges follow
-        if period is None or not tenants:
-            return SkipReason(
-                f"no closed {cadence} yet" if period is None else "no tenant partitions (run sync-tenants)"
-            )
-        return batch_requests(period, tenants, cadence)
+        if not tenants:
+            return SkipReason("no tenant partitions (run sync-tenants)")
+        with dyno_db.engine().connect() as conn:
+            calendars = calendars_of(conn, tenants)
+        at = (context.scheduled_execution_time or datetime.now(UTC)).astimezone(UTC)
+        requests = tick_requests(cadence, tenants, calendars, at)
+        return requests or SkipReason(f"no tenant's {cadence} closed in the hour up to {at.isoformat()}")
 
     return _schedule
 
 
-def jobs_and_schedules(start: str) -> tuple[list["UnresolvedAssetJobDefinition"], list[ScheduleDefinition]]:
-    cadences = sorted({report.cadence for report in REGISTRY.values()})
+def jobs_and_schedules() -> tuple[list["UnresolvedAssetJobDefinition"], list[ScheduleDefinition]]:
+    cadences = [cadence for cadence in CADENCE_NAMES if assets_of_cadence(cadence)]
     jobs = {cadence: cadence_job(cadence) for cadence in cadences}
-    return list(jobs.values()), [cadence_schedule(c, start, jobs[c]) for c in cadences]
+    return list(jobs.values()), [cadence_schedule(c, jobs[c]) for c in cadences]

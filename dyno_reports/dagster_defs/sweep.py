@@ -47,8 +47,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from dyno_reports import config
-from dyno_reports.dagster_defs.failures import reconcile_run, reports_of_run, run_options
+from dyno_reports.dagster_defs.failures import reconcile_run
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.dagster_defs.run_partitions import reports_of_run, run_options
 from dyno_reports.errors import DatabaseUnavailable
 
 RECONCILED_TAG = "dyno/reconciled"
@@ -121,12 +122,12 @@ def end_message(instance: Any, run: DagsterRun) -> str:
 
 
 def reconcile_dagster_run(engine: Engine, instance: Any, run: DagsterRun) -> tuple[int, int]:
-    """`reconcile_run` for every report `run` targeted: (headers marked FAILED, materialisations reported)."""
+    """`reconcile_run` for every report asset `run` targeted: (headers marked FAILED, materialisations reported)."""
     failed = reported = 0
     message = None
-    for report_type in reports_of_run(instance, run):
+    for asset in reports_of_run(instance, run):
         message = message or end_message(instance, run)
-        f, r = reconcile_run(engine, instance, run, report_type, message, run_options(run.run_config, report_type))
+        f, r = reconcile_run(engine, instance, run, asset, message, run_options(run.run_config, asset))
         failed, reported = failed + f, reported + r
     return failed, reported
 

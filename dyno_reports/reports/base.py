@@ -1,4 +1,4 @@
-"""What a report declares: identity, fact table, dimensions, metrics, options, cadence and SQL.
+"""What a report declares: identity, fact table, dimensions, metrics, options, cadences and SQL.
 
 No pydantic here: a run without options takes every default (`ReportDefinition.options_from`), and the
 pydantic model that validates given options is built on first use (reports/options.py).
@@ -16,7 +16,9 @@ from sqlalchemy import Table
 if TYPE_CHECKING:
     from dyno_reports.reports.options import ReportOptions
 
-Cadence = Literal["week", "month"]
+Cadence = Literal["week", "month", "quarter"]
+# The periods a report runs for, in its tenant's calendar: weeks, calendar months, fiscal quarters.
+CADENCES: tuple[Cadence, ...] = ("week", "month", "quarter")
 
 # The one accepted spelling of an id: 8-4-4-4-12 ASCII hex digits, either case, nothing around it
 # (uuid.UUID alone also takes braces, `urn:uuid:`, no hyphens, and non-ASCII digits such as Arabic-Indic ones).
@@ -95,7 +97,12 @@ class ReportDefinition:
     """A registered report. `sql` is one SELECT returning `dimensions + metrics`, in that order.
 
     Bound parameters available to `sql`: `tenant_id`, `period_start` (NULL = no
-    lower bound), `period_end`, `pipeline_ids` and every option of `options` by name.
+    lower bound), `period_end`, `fiscal_year_start_month` (the tenant's calendar, 1..12),
+    `pipeline_ids` and every option of `options` by name.
+    `cadences`: the periods the report runs for (week, month, quarter: the tenant's weeks, months,
+    fiscal quarters), its main one first (`cadence`).
+    `attributes`: fact columns that follow from the dimensions (one value per row's dimension values):
+    not part of the row's key, listed between the dimensions and the metrics, `trend --by` groups by them.
     `options`: the report's own options, besides `pipeline_ids` which every report has.
     `requires_start`: the report refuses a window without a start (a snapshot at S).
     `jit`: whether PostgreSQL's JIT may compile this report's statement; the executor
@@ -113,15 +120,16 @@ class ReportDefinition:
     dimensions: tuple[str, ...]
     metrics: tuple[str, ...]
     headline_metrics: tuple[str, ...]
-    cadence: Cadence
+    cadences: tuple[Cadence, ...]
     sql: str
     options: tuple[OptionSpec, ...] = ()
+    attributes: tuple[str, ...] = ()
     requires_start: bool = False
     jit: bool = True
     planner_settings: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        expected = {"run_id", "tenant_id", *self.dimensions, *self.metrics}
+        expected = {"run_id", "tenant_id", *self.dimensions, *self.attributes, *self.metrics}
         actual = set(self.fact_table.c.keys())
         if expected != actual:
             raise ValueError(f"{self.report_type}: fact table columns {sorted(actual)} != declared {sorted(expected)}")
@@ -130,6 +138,13 @@ class ReportDefinition:
         names = [spec.name for spec in self.all_options]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.report_type}: option names {names} repeat one")
+        if not self.cadences or len(set(self.cadences)) != len(self.cadences) or not set(self.cadences) <= {*CADENCES}:
+            raise ValueError(f"{self.report_type}: cadences {self.cadences} must be distinct, of {CADENCES}")
+
+    @property
+    def cadence(self) -> Cadence:
+        """The main cadence (the first): the Dagster assets' and `trend`'s default."""
+        return self.cadences[0]
 
     def transaction_settings(self) -> dict[str, str]:
         """The settings this report's run sets for its transaction beyond the executor's own."""
@@ -137,7 +152,13 @@ class ReportDefinition:
 
     @property
     def fact_columns(self) -> tuple[str, ...]:
-        return self.dimensions + self.metrics
+        """The columns the report's SQL returns, in this order."""
+        return self.dimensions + self.attributes + self.metrics
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """What `trend --by` may group by: the dimensions and the attributes."""
+        return self.dimensions + self.attributes
 
     @property
     def all_options(self) -> tuple[OptionSpec, ...]:

@@ -146,7 +146,7 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id",),
     metrics=tuple(f"{movement}_{measure}" for movement in MOVEMENTS for measure in ("count", "amount")),
     headline_metrics=("start_count", "start_amount", "end_count", "end_amount"),
-    cadence="month",
+    cadences=("month", "quarter"),
     sql=SQL,
     requires_start=True,
     # JIT compiles for about 20 ms at 100k deals and saved nothing at 1M deals (design details, "JIT")

@@ -80,7 +80,7 @@ REPORT = ReportDefinition(
     dimensions=("pipeline_id", "stage_id"),
     metrics=("deal_count", "total_amount", "avg_amount", "avg_days_in_stage", "entered_count"),
     headline_metrics=("deal_count", "total_amount", "entered_count"),
-    cadence="week",
+    cadences=("week",),
     sql=SQL,
     options=(INCLUDE_CLOSED,),
     # JIT without its optimising passes: 2-3% faster than JIT off on the SQL before; on this one the same within

@@ -287,6 +287,8 @@ weighted_pipeline_fact = fact_table(
     _count("deal_count"),
     _money("total_amount"),
     _money("weighted_amount"),
+    # appended by migration 0010, after the metrics as in the database; NULL in runs made before it
+    Column("close_quarter", Date),
     keys=("pipeline_id", "principal_id", "close_month"),
 )
 win_loss_fact = fact_table(

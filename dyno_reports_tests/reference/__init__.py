@@ -31,8 +31,8 @@ class Reference:
 
     expected: Callable[..., dict[tuple, dict]]
     """expected(data, start, end, pipeline_ids, **options) -> fact rows keyed by their dimension values."""
-    cadence: Literal["week", "month"]
-    """The report's cadence in docs/definitions.md."""
+    cadences: tuple[Literal["week", "month", "quarter"], ...]
+    """The report's cadences in docs/definitions.md, the main one first."""
     options: Mapping[str, st.SearchStrategy[Any]] = field(default_factory=dict)
     """A strategy for every option of the report but pipeline_ids (drawn for every report)."""
     histories: st.SearchStrategy[TenantData] = field(default_factory=tenant_histories)
@@ -43,25 +43,25 @@ class Reference:
 
 REFERENCES: dict[str, Reference] = {
     "pipeline_overview": Reference(
-        pipeline_overview.expected, cadence="week", options={"include_closed": st.booleans()}
+        pipeline_overview.expected, cadences=("week",), options={"include_closed": st.booleans()}
     ),
-    "stage_conversion": Reference(stage_conversion.expected, cadence="week"),
+    "stage_conversion": Reference(stage_conversion.expected, cadences=("week",)),
     "weighted_pipeline": Reference(
         weighted_pipeline.expected,
-        cadence="month",
+        cadences=("month", "quarter"),
         histories=report_histories.weighted_histories(),
         busy_histories=report_histories.busy_weighted_histories(),
     ),
     "win_loss": Reference(
         win_loss.expected,
-        cadence="month",
+        cadences=("month", "quarter"),
         histories=report_histories.win_loss_histories(),
         windows=report_histories.windows_from_closings,
     ),
-    "deal_velocity": Reference(deal_velocity.expected, cadence="month"),
+    "deal_velocity": Reference(deal_velocity.expected, cadences=("month", "quarter")),
     "pipeline_movement": Reference(
         pipeline_movement.expected,
-        cadence="month",
+        cadences=("month", "quarter"),
         histories=report_histories.movement_histories(),
         windows=report_histories.windows_with_start,
     ),

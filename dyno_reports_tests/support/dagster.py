@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dagster import AssetsDefinition, BetaWarning, DagsterInstance, instance_for_test
 
 from dyno_reports.dagster_defs.assets import report_asset
+from dyno_reports.dagster_defs.cadences import ReportAsset
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.reports import REGISTRY
@@ -17,11 +18,13 @@ def report_resources(url: str) -> dict:
     return {"dyno_db": ReportDatabase(database_url=url), "report_io_manager": ReportRunIOManager(database_url=url)}
 
 
-def report_asset_of(report_type: str, start: str = "2025-01-01") -> AssetsDefinition:
-    """The report's asset as the definitions build it (partitions from `start`)."""
+def report_asset_of(report_type: str, start: str = "2025-01-01", cadence: str | None = None) -> AssetsDefinition:
+    """The report's asset of `cadence` (default: its main one) as the definitions build it (partitions from
+    `start`)."""
+    report = REGISTRY[report_type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # backfill_policy, as in report_assets
-        return report_asset(REGISTRY[report_type], start)
+        return report_asset(ReportAsset(report, cadence or report.cadence), start)
 
 
 @contextmanager

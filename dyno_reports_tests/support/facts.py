@@ -9,20 +9,27 @@ from sqlalchemy import Engine, select
 
 from dyno_reports import executor
 from dyno_reports.reports import get_report
+from dyno_reports.storage.tables import report_run
+from dyno_reports_tests.reference import calendar as ref_calendar
 from dyno_reports_tests.support.history import TenantData, load
+from dyno_reports_tests.support.local_windows import AskedWindow
+
+CALENDAR_KEYS = ("time_zone", "week_start", "fiscal_year_start_month", "fiscal_year_named_by")
 
 
 def run(
     engine: Engine,
     report_type: str,
     tenant_id: UUID,
-    start: datetime | None,
-    end: datetime,
+    start: datetime | str | None,
+    end: datetime | str | None,
     options: dict[str, Any] | None = None,
+    **window: str,
 ) -> executor.RunResult:
+    """`window`: build_request's other window keywords (`grain` and `period`)."""
     with engine.connect() as conn:
         request = executor.build_request(
-            conn, report_type, tenant_id, period_start=start, period_end=end, options=options
+            conn, report_type, tenant_id, period_start=start, period_end=end, options=options, **window
         )
     return executor.execute(engine, request)
 
@@ -56,26 +63,45 @@ def assert_matches_reference(
     report_type: str,
     expected: Callable[..., dict],
     data: TenantData,
-    window: tuple[datetime | None, datetime],
+    window: tuple[datetime | None, datetime] | AskedWindow,
     pipeline_ids: list[UUID] | None,
     **options: Any,
 ) -> None:
     """Load the tenant, run the report through the executor, and compare its facts with the reference
-    `expected(data, start, end, pipeline_ids, **options)` and its headline with their sums."""
-    start, end = window
+    `expected(data, start, end, pipeline_ids, **options)` and its headline with their sums. A window asked
+    in local time (`AskedWindow`) must also resolve to the reference calendar's instants, recorded with the
+    tenant's calendar."""
+    start, end = (window.start, window.end) if isinstance(window, AskedWindow) else window
     load(engine, data)
     run_options = dict(options)
     if pipeline_ids is not None:
         run_options["pipeline_ids"] = [str(p) for p in pipeline_ids]
 
-    result = run(engine, report_type, data.tenant_id, start, end, run_options or None)
+    if isinstance(window, AskedWindow):
+        asked = dict(window.asked)
+        asked_start, asked_end = asked.pop("period_start", None), asked.pop("period_end", None)
+        result = run(engine, report_type, data.tenant_id, asked_start, asked_end, run_options or None, **asked)
+    else:
+        result = run(engine, report_type, data.tenant_id, start, end, run_options or None)
 
     assert result.succeeded, result.error_message
+    assert_recorded_window(engine, result.run_id, data.calendar, start, end)
     want = expected(data, start, end, pipeline_ids, **options)
     assert facts_by_key(engine, report_type, result.run_id) == want
     assert result.fact_rows == len(want)
     headline = get_report(report_type).headline_metrics
     assert result.headline == {m: sum((row[m] for row in want.values()), 0) for m in headline}
+
+
+def assert_recorded_window(
+    engine: Engine, run_id: UUID, calendar: tuple, start: datetime | None, end: datetime
+) -> None:
+    """The run's header records these instants, their grain read by the reference calendar, and the calendar."""
+    with engine.connect() as conn:
+        header = conn.execute(select(report_run).where(report_run.c.run_id == run_id)).one()
+    assert (header.period_start, header.period_end) == (start, end)
+    assert header.period_grain == ref_calendar.grain(ref_calendar.RefCalendar(*calendar), start, end)
+    assert tuple(header.input_params["calendar"][key] for key in CALENDAR_KEYS) == calendar
 
 
 def stage_row(facts: dict[Any, dict], stage) -> dict:

@@ -21,6 +21,8 @@ PIPELINE_IDS = [uuid.UUID(int=0xA000 + i) for i in range(3)]
 STAGE_IDS = [uuid.UUID(int=0xB000 + i) for i in range(24)]
 PRINCIPAL_IDS = [uuid.UUID(int=0xC000 + i) for i in range(4)]
 DEAL_IDS = [uuid.UUID(int=0xD000 + i) for i in range(64)]
+# A tenant's calendar as crm.tenant holds it: (time_zone, week_start, fiscal_year_start_month, fiscal_year_named_by).
+UTC_CALENDAR = ("UTC", 1, 1, "end")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class TenantData:
     principals: list[uuid.UUID] = field(default_factory=lambda: list(PRINCIPAL_IDS[:2]))
     created_at: dict[uuid.UUID, datetime] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    calendar: tuple[str, int, int, str] = UTC_CALENDAR
 
     @property
     def pipelines(self) -> list[uuid.UUID]:
@@ -84,7 +87,17 @@ def load(engine: Engine, data: TenantData) -> None:
     """Insert the tenant's CRM content with plain inserts, as an external loader would."""
     t = data.tenant_id
     with engine.begin() as conn:
-        conn.execute(insert(tables.tenant).values(tenant_id=t, name=f"test {t}"))
+        zone, week_start, fiscal_start, named_by = data.calendar
+        conn.execute(
+            insert(tables.tenant).values(
+                tenant_id=t,
+                name=f"test {t}",
+                time_zone=zone,
+                week_start=week_start,
+                fiscal_year_start_month=fiscal_start,
+                fiscal_year_named_by=named_by,
+            )
+        )
         conn.execute(
             insert(tables.principal),
             [{"tenant_id": t, "principal_id": p, "display_name": f"owner {i}"} for i, p in enumerate(data.principals)],

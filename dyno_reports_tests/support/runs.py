@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRun
 from sqlalchemy import Engine, insert
 
 from dyno_reports import executor
-from dyno_reports.dagster_defs.failures import RANGE_END_TAG, RANGE_START_TAG
+from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, TenantData, load
 
