@@ -1,5 +1,5 @@
 """The `dyno-reports` command: report runs, the registry, seeding and the demo (`db`, `runs` and `tenants`:
-cli_db.py; `show` and `trend`: cli_read.py).
+cli_db.py; `show` and `trend`: cli_read.py; `diff`: cli_diff.py; `refresh` and `runs stale`: cli_stale.py).
 
 Commands import what they need when they run (`python -X importtime`): `run` loads SQLAlchemy, psycopg and
 the one report it runs, never Alembic or Dagster; the other groups' modules load only when named.
@@ -25,6 +25,8 @@ LAZY_COMMANDS = {
     "runs": ("dyno_reports.cli_db", "runs_group"),
     "show": ("dyno_reports.cli_read", "show_command"),
     "trend": ("dyno_reports.cli_read", "trend_command"),
+    "diff": ("dyno_reports.cli_diff", "diff_command"),
+    "refresh": ("dyno_reports.cli_stale", "refresh_command"),
     "tenants": ("dyno_reports.cli_db", "tenants_command"),
 }
 
@@ -109,8 +111,17 @@ def list_reports(as_json: bool) -> None:
 @click.option(
     "--so-far",
     is_flag=True,
-    help="Allow a period that has not ended (its end after now): the run is recorded as a so-far run, "
-    "whose numbers can still change.",
+    help="Allow a period that has not ended as known at K (its end after K): the run is recorded as a so-far "
+    "run, whose numbers can still change.",
+)
+@click.option(
+    "--as-known-at",
+    "as_known_at",
+    default=None,
+    metavar="K",
+    help="Read the CRM as known at K (history rows recorded at or before K), as --period-start is read; "
+    "default: now minus the CRM's longest write (DYNO_CRM_MAX_WRITE_SECONDS). A run's header records its K: "
+    "given it, a run repeats that answer exactly.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object (last stdout line).")
 def run_report(
@@ -122,6 +133,7 @@ def run_report(
     period_label,
     options_json,
     so_far: bool,
+    as_known_at,
     as_json: bool,
 ) -> None:
     with run_process.imports_without_gc():
@@ -145,6 +157,7 @@ def run_report(
                 period=period_label,
                 options=options_text,
                 so_far=so_far,
+                as_known_at=as_known_at,
             )
             conn.rollback()  # validation only read: the run's own transaction starts next, on this connection
             cancellation.run_started = True
@@ -156,7 +169,10 @@ def run_report(
     else:
         window = f"[{summary['period_start'] or '-inf'}, {summary['period_end']})"
         status = f"{summary['status']} (so far)" if summary["so_far"] else summary["status"]
-        click.echo(f"{status}  {report_type}  tenant {summary['tenant_id']}  {window}  ({summary['period_grain']})")
+        click.echo(
+            f"{status}  {report_type}  tenant {summary['tenant_id']}  {window}  ({summary['period_grain']})"
+            f"  as known at {summary['known_at']}"
+        )
         headline = executor.headline_text(result.headline)
         click.echo(f"run_id {summary['run_id']}  fact rows {summary['fact_rows']}  {headline}".rstrip())
     if not result.succeeded:

@@ -149,3 +149,12 @@ def tenants_command(as_json: bool) -> None:
         return
     for line in tenant_listing.tenants_text(rows):
         click.echo(line)
+
+
+def _add_stale_command() -> None:
+    from dyno_reports.cli_stale import runs_stale  # `runs stale` lives with `refresh`
+
+    runs_group.add_command(runs_stale)
+
+
+_add_stale_command()

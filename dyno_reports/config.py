@@ -53,6 +53,24 @@ def default_window() -> timedelta:
     return timedelta(days=days)
 
 
+# The CRM's longest write transaction (docs/definitions.md, "As known at"): a history row recorded more than
+# this long ago that is not visible yet never will be, so a run knows the CRM as of its start minus this.
+DEFAULT_CRM_MAX_WRITE_SECONDS = 600
+
+
+def crm_max_write() -> timedelta:
+    """The CRM's longest write transaction (`DYNO_CRM_MAX_WRITE_SECONDS`, whole seconds, 0 to a day): a run's
+    default K is its start minus this, and a period is final once its end is this far in the past."""
+    raw = os.environ.get("DYNO_CRM_MAX_WRITE_SECONDS") or str(DEFAULT_CRM_MAX_WRITE_SECONDS)
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise ConfigError(f"DYNO_CRM_MAX_WRITE_SECONDS must be a whole number of seconds, got {shown(raw)}") from None
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(f"DYNO_CRM_MAX_WRITE_SECONDS must be 0 to 86400 (a day), got {shown(raw)}")
+    return timedelta(seconds=seconds)
+
+
 DEFAULT_RECONCILE_LOOKBACK_HOURS = 24
 
 
@@ -84,3 +102,49 @@ def executor_role() -> str | None:
             f" got {shown(raw)}"
         )
     return raw
+
+
+DEFAULT_REPORT_MAX_RUNTIME_SECONDS = 6 * 3600
+
+
+def report_max_runtime() -> int:
+    """Seconds a Dagster report run may run before run monitoring fails it (`dagster/max_runtime`):
+    `DYNO_REPORT_MAX_RUNTIME_SECONDS`, default 6 hours (a 100-partition batch takes minutes)."""
+    return _whole_number("DYNO_REPORT_MAX_RUNTIME_SECONDS", DEFAULT_REPORT_MAX_RUNTIME_SECONDS, 60, 7 * 86_400)
+
+
+DEFAULT_STALE_SENSOR_SECONDS = 300
+DEFAULT_STALE_LOOKBACK_DAYS = 90
+
+
+def stale_sensor_interval() -> int:
+    """Seconds between two ticks of the stale sensor (`DYNO_STALE_SENSOR_SECONDS`, default 300; read when the
+    Dagster definitions are built)."""
+    return _whole_number("DYNO_STALE_SENSOR_SECONDS", DEFAULT_STALE_SENSOR_SECONDS, 30, 86_400)
+
+
+def stale_lookback() -> timedelta:
+    """The stale sensor refreshes partitions whose period ended within this many days
+    (`DYNO_STALE_LOOKBACK_DAYS`, default 90); older stale partitions are listed, not run."""
+    return timedelta(days=_whole_number("DYNO_STALE_LOOKBACK_DAYS", DEFAULT_STALE_LOOKBACK_DAYS, 1, 36_600))
+
+
+def stale_refresh_all() -> bool:
+    """`DYNO_STALE_REFRESH_ALL=1`: the operator asks the stale sensor to refresh stale partitions older than
+    the lookback too."""
+    raw = os.environ.get("DYNO_STALE_REFRESH_ALL", "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false"):
+        raise ConfigError(f"DYNO_STALE_REFRESH_ALL must be 1 or 0 (true or false), got {shown(raw)}")
+    return raw in ("1", "true")
+
+
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    """A whole number from the environment variable `name` (unset or empty: `default`), `low` to `high`."""
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {shown(raw)}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be {low} to {high}, got {shown(raw)}")
+    return value

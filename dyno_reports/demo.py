@@ -19,7 +19,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, select
 
-from dyno_reports import db, executor, periods, results, seed, trend
+from dyno_reports import config, db, demo_correction, executor, periods, results, seed, trend
 from dyno_reports.reports import REGISTRY
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.storage import migrate
@@ -76,8 +76,10 @@ def seed_demo(
 
 def history_end(created_at: datetime, now: datetime | None = None) -> datetime:
     """Where a seeded tenant's history ends: its created_at (the history's start) + HISTORY, and never after
-    today 00:00 UTC (a tenant created lately has no periods in the future)."""
-    return min(created_at.astimezone(UTC) + HISTORY, periods.start_of_today(now))
+    today 00:00 UTC as of the CRM's longest write ago (a tenant created lately has no periods in the future,
+    and a period that ended minutes ago is not final yet: its run would be refused)."""
+    known = (now or datetime.now(UTC)) - config.crm_max_write()
+    return min(created_at.astimezone(UTC) + HISTORY, periods.start_of_today(known))
 
 
 def demo_periods(calendar: TenantCalendar, cadence: str, end: datetime) -> list[Period]:
@@ -130,6 +132,11 @@ def run_demo(echo: Callable[[str], None] = print) -> list[Answer]:
     _summary(answers, echo)
     if tenants:
         _read_commands(answers, tenants, known, echo)
+        first_id = tenants[0].tenant_id
+        months = _asked(answers, first_id, "win_loss", "month")
+        if months:
+            describe = known[first_id].calendar.describe
+            demo_correction.show_a_late_import(engine, first_id, months[-1].period, describe, echo)
     return answers
 
 

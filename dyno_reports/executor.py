@@ -30,12 +30,13 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Connection, Engine, Select, bindparam, cast, func, insert, select, text
+from sqlalchemy import BigInteger, Connection, Engine, Select, Text, bindparam, cast, column, func, insert, select, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports import config, db
 from dyno_reports.errors import TenantGone
 from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.scope_digest import SCOPE_DIGEST
 from dyno_reports.reuse import REUSABLE_RUN, Reuse, question_lock_values
 from dyno_reports.run_records import (
     CLIENT_CHECK_INTERVAL,
@@ -99,6 +100,8 @@ class RunResult:
     reused: bool = False
     # FAILED because the connection was refused, dropped or cut (`db.is_lost_connection`): worth running again.
     connection_lost: bool = False
+    # The digest of the pipelines and stages the run read (report_run.scope_digest); None unless it computed.
+    scope_digest: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -116,6 +119,9 @@ class RunResult:
             "period_end": iso(window.end),
             "period_grain": self.request.period_grain,
             "so_far": self.request.so_far,
+            "known_at": iso(self.request.known_at),
+            "report_version": self.request.report.report_version,
+            "scope_digest": self.scope_digest,
             "options": self.request.options.canonical(),
             "input_fingerprint": self.request.fingerprint(),
             "fact_rows": self.fact_rows,
@@ -177,15 +183,17 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID, reu
         if not sums.tenant_present:  # deleted since the request was validated: roll back, record FAILED
             raise TenantGone(request.tenant_id)
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
-    return RunResult(run_id, "SUCCEEDED", request, fact_rows=sums.fact_rows, headline=headline)
+    return RunResult(
+        run_id, "SUCCEEDED", request, fact_rows=sums.fact_rows, headline=headline, scope_digest=sums.scope_digest
+    )
 
 
 @functools.cache
 def _facts_sums_and_header(report: ReportDefinition) -> Select:
     """WITH facts AS (INSERT INTO <fact table> SELECT :run_id, :tenant_id, q.* FROM (<report sql>) q
     RETURNING ...), sums AS (SELECT count(*) AS fact_rows, <headline sums>, EXISTS (<the tenant in
-    crm.tenant>) AS tenant_present FROM facts), header AS (INSERT report_run ... SUCCEEDED, clock_timestamp()
-    FROM sums) SELECT * FROM sums.
+    crm.tenant>) AS tenant_present, (<SCOPE_DIGEST>) AS scope_digest FROM facts), header AS (INSERT
+    report_run ... SUCCEEDED, sums.scope_digest, clock_timestamp() FROM sums) SELECT * FROM sums.
 
     The header reads `sums`, so it is written once every fact is in: the run is SUCCEEDED from its first
     visible moment, `generated_at` is when it completed, and no UPDATE follows (an IN_PROGRESS header is
@@ -207,15 +215,26 @@ def _facts_sums_and_header(report: ReportDefinition) -> Select:
     )
     # One snapshot for the facts and this check: a tenant deleted with its data is seen gone, never half.
     present = select(tenant.c.tenant_id).where(tenant.c.tenant_id == bindparam("header_tenant_id")).exists()
+    # The stages and pipelines in the run's scope, read on that snapshot too (reports/scope_digest.py).
+    scope = text(SCOPE_DIGEST).columns(column("scope_digest", Text)).scalar_subquery()
     sums = select(
-        func.count().label("fact_rows"), *_headline_sums(report, facts.c), present.label("tenant_present")
+        func.count().label("fact_rows"),
+        *_headline_sums(report, facts.c),
+        present.label("tenant_present"),
+        scope.label("scope_digest"),
     ).cte("sums")
-    header_columns = [c.name for c in report_run.columns if c.name not in ("generated_at", "error_message")]
+    computed_columns = ("generated_at", "error_message", "scope_digest")
+    header_columns = [c.name for c in report_run.columns if c.name not in computed_columns]
     completed = select(
         *(bindparam(f"header_{name}", type_=report_run.c[name].type) for name in header_columns),
+        sums.c.scope_digest,
         func.clock_timestamp(),
     ).select_from(sums)
-    header = insert(report_run).from_select([*header_columns, "generated_at"], completed).returning(report_run.c.run_id)
+    header = (
+        insert(report_run)
+        .from_select([*header_columns, "scope_digest", "generated_at"], completed)
+        .returning(report_run.c.run_id)
+    )
     return select(sums).add_cte(header.cte("header"))
 
 

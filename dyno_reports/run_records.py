@@ -111,6 +111,8 @@ def header_values(request: RunRequest, run_id: UUID, status: str) -> dict[str, A
         "input_fingerprint": request.fingerprint(),
         "status": status,
         "dagster_run_id": request.dagster_run_id,
+        "known_at": request.known_at,
+        "report_version": request.report.report_version,
     }
 
 

@@ -5,6 +5,7 @@ defaults, pipeline ids sorted) is recorded in `report_run.input_params` and its
 sha256 in `report_run.input_fingerprint`. The window is resolved in the tenant's
 calendar (run_window.py), read with the tenant; `input_params` also records that
 calendar, which the fingerprint leaves out: the resolved instants name the question.
+Neither is K, what the run knows of the CRM (known_at.py): the header records it.
 """
 
 import hashlib
@@ -20,6 +21,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, select
 
+from dyno_reports import known_at as knowledge
 from dyno_reports import periods, run_window
 from dyno_reports.errors import InputError, UnknownTenant, listed, shown
 from dyno_reports.reports import get_report
@@ -44,7 +46,9 @@ class RunRequest:
 
     `so_far` is not part of that identity: a so-far run and a final run of one window answer the same
     question (one fingerprint), the final one once the period has ended. Neither is `calendar`, the
-    tenant's calendar the window was resolved in: the window's instants already say which period it is."""
+    tenant's calendar the window was resolved in: the window's instants already say which period it is,
+    nor `known_at` (K: the run reads the history rows recorded at or before it), the state of knowledge
+    the question is answered in; None only in requests that are never run (a FAILED header's)."""
 
     report: ReportDefinition
     tenant_id: UUID
@@ -54,6 +58,7 @@ class RunRequest:
     # A so-far run: its window had not ended when it was requested, so its numbers can still change.
     so_far: bool = False
     calendar: TenantCalendar = field(default_factory=TenantCalendar)
+    known_at: datetime | None = None
 
     @property
     def period_grain(self) -> str:
@@ -82,8 +87,11 @@ class RunRequest:
         return fingerprint(canonical)
 
     def sql_params(self) -> dict[str, Any]:
+        if self.known_at is None:
+            raise ValueError("a run needs its known_at (K): build it with build_request")
         return {
             "tenant_id": self.tenant_id,
+            "known_at": self.known_at,
             "period_start": self.window.start,
             "period_end": self.window.end,
             "fiscal_year_start_month": self.calendar.fiscal_year_start_month,
@@ -104,15 +112,18 @@ def build_request(
     now: datetime | None = None,
     grain: str | None = None,
     period: str | None = None,
+    as_known_at: str | datetime | None = None,
 ) -> RunRequest:
     """Validate every input against the database; raise InputError before anything is written.
 
     The window is resolved in the tenant's calendar, read in the statement that checks the tenant exists
     (run_window.resolve_window): text bounds are read in local time, datetimes are instants, `grain` and
     `period` (a label: 2025-06-02, 2025-06, FY2026-Q1) name a whole week, month or fiscal quarter.
-    A window that ends after `now` (default: the current time) has not ended: its numbers can still
-    change, so it is refused unless `so_far` asks for it, and the run is then a so-far run. `so_far` on a
-    window that has ended makes an ordinary, final run."""
+    K, what the run knows of the CRM, is `as_known_at` (read as a bound is; after `now` refused), else `now`
+    (default: the current time) minus the CRM's longest write transaction (known_at.py). A window that ends
+    after K is not final: rows dated before its end may still be written, so its numbers can still change;
+    it is refused unless `so_far` asks for it, and the run is then a so-far run. `so_far` on a window that
+    ends at or before K makes an ordinary, final run."""
     report = get_report(report_type)
     tenant_uuid = parse_tenant_id(tenant_id)
     current = (now or datetime.now(UTC)).astimezone(UTC)
@@ -120,11 +131,9 @@ def build_request(
     if calendar is None:
         raise UnknownTenant(tenant_uuid)
     window = run_window.resolve_window(calendar, period_start, period_end, grain=grain, period=period, now=current)
-    if window.end > current and not so_far:
-        raise InputError(
-            f"period end {window.end.isoformat()} is after now ({current.replace(microsecond=0).isoformat()}): "
-            "the period has not ended and its numbers can still change; pass --so-far to run it so far"
-        )
+    known_at = knowledge.resolve_known_at(calendar, as_known_at, current)
+    if window.end > known_at and not so_far:
+        raise InputError(knowledge.not_final(window.end, known_at, current, given=as_known_at is not None))
     if report.requires_start and window.start is None:
         raise InputError(
             f"report {report_type} needs a window with a start (--period-start): "
@@ -132,8 +141,8 @@ def build_request(
         )
     parsed_options = report.options_from(options_dict(options))
     _check_pipelines(conn, tenant_uuid, parsed_options.pipeline_ids)
-    so_far_run = window.end > current
-    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id, so_far_run, calendar)
+    so_far_run = window.end > known_at
+    return RunRequest(report, tenant_uuid, window, parsed_options, dagster_run_id, so_far_run, calendar, known_at)
 
 
 def fingerprint(canonical: dict[str, Any]) -> str:

@@ -27,11 +27,13 @@ DEFAULT_END = datetime(2025, 7, 1, tzinfo=UTC)
 PROGRESS_MIN_DEALS = 10_000
 DEAL_COPY = "COPY crm.deal (tenant_id, deal_id, name, created_at) FROM STDIN (FORMAT BINARY)"
 DEAL_TYPES = ("uuid", "uuid", "text", "timestamptz")
+# A seeded history is a load of the past: each row recorded at its valid_from, as an external loader writes
+# history (docs/definitions.md, "As known at"), so a run at any K after it sees the rows dated before K.
 HISTORY_COPY = (
     "COPY crm.deal_history (tenant_id, deal_id, valid_from, stage_id, owner_principal_id,"
-    " amount, expected_close_date, is_deleted) FROM STDIN (FORMAT BINARY)"
+    " amount, expected_close_date, is_deleted, recorded_at) FROM STDIN (FORMAT BINARY)"
 )
-HISTORY_TYPES = ("uuid", "uuid", "timestamptz", "uuid", "uuid", "numeric", "date", "bool")
+HISTORY_TYPES = ("uuid", "uuid", "timestamptz", "uuid", "uuid", "numeric", "date", "bool", "timestamptz")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _copy_history(cur: psycopg.Cursor, t: TenantPlan, deals: range) -> int:
         copy.set_types(HISTORY_TYPES)
         for d in deals:
             for row in history_rows(t, d):
-                copy.write_row(row)
+                copy.write_row((*row, row[2]))  # recorded_at = valid_from
                 rows += 1
     return rows
 

@@ -35,6 +35,7 @@ from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+from dyno_reports_tests.support.knowledge import A_SCOPE_DIGEST
 from dyno_reports_tests.support.reaper import fail_and_reap
 
 D = timedelta(days=1)
@@ -100,7 +101,8 @@ def test_every_registered_report_is_an_asset_with_its_cadence():
     graph = repository.asset_graph
     quarterly = {f"{name}_quarterly" for name, report in REGISTRY.items() if "quarter" in report.cadences}
     assert quarterly == {f"{name}_quarterly" for name in QUARTERLY}
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY) | quarterly
+    crm = {f"crm/{name}" for name in ("tenant", "principal", "pipeline", "stage", "deal", "deal_history")}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY) | quarterly | crm
     for name, report in REGISTRY.items():
         node = graph.get(AssetKey(name))
         assert node.group_name == "dyno_reports" and node.description.startswith(report.description)
@@ -260,6 +262,7 @@ def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant
         periods.Window(T0, T0 + 7 * D),
         REGISTRY[REPORT].options_model(),
         dagster_run_id,
+        known_at=T0 + 7 * D,
     )
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers: a FAILED run with facts
@@ -288,7 +291,11 @@ def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant
         assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], "another-run")) == 0
         with engine.begin() as conn:
             conn.execute(text("SET LOCAL session_replication_role = replica"))
-            conn.execute(update(report_run).where(report_run.c.run_id == bad_run).values(status="SUCCEEDED"))
+            conn.execute(
+                update(report_run)
+                .where(report_run.c.run_id == bad_run)
+                .values(status="SUCCEEDED", scope_digest=A_SCOPE_DIGEST)
+            )
         # the run covers the tenant's two open stages; its only fact row names neither of them
         assert count(stages_missing_from_overview(dagster_run_id)) == 2
     finally:

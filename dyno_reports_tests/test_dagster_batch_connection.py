@@ -74,7 +74,7 @@ def test_a_batch_run_checks_out_as_many_connections_for_four_partitions_as_for_o
     assert four == one, (one, four)  # before: two more per partition (the run's, then its metadata's)
 
 
-def test_metadata_of_a_partition_is_one_query_and_the_tenant_name_is_looked_up_once(engine, tenant):
+def test_metadata_of_a_partition_is_two_queries_and_the_tenant_name_is_looked_up_once(engine, tenant):
     with engine.connect() as conn:
         request = executor.build_request(
             conn, "pipeline_overview", tenant.tenant_id, period_start=T0, period_end=T0 + 7 * D
@@ -95,7 +95,15 @@ def test_metadata_of_a_partition_is_one_query_and_the_tenant_name_is_looked_up_o
         finally:
             event.remove(engine, "before_cursor_execute", listener)
         assert not conn.in_transaction()  # left ready for the caller's next run
-    assert len(statements) == 2 and "crm.tenant" in statements[0] and "crm.tenant" not in statements[1]
+    # per partition: its preview (the tenant's name read with the first) and the lookup of the answer it
+    # replaced, plus its diff with that answer when there was one: the second run replaced the first (one
+    # question); the first may have replaced a run of the module's other test
+    previews = [s for s in statements if s.startswith("SELECT reporting.report_pipeline_overview_fact")]
+    lookups = [s for s in statements if s.startswith("SELECT earlier.run_id")]
+    diffs = [s for s in statements if s.startswith("WITH paired")]
+    assert len(previews) == len(lookups) == 2 and "crm.tenant" in previews[0] and "crm.tenant" not in previews[1]
+    assert "replaced_run_id" in metadata[1] and len(diffs) == sum("replaced_run_id" in m for m in metadata)
+    assert len(statements) == 4 + len(diffs)
     assert tenant_names == {tenant.tenant_id: tenant_name(tenant)}
     for result, shown in zip(results, metadata, strict=True):
         assert shown["run_id"].value == str(result.run_id) and shown["tenant"].value == tenant_name(tenant)

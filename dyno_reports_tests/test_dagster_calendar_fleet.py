@@ -4,7 +4,8 @@ temporary instance whose tenants are registered as `sync_tenants` registers them
 
 What each tenant should be asked for comes from the reference calendar (reference/calendar.py), not from the
 module: every period that closed in the ticks' span, exactly once, at the first tick at or after its local
-close, in contiguous batches of at most 100 tenants, far fewer runs than tenants.
+close plus the CRM's longest write (10 minutes: a period is due once its run can be final), in contiguous
+batches of at most 100 tenants, far fewer runs than tenants.
 """
 
 import random
@@ -36,6 +37,7 @@ ZONES = (
 WEEK_STARTS = (1, 7)  # Monday, Sunday
 FISCAL_YEARS = ((1, "end"), (4, "start"), (7, "end"), (7, "start"), (10, "end"), (2, "end"))
 HOUR = timedelta(hours=1)
+CRM_MAX_WRITE = timedelta(minutes=10)  # the default of DYNO_CRM_MAX_WRITE_SECONDS (docs/definitions.md)
 # Sunday- and Monday-start weeks end from Saturday 10:00 UTC (Kiritimati, +14) to Monday 12:00 UTC (-12);
 # June and the quarters ending with it from 2025-06-30 10:00 to 2025-07-01 12:00 UTC.
 SPANS = {
@@ -90,8 +92,9 @@ def ref_slot(cadence: str, period: ref.RefPeriod) -> str:
 
 
 def expected_closes(calendars: dict[str, ref.RefCalendar], cadence: str) -> dict[tuple[str, str], datetime]:
-    """(tenant, slot) -> the close of each period of `cadence` that ends in the span's ticks, (first - 1 h, last]."""
-    first, last = SPANS[cadence]
+    """(tenant, slot) -> the close of each period of `cadence` due in the span's ticks: its end in (first - 1 h,
+    last], minus the CRM's longest write."""
+    first, last = (moment - CRM_MAX_WRITE for moment in SPANS[cadence])
     closes: dict[tuple[str, str], datetime] = {}
     by_calendar: dict[ref.RefCalendar, ref.RefPeriod] = {}
     for tenant_id, calendar in calendars.items():
@@ -146,7 +149,8 @@ def check_ticks(url: str, instance, calendars: dict[str, ref.RefCalendar], caden
         for tenant_id in batch:
             close = expected.get((tenant_id, slot))
             assert close is not None, f"{tenant_id} {slot} asked at {at} but not due ({calendars[tenant_id]})"
-            assert close <= at < close + HOUR  # never open; within the hour of its local close
+            # never open, nor before the CRM's longest write has passed; within the hour after that
+            assert close + CRM_MAX_WRITE <= at < close + CRM_MAX_WRITE + HOUR
             asked[(tenant_id, slot)] += 1
     assert asked == Counter(dict.fromkeys(expected, 1))
     return sizes

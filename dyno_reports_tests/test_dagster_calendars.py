@@ -158,11 +158,12 @@ def test_a_run_asked_too_early_is_refused_and_nothing_is_written(url, engine):
 
 
 def mixed_slot(now: datetime) -> str:
-    """A weekly slot closed at `now` (and for minutes after) for KIRITIMATI_TUESDAY, open for PAGO_PAGO: the
-    current UTC week once the Tuesday-start week containing its Monday closed at Kiritimati (Monday 10:00 UTC),
-    else the week before, whose Pago Pago week closes on Monday at 11:00 UTC."""
+    """A weekly slot due at `now` (and for minutes after) for KIRITIMATI_TUESDAY, open for PAGO_PAGO: the
+    current UTC week once the Tuesday-start week containing its Monday closed at Kiritimati (Monday 10:00 UTC)
+    and the CRM's longest write (10 minutes) passed, else the week before, whose Pago Pago week closes on Monday
+    at 11:00 UTC."""
     monday = current_monday(now)
-    closed = datetime.combine(monday, time(10, 5), UTC) <= now
+    closed = datetime.combine(monday, time(10, 15), UTC) <= now
     return (monday if closed else monday - timedelta(weeks=1)).isoformat()
 
 

@@ -37,6 +37,7 @@ from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+from dyno_reports_tests.support.knowledge import knowledge
 from dyno_reports_tests.support.reaper import fail_and_reap
 
 D = timedelta(days=1)
@@ -155,6 +156,7 @@ def so_far_run(engine, tenant, start, end) -> uuid.UUID:
                 input_params={"options": options, "period_grain": "week", "so_far": True},
                 input_fingerprint=hashlib.sha256(run_id.bytes).hexdigest(),
                 status="SUCCEEDED",
+                **knowledge(start),
             )
         )
     return run_id

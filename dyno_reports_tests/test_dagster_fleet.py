@@ -86,8 +86,9 @@ def keys_of(request, instance, cadence: str) -> list[str]:
 @pytest.mark.parametrize(
     "schedule_name, cadence, at, period",
     [
-        ("weekly_reports_schedule", "week", datetime(2025, 6, 9, tzinfo=UTC), "2025-06-02"),
-        ("monthly_reports_schedule", "month", datetime(2025, 7, 1, tzinfo=UTC), "2025-06-01"),
+        # the first ticks after the period's close plus the CRM's longest write (10 minutes)
+        ("weekly_reports_schedule", "week", datetime(2025, 6, 9, 1, tzinfo=UTC), "2025-06-02"),
+        ("monthly_reports_schedule", "month", datetime(2025, 7, 1, 1, tzinfo=UTC), "2025-06-01"),
     ],
 )
 def test_a_tick_for_2000_tenants_asks_for_20_runs_covering_each_tenant_once(env, schedule_name, cadence, at, period):
@@ -111,7 +112,7 @@ def test_a_batch_run_gives_each_tenant_its_run_and_one_refused_tenant_stops_none
     url = env
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("tenant", tenants)
-        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, tzinfo=UTC))
+        (request,) = tick(instance, "weekly_reports_schedule", datetime(2025, 6, 9, 1, tzinfo=UTC))
         asset = next(a for a in report_assets(START) if a.key == AssetKey(REPORT))
         result = materialize(
             [asset],

@@ -3,7 +3,8 @@
 - no text file of the repository sends readers to the folder beside a checkout that only some machines
   have (its specs, seed and notes): a clone elsewhere has none of it;
 - the page has a section per registered report naming its fact table and every fact column;
-- README.md and each report's `_design.md` link to it, and links into it name headings it has.
+- README.md and each report's `_design.md` link to it, and links into it name headings it has, as do
+  the sections the code and docs name in words (`docs/definitions.md, "As known at"`).
 """
 
 import re
@@ -21,6 +22,8 @@ _FOLDER = "sha" + "red"
 OUTSIDE_REFERENCE = re.compile(r"\.\./" + _FOLDER + r"\b|\b" + _FOLDER + r"/(?:spec|seed|notes)\b")
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A section named in words: `definitions.md, "As known at"` or `definitions.md ("The scope digest")`.
+NAMED_SECTION = re.compile(r'definitions\.md,?\s*\(?"([^"\n]{1,80})"')
 
 
 def repository_files() -> list[Path]:
@@ -146,3 +149,16 @@ def test_every_link_into_the_definitions_names_one_of_its_headings():
         if fragment and fragment not in known
     ]
     assert not broken, f"links to headings docs/definitions.md does not have: {broken}"
+
+
+def test_every_section_named_in_words_is_a_heading_of_the_definitions():
+    titles = {text.replace("`", "") for _, _, text in headings(definitions_text())}
+    named = [
+        (path.relative_to(ROOT), title)
+        for path in repository_files()
+        if path.suffix in {".py", ".md", ".sql"}
+        for title in NAMED_SECTION.findall(text_of(path) or "")
+    ]
+    assert any(title == "The scope digest" for _, title in named), "the check no longer finds the code's references"
+    missing = [f"{path}: {title!r}" for path, title in named if title not in titles]
+    assert not missing, f"sections docs/definitions.md does not have: {missing}"

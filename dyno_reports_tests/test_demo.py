@@ -48,12 +48,21 @@ def two_demos(engine: Engine, database_url) -> dict:
     }
 
 
+def refreshed_by_the_late_import(two_demos) -> int:
+    found = re.search(r"refreshed: (\d+) of \1 runs asked again", two_demos["first_text"])
+    assert found, two_demos["first_text"][-2000:]
+    return int(found.group(1))
+
+
 def test_a_second_demo_adds_no_run_and_reports_the_existing_ones(two_demos):
-    assert two_demos["after_first"] == RUNS_PER_DEMO
+    refreshed = refreshed_by_the_late_import(two_demos)
+    assert two_demos["after_first"] == RUNS_PER_DEMO + refreshed
     assert {a.status for a in two_demos["first"]} == {"SUCCEEDED"}
-    assert two_demos["after_second"] == RUNS_PER_DEMO
+    assert two_demos["after_second"] == two_demos["after_first"]
     assert {a.status for a in two_demos["second"]} == {demo.EXISTING}
-    assert [a.run_id for a in two_demos["second"]] == [a.run_id for a in two_demos["first"]]
+    pairs = list(zip(two_demos["first"], two_demos["second"], strict=True))
+    assert all((a.report_type, a.tenant_id, a.period) == (b.report_type, b.tenant_id, b.period) for a, b in pairs)
+    assert sum(a.run_id != b.run_id for a, b in pairs) == refreshed  # the refreshed questions' latest runs moved
     assert f"{RUNS_PER_DEMO} report runs asked for: {RUNS_PER_DEMO} run now" in two_demos["first_text"]
     assert f"0 run now (0 SUCCEEDED, 0 FAILED), {RUNS_PER_DEMO} already existed" in two_demos["second_text"]
 
@@ -99,10 +108,28 @@ def test_each_tenants_periods_are_its_calendars_last_closed_ones_before_today(tw
     assert max(w.end for w in utc_weeks) >= today - timedelta(days=today.weekday())  # the UTC tenant's last week
 
 
+def test_the_late_import_makes_the_runs_after_it_stale_refreshes_them_and_diffs_the_month(two_demos, cli_env):
+    first, second = two_demos["first_text"], two_demos["second_text"]
+    tenant_id = two_demos["first"][0].tenant_id
+    asked = [(a, (a.tenant_id, a.report_type, a.period.grain)) for a in two_demos["first"]]
+    month = [a for a, key in asked if key == (tenant_id, "win_loss", "month")][-1]
+    won_at = month.period.end - timedelta(days=1)
+    moved = [a for a, b in zip(two_demos["first"], two_demos["second"], strict=True) if a.run_id != b.run_id]
+    assert moved and all(a.tenant_id == tenant_id and a.period.end > won_at for a in moved)
+    assert f"stale runs: {len(moved)} (their period ends after the win)" in first
+    assert re.search(r"win_loss, \S+ \(UTC\): 1 row changed, 0 added, 0 removed", first)
+    (diff_command,) = re.findall(rf"{re.escape(demo.CLI)} diff {month.run_id} \S+", first)
+    assert "won_count" in dyno_as_printed(cli_env, diff_command)
+    assert dyno_as_printed(cli_env, f"{demo.CLI} runs stale --tenant {tenant_id}").startswith("0 stale runs")
+    assert (
+        "stale runs: none" in second and "imported by an earlier demo already" in second and "refreshed:" not in second
+    )
+
+
 def test_the_output_names_run_ids_and_commands_that_work_as_printed(two_demos, cli_env):
     text = two_demos["second_text"]
     first_tenant = two_demos["first"][0].tenant_id
-    overview = [a for a in two_demos["first"] if a.tenant_id == first_tenant and a.report_type == "pipeline_overview"]
+    overview = [a for a in two_demos["second"] if a.tenant_id == first_tenant and a.report_type == "pipeline_overview"]
     assert f"{demo.CLI} show {overview[-1].run_id}" in text
     trend_command = f"{demo.CLI} trend pipeline_overview --tenant {first_tenant} --metric total_amount --by pipeline_id"
     assert re.search(re.escape(trend_command) + "$", text, re.MULTILINE)  # no --through

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import executor, seed
+from dyno_reports import executor, seed, staleness
 from dyno_reports.errors import ConfigError
 from dyno_reports.reports import REGISTRY
 from dyno_reports.storage import drift, migrate, tables
@@ -40,6 +40,27 @@ def runs(engine, tenants) -> dict[tuple[str, str], executor.RunResult]:
     results = {(name, tenant): execute(engine, name, tenant) for name in REGISTRY for tenant in tenants}
     assert all(result.succeeded for result in results.values()), results
     return results
+
+
+# One backdated row per tenant: a copy of its latest row before END, a microsecond later, recorded now.
+BACKDATED_COPY = text("""
+INSERT INTO crm.deal_history (tenant_id, deal_id, valid_from, stage_id, owner_principal_id, amount,
+                              expected_close_date, is_deleted)
+SELECT tenant_id, deal_id, valid_from + interval '1 microsecond', stage_id, owner_principal_id, amount,
+       expected_close_date, is_deleted
+FROM crm.deal_history WHERE tenant_id = CAST(:t AS uuid) AND valid_from < :end
+ORDER BY valid_from DESC, deal_id LIMIT 1
+""")
+
+
+@pytest.fixture(scope="module")
+def stale_findings(engine, tenants, runs) -> None:
+    """Rows of both tenants in the stale check's tables: a backdated row each, then a check."""
+    with engine.begin() as conn:
+        for tenant in tenants:
+            conn.execute(BACKDATED_COPY, {"t": tenant, "end": END})
+    with engine.connect() as conn:
+        assert {str(run.tenant_id) for run in staleness.check(conn)} == set(tenants)
 
 
 def tenant_tables(conn: Connection) -> list[str]:
@@ -77,7 +98,8 @@ def test_every_reporting_table_with_a_tenant_has_row_level_security_and_the_cata
             ).all()
         )
         policies = set(conn.execute(text("SELECT tablename FROM pg_policies WHERE schemaname = 'reporting'")).scalars())
-    assert found == sorted(["report_run", *(report.fact_table.name for report in REGISTRY.values())])
+    checks = ["report_run_stale", "stale_scope"]  # the stale check's findings and the scopes it saw, per tenant
+    assert found == sorted(["report_run", *checks, *(report.fact_table.name for report in REGISTRY.values())])
     for table in found:
         assert security[table] == [True, False], table  # enabled; not forced: the owner bypasses (reliability.md)
         assert table in policies
@@ -95,7 +117,7 @@ def test_the_roles_are_nologin_and_grantable(engine):
     assert rows == {READER: False, WRITER: False}
 
 
-def test_the_reader_sees_only_its_tenants_rows_in_every_table(engine, tenants, runs):
+def test_the_reader_sees_only_its_tenants_rows_in_every_table(engine, tenants, runs, stale_findings):
     with engine.connect() as conn:
         names = tenant_tables(conn)
         all_tenants = {
@@ -118,7 +140,7 @@ def test_the_reader_sees_only_its_tenants_rows_in_every_table(engine, tenants, r
 
 
 @pytest.mark.parametrize("setting", [None, ""], ids=["unset", "empty"])
-def test_no_tenant_means_no_rows_but_the_catalogue(engine, runs, setting):
+def test_no_tenant_means_no_rows_but_the_catalogue(engine, runs, stale_findings, setting):
     with as_role(engine, READER, setting) as conn:
         for name in tenant_tables(conn):
             assert conn.execute(text(f"SELECT count(*) FROM reporting.{name}")).scalar_one() == 0, name

@@ -60,11 +60,15 @@ def test_every_view_has_the_contract_columns_and_runs_as_its_caller(engine):
             )
             return list(conn.execute(text(query), {"v": view}).scalars())
 
-        assert columns("report_run_latest") == [*report_run.c.keys(), "so_far"]
+        # columns added later are appended: CREATE OR REPLACE VIEW (so_far 0007, what a run knew 0011)
+        knew = ["known_at", "report_version", "scope_digest"]
+        header = [column.name for column in report_run.c if column.name not in knew]
+        assert columns("report_run_latest") == [*header, "so_far", *knew]
         for name, report in REGISTRY.items():
-            # an attribute added later (weighted_pipeline's close_quarter, 0010) is appended: CREATE OR REPLACE VIEW
+            # an attribute added later (weighted_pipeline's close_quarter, 0010) is appended too
             own = [*report.dimensions, *report.metrics]
-            assert columns(f"report_{name}_latest") == ["tenant_id", "run_id", *own, *RUN_COLUMNS, *report.attributes]
+            appended = [*report.attributes, "known_at"]
+            assert columns(f"report_{name}_latest") == ["tenant_id", "run_id", *own, *RUN_COLUMNS, *appended]
         options = dict(
             conn.execute(
                 text("SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'reporting'::regnamespace")
@@ -132,6 +136,9 @@ def test_ties_on_generated_at_go_to_the_greatest_run_id(engine, tenants):
         "input_fingerprint": fingerprint,
         "status": "SUCCEEDED",
         "generated_at": at,
+        "known_at": at,
+        "report_version": 1,
+        "scope_digest": "0" * 64,
     }
     with engine.begin() as conn:
         conn.execute(insert(report_run), [{**header, "run_id": run_id} for run_id in run_ids])

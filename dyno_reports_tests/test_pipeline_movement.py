@@ -28,6 +28,7 @@ from dyno_reports_tests.reference.pipeline_movement import balances, expected
 from dyno_reports_tests.support.dagster import report_resources
 from dyno_reports_tests.support.facts import run_and_read
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, TenantData, load, two_pipelines
+from dyno_reports_tests.support.knowledge import A_SCOPE_DIGEST
 from dyno_reports_tests.support.report_histories import movement_histories, windows_with_start
 
 REPORT = "pipeline_movement"
@@ -258,6 +259,7 @@ def test_the_balance_check_counts_this_dagster_runs_unbalanced_rows(engine):
         periods.Window(S, E),
         REGISTRY[REPORT].options_model(),
         dagster_run_id,
+        known_at=E,
     )
     balanced = {f"{m}_{k}": 0 for m in MOVEMENTS for k in ("count", "amount")}
     rows = [
@@ -268,7 +270,11 @@ def test_the_balance_check_counts_this_dagster_runs_unbalanced_rows(engine):
     ]
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers
-        conn.execute(insert(report_run).values(**executor.header_values(request, bad_run, "SUCCEEDED")))
+        conn.execute(
+            insert(report_run).values(
+                **executor.header_values(request, bad_run, "SUCCEEDED"), scope_digest=A_SCOPE_DIGEST
+            )
+        )
         conn.execute(
             insert(pipeline_movement_fact), [r | {"run_id": bad_run, "tenant_id": data.tenant_id} for r in rows]
         )

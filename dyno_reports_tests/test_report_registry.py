@@ -36,6 +36,7 @@ from dyno_reports_tests.support.history import (
     pipeline_selections,
     two_pipelines,
 )
+from dyno_reports_tests.support.late_rows import known_ats, with_late_rows
 from dyno_reports_tests.support.local_windows import calendars, local_windows
 
 REPORTS = sorted(REGISTRY)
@@ -46,6 +47,7 @@ OWN_HISTORY_PASS = """
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
+      AND h.recorded_at <= CAST(:known_at AS timestamptz)
 """
 
 
@@ -123,14 +125,16 @@ def test_matches_reference_on_busy_histories(engine, report_type, choices):
 
 
 def check_against_reference(engine, report_type: str, reference: Reference, data: TenantData, choices) -> None:
-    """A calendar for the tenant, a window (the report's instants, or a whole local period or local bounds),
-    a pipeline selection and the report's own options, each given or left to its default."""
-    data = replace(data, calendar=choices.draw(calendars()))
+    """A calendar for the tenant, late rows (recorded after their valid_from) and the K the run is asked at, a
+    window (the report's instants, or a whole local period or local bounds), a pipeline selection and the
+    report's own options, each given or left to its default."""
+    data = choices.draw(with_late_rows(replace(data, calendar=choices.draw(calendars()))))
+    known_at = choices.draw(known_ats(data))
     local = choices.draw(st.booleans())
     window = choices.draw(local_windows(data.calendar) if local else reference.windows(data))
     pipeline_ids = choices.draw(pipeline_selections(data))
     options = choices.draw(st.fixed_dictionaries({}, optional=dict(reference.options)))
-    assert_matches_reference(engine, report_type, reference.expected, data, window, pipeline_ids, **options)
+    assert_matches_reference(engine, report_type, reference.expected, data, window, pipeline_ids, known_at, **options)
 
 
 @pytest.mark.parametrize("report_type", REPORTS)
@@ -234,8 +238,9 @@ def test_definition_is_consistent(report_type):
 @pytest.mark.parametrize("report_type", REPORTS)
 def test_sql_is_built_on_the_shared_ctes_and_binds_every_option(report_type):
     report = REGISTRY[report_type]
-    # the shared CTEs carry the tenant predicate and ignore every row dated at or after E; a report that
-    # makes its own pass over history (pipeline_movement) carries both there (test_isolation checks the plans)
+    # the shared CTEs carry the tenant predicate and ignore every row dated at or after E or recorded after K;
+    # a report that makes its own pass over history (pipeline_movement) carries them there (test_isolation
+    # checks the plans)
     assert OWN_HISTORY_PASS in report.sql
     if DEAL_ROWS_SOURCE in report.sql:
         select_list, rest = report.sql.split(DEAL_ROWS_SOURCE, 1)
@@ -246,7 +251,7 @@ def test_sql_is_built_on_the_shared_ctes_and_binds_every_option(report_type):
             assert column == f"{DEAL_ROW_COLUMNS[name]} AS {name}"
         assert rest.startswith("," + SCOPE_STAGES)
     bound = set(text(report.sql).compile().params)
-    needed = {"tenant_id", "period_end", *report.options_model.model_fields}
+    needed = {"tenant_id", "period_end", "known_at", *report.options_model.model_fields}
     assert needed <= bound <= needed | {"period_start", "fiscal_year_start_month"}
 
 

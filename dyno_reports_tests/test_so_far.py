@@ -24,6 +24,7 @@ from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, Tenan
 from dyno_reports_tests.test_cli import dyno, run_count
 
 D = timedelta(days=1)
+CRM = timedelta(minutes=10)  # the CRM's longest write: a run knows the CRM as of its start minus this (its K)
 NOT_ENDED = re.compile(
     r"error: period end (\S+) is after now \((\S+)\): the period has not ended and its numbers can still change; "
     r"pass --so-far to run it so far\n"
@@ -92,9 +93,9 @@ def test_so_far_runs_it_and_records_a_so_far_run_under_the_final_runs_fingerprin
         "so_far": True,
     }
 
-    with engine.connect() as conn:  # the same window asked once it has ended: a final run, the same question
+    with engine.connect() as conn:  # the same window asked once it has ended (and the CRM's longest write passed)
         final = executor.build_request(
-            conn, "win_loss", tenant, period_start=midnight(start), period_end=midnight(end), now=midnight(end)
+            conn, "win_loss", tenant, period_start=midnight(start), period_end=midnight(end), now=midnight(end) + CRM
         )
     assert not final.so_far and "so_far" not in final.input_params()
     assert header.input_fingerprint == outcome["input_fingerprint"] == final.fingerprint()
@@ -123,10 +124,13 @@ def test_the_default_and_start_only_windows_are_closed_periods(engine, tenant):
     with engine.connect() as conn:
         default = executor.build_request(conn, "win_loss", tenant, now=now)
         start_only = executor.build_request(conn, "win_loss", tenant, period_start="2026-03-01", now=now)
-        ends_now = executor.build_request(conn, "win_loss", tenant, period_start="2026-03-01", period_end=now, now=now)
+        ended = executor.build_request(
+            conn, "win_loss", tenant, period_start="2026-03-01", period_end=now - CRM, now=now
+        )
     for request in (default, start_only):
         assert request.window.end == datetime(2026, 3, 4, tzinfo=UTC) and not request.so_far
-    assert ends_now.window.end == now and not ends_now.so_far  # an end equal to now has been reached
+    # an end the CRM's longest write ago is final (its K); closer to now, it is not (test_as_known_at.py)
+    assert ended.window.end == ended.known_at == now - CRM and not ended.so_far
 
 
 def test_build_request_judges_the_end_against_now(engine, tenant):
@@ -136,7 +140,7 @@ def test_build_request_judges_the_end_against_now(engine, tenant):
         with pytest.raises(InputError) as refused:
             executor.build_request(conn, "win_loss", tenant, **june, now=while_open)
         so_far = executor.build_request(conn, "win_loss", tenant, **june, now=while_open, so_far=True)
-        final = executor.build_request(conn, "win_loss", tenant, **june, now=datetime(2025, 6, 9, tzinfo=UTC))
+        final = executor.build_request(conn, "win_loss", tenant, **june, now=datetime(2025, 6, 9, tzinfo=UTC) + CRM)
     assert str(refused.value).startswith(
         "period end 2025-06-09T00:00:00+00:00 is after now (2025-06-05T12:00:00+00:00): the period has not ended"
     )

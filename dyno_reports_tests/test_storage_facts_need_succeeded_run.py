@@ -15,6 +15,7 @@ from dyno_reports import executor
 from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
+from dyno_reports_tests.support.knowledge import A_SCOPE_DIGEST
 
 END = T0 + timedelta(days=7)
 NOT_SUCCEEDED = "cannot be committed: the run is not SUCCEEDED"
@@ -39,6 +40,7 @@ def run_request(engine, tenant) -> executor.RunRequest:
 def add_header(conn: Connection, req: executor.RunRequest, status: str) -> uuid.UUID:
     run_id = uuid.uuid4()
     values = executor.header_values(req, run_id, status) | ({"error_message": "x"} if status == "FAILED" else {})
+    values |= {"scope_digest": A_SCOPE_DIGEST}  # a writer that succeeds its run later says what it read at once
     conn.execute(insert(report_run).values(**values))
     return run_id
 

@@ -4,6 +4,7 @@
     python -m benchmarks.performance.scan_floor      # each one alone, with its own options (--help)
     python -m benchmarks.performance.cli_cost
     python -m benchmarks.performance.fleet
+    python -m benchmarks.performance.known_at_cost   # issue 23: what `recorded_at <= K` costs each report
 
 They print Markdown tables (figures next to their goals) for `docs/performance.md`.
 They call only the package's public entry points (`executor`, `db`, `seed`,

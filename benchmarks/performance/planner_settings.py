@@ -34,7 +34,7 @@ VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
 def compare(engine, report_type: str, tenant_id, variants: list[str], repeats: int) -> list[list[object]]:
     base = REGISTRY[report_type]
     request = request_for(engine, base, tenant_id)
-    floor_params = {"t": tenant_id, "E": period_of(base)[1]}
+    floor_params = {"t": tenant_id, "E": period_of(base)[1], "K": request.known_at}
     requests = {
         v: dataclasses.replace(request, report=dataclasses.replace(base, planner_settings=VARIANTS[v]))
         for v in variants

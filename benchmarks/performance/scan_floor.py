@@ -34,13 +34,14 @@ from dyno_reports import executor, seed
 from dyno_reports.reports import REGISTRY
 from dyno_reports.reports.base import ReportDefinition
 
-# The least any exact report must do (issue 10): one pass over the tenant's history before E in
-# primary-key order, (deal_id, valid_from), with lag/lead over it; no sort, no temp file.
+# The least any exact report must do (issue 10): one pass over the tenant's history before E as known at K
+# (issue 23: rows recorded at or before K, as every report reads) in primary-key order, (deal_id, valid_from),
+# with lag/lead over it; no sort, no temp file.
 FLOOR_SQL = (
     "SELECT count(*) FILTER (WHERE is_entry), count(*) FILTER (WHERE is_last) FROM"
     " (SELECT stage_id IS DISTINCT FROM lag(stage_id) OVER w AS is_entry,"
     " lead(valid_from) OVER w IS NULL AS is_last FROM crm.deal_history"
-    " WHERE tenant_id = :t AND valid_from < :E"
+    " WHERE tenant_id = :t AND valid_from < :E AND recorded_at <= :K"
     " WINDOW w AS (PARTITION BY deal_id ORDER BY valid_from)) x"
 )
 # Run in that order: on a table holding bigger tenants too, the planner otherwise takes a parallel seq scan plus
@@ -78,7 +79,7 @@ def set_local(conn: Connection, settings: dict[str, str]) -> None:
 
 
 def run_floor(engine: Engine, params: dict) -> None:
-    """The scan floor once, in its own transaction under FLOOR_SETTINGS (`params`: `t`, `E`)."""
+    """The scan floor once, in its own transaction under FLOOR_SETTINGS (`params`: `t`, `E`, `K`)."""
     with engine.connect() as conn, conn.begin():
         set_local(conn, FLOOR_SETTINGS)
         conn.execute(text(FLOOR_SQL), params).all()
@@ -98,7 +99,7 @@ def temp_written_bytes(engine: Engine, sql: str, params: dict, settings: dict[st
 
 def measure(engine: Engine, report: ReportDefinition, tenant_id: UUID, repeats: int, warm_up: bool) -> Figures:
     request = request_for(engine, report, tenant_id)
-    floor_params = {"t": tenant_id, "E": period_of(report)[1]}
+    floor_params = {"t": tenant_id, "E": period_of(report)[1], "K": request.known_at}
     # The transaction settings the executor sets for this report (JIT off, planner settings).
     temp = temp_written_bytes(engine, report.sql, request.sql_params(), report.transaction_settings())
     floor_temp = temp_written_bytes(engine, FLOOR_SQL, floor_params, FLOOR_SETTINGS)

@@ -5,13 +5,16 @@ The body reads the calendars of the run's tenants (one query) and turns each
 partition into its tenant's period (`slots.py`: the key's slot read in the
 tenant's calendar), validated with `executor.build_request`; the IO manager then
 executes the requests. A partition whose period has not closed in its tenant's
-zone is refused before anything is written (`TooEarlyPartition`: no header, no
-facts; the run fails with a message naming the local period, its zone and when
-it closes), whatever else the run holds: a slot is due for a tenant once it
-closed there, not before. Options come from the typed run config (`run_config.py`): options the
-report refuses fail the whole run with one `Failure` before anything is written,
-while a partition whose tenant is refused (say, deleted from crm.tenant) is
-handed over as a `RefusedPartition`, so one tenant of a batch cannot stop the others.
+zone, or closed less than the CRM's longest write ago (10 minutes: its run would
+not be final), is refused before anything is written (`TooEarlyPartition`: no
+header, no facts; the run fails with a message naming the local period, its zone
+and when it closes), whatever else the run holds: a slot is due for a tenant once
+it closed there and that time has passed, not before. The run config's
+`as_known_at` (beside the options) gives every partition's run that K.
+Options come from the typed run config (`run_config.py`): options the report
+refuses fail the whole run with one `Failure` before anything is written, while
+a partition whose tenant is refused (say, deleted from crm.tenant) is handed over
+as a `RefusedPartition`, so one tenant of a batch cannot stop the others.
 
 Stop means stop: the assets have no Dagster `RetryPolicy` (Dagster 1.13 applies
 one to interrupted steps, so a terminated run ran again). A lost connection is
@@ -40,11 +43,12 @@ from sqlalchemy import Connection
 from dyno_reports import executor
 from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, ReportAsset, report_assets_by_name
 from dyno_reports.dagster_defs.checks import check_results, check_specs
+from dyno_reports.dagster_defs.crm_assets import crm_asset_keys
 from dyno_reports.dagster_defs.failures import report_failure_hook
 from dyno_reports.dagster_defs.partitions import report_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.retrying import DatabaseOutage, Reconnecting
-from dyno_reports.dagster_defs.run_config import options_of, report_config_class
+from dyno_reports.dagster_defs.run_config import known_at_of, options_of, report_config_class
 from dyno_reports.dagster_defs.slots import targets_of
 from dyno_reports.dagster_defs.step_work import PartitionWork, RefusedPartition, StepWork, TooEarlyPartition
 from dyno_reports.dagster_defs.stopping import cancelled_backfill, stop_for_backfill
@@ -91,6 +95,10 @@ def report_asset(target: ReportAsset, start: str) -> AssetsDefinition:
         hooks={report_failure_hook},
         check_specs=check_specs(report, target.name),
         kinds={"postgres"},
+        # the report's version (bumped when its results can change): Dagster shows partitions materialised
+        # by an older version as having another code version
+        code_version=str(report.report_version),
+        deps=crm_asset_keys(),  # the CRM source tables it reads (crm_assets.py): lineage only
         metadata={
             "title": report.title,
             "report_type": report.report_type,
@@ -117,7 +125,7 @@ def partition_requests(
 ) -> StepWork:
     """Validated requests by partition key; refused options fail the run at once with one clear message, and
     so does a run whose every partition is too early (nothing written)."""
-    report, options = target.report, options_of(config)
+    report, options, as_known_at = target.report, options_of(config), known_at_of(config)
     try:
         parse_options(report.options_model, options)
     except InputError as exc:
@@ -129,7 +137,7 @@ def partition_requests(
         work: dict[str, PartitionWork] = {}
         targets = targets_of(conn, target.cadence, keys)
         for key, partition in targets.items():
-            if not partition.closed_at(now):
+            if not partition.due_at(now):
                 work[key] = TooEarlyPartition(partition.too_early(now))
                 continue
             try:
@@ -140,6 +148,8 @@ def partition_requests(
                     period_start=partition.period_start,
                     period_end=partition.period_end,
                     options=options,
+                    now=now,
+                    as_known_at=as_known_at,
                 )
             except InputError as exc:
                 work[key] = RefusedPartition(report.report_type, partition.tenant_id, partition.window, options, exc)

@@ -98,9 +98,10 @@ def new_cli_runs(conn: Connection, after: tuple[datetime, UUID] | None, settle: 
     return list(conn.execute(statement.order_by(run.c.generated_at, run.c.run_id).limit(limit)))
 
 
-def period_key(cadence: str, start: str, calendar: TenantCalendar, run: Row, now: datetime) -> tuple[str, str] | None:
-    """The slot whose period in `calendar` is exactly the run's window, and that period described, if the
-    asset lists the slot now and the period has closed by `now`."""
+def period_key(cadence: str, start: str, calendar: TenantCalendar, run: Any, now: datetime) -> tuple[str, str] | None:
+    """The slot whose period in `calendar` is exactly the run's window (`run`: a report_run row or a
+    `staleness.StaleRun`), and that period described, if the asset lists the slot now and the period has
+    closed by `now`."""
     found = slot_of_window(cadence, calendar, run.period_start, run.period_end)
     if found is None or found[1].end > now:
         return None

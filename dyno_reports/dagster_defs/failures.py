@@ -10,7 +10,8 @@ header; no header stays IN_PROGRESS. `reconcile_run` restores it:
   of its family (`family.py`: its root and every re-execution of it) committed them: a re-execution
   skips those, and a run reconciled late must not fail what its retry has done since;
 - except a partition whose period had not closed for its tenant when the Dagster run was created
-  (its end, in the tenant's calendar, after the run's creation): such a run was asked too early,
+  (its end, in the tenant's calendar, after the run's creation, or less than the CRM's longest write
+  before it: `PartitionTarget.due_at`): such a run was asked too early,
   the asset refused it with nothing written, and nothing is written for it here either; it is not a
   partition that "never ran", it was never due;
 - IN_PROGRESS headers of the run become FAILED (a transaction cut off before its
@@ -75,7 +76,7 @@ def reconcile_run(
     with engine.connect() as conn:
         targets = targets_of(conn, target.cadence, keys)
     reuse = family_reuse(instance, run.run_id)
-    due = {key: t for key, t in targets.items() if t.closed_at(reuse.since or datetime.now(UTC))}
+    due = {key: t for key, t in targets.items() if t.due_at(reuse.since or datetime.now(UTC))}
     report_type = target.report.report_type
     with _one_at_a_time(engine, run):
         failed = _fail_unrecorded(engine, run, reuse.family, report_type, due, message, options)

@@ -1,5 +1,9 @@
 """Materialisation metadata of one partition, read back from its committed `report_run` and facts.
 
+Beside the numbers: the run's `known_at` (K) and `report_version` and, when the run replaced an earlier
+answer to the same question (a refresh of a stale run), `replaced_run_id` and `diff_summary`, the diff
+between the two in one line (`run_diff.py`).
+
 One path for every caller: the IO manager after each partition's commit, and the
 failure hook and the reconciliation sweep when they report a committed partition that the killed
 or failed Dagster run never got to materialise.
@@ -10,9 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from dagster import MetadataValue
-from sqlalchemy import Connection, Engine, Integer, func, select
+from sqlalchemy import Connection, Engine, Integer, and_, func, select, tuple_
 
-from dyno_reports import executor
+from dyno_reports import executor, run_diff
 from dyno_reports.dagster_defs.preview import preview_table
 from dyno_reports.reports import get_report
 from dyno_reports.run_request import iso
@@ -44,6 +48,8 @@ def partition_metadata(
         summary = result.summary() if result is not None else _summary_of(conn, tenant_id, run_id)
         report = get_report(summary["report_type"])
         preview = preview_table(conn, report, tenant_id, run_id, summary["fact_rows"], preview_rows, tenant_names)
+        replaced = replaced_run(conn, tenant_id, run_id)
+        restatement = run_diff.diff_runs(conn, report, tenant_id, replaced, run_id) if replaced else None
         if connection is not None and conn.in_transaction():
             conn.rollback()  # read only: leave the caller's connection as it came, ready for the next run
     utc_window = f"[{summary['period_start'] or ''}, {summary['period_end']})"
@@ -54,11 +60,16 @@ def partition_metadata(
         "period": MetadataValue.text(period_label or utc_window),
         "period_utc": MetadataValue.text(utc_window),
         "options": MetadataValue.json(summary["options"]),
+        "known_at": MetadataValue.text(summary["known_at"] or ""),
+        "report_version": MetadataValue.int(summary["report_version"] or 0),
         "dagster/row_count": MetadataValue.int(summary["fact_rows"]),
     }
     for name, value in summary["headline"].items():  # sum(bigint) comes back as numeric: counts stay ints
         is_count = isinstance(report.fact_table.c[name].type, Integer)
         metadata[name] = MetadataValue.int(int(value)) if is_count else MetadataValue.float(float(value))
+    if restatement is not None:
+        metadata["replaced_run_id"] = MetadataValue.text(str(replaced))
+        metadata["diff_summary"] = MetadataValue.text(run_diff.summary_line(report, restatement))
     metadata["preview_shown"] = MetadataValue.text(preview.shown)
     metadata["preview"] = MetadataValue.table(preview.records, preview.schema)
     return metadata
@@ -76,8 +87,30 @@ def _summary_of(conn: Connection, tenant_id: UUID, run_id: UUID) -> dict[str, An
         "period_start": iso(header.period_start),
         "period_end": iso(header.period_end),
         "options": header.input_params.get("options", {}),
+        "known_at": iso(header.known_at),
+        "report_version": header.report_version,
         "fact_rows": conn.execute(
             select(func.count()).where(table.c.tenant_id == tenant_id, table.c.run_id == run_id)
         ).scalar_one(),
         "headline": executor.headline_of(conn, report, tenant_id, run_id),
     }
+
+
+def replaced_run(conn: Connection, tenant_id: UUID, run_id: UUID) -> UUID | None:
+    """The answer this run replaced: the latest SUCCEEDED run of the same tenant, report and question (input
+    fingerprint) made before it; None for a question answered the first time. One indexed lookup."""
+    this, earlier = report_run.alias("this"), report_run.alias("earlier")
+    same_question = and_(
+        earlier.c.tenant_id == tenant_id,
+        earlier.c.report_type == this.c.report_type,
+        earlier.c.input_fingerprint == this.c.input_fingerprint,
+        earlier.c.status == "SUCCEEDED",
+        tuple_(earlier.c.generated_at, earlier.c.run_id) < tuple_(this.c.generated_at, this.c.run_id),
+    )
+    return conn.execute(
+        select(earlier.c.run_id)
+        .select_from(this.join(earlier, same_question))
+        .where(this.c.tenant_id == tenant_id, this.c.run_id == run_id)
+        .order_by(earlier.c.generated_at.desc(), earlier.c.run_id.desc())
+        .limit(1)
+    ).scalar_one_or_none()

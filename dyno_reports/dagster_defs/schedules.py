@@ -1,12 +1,14 @@
-"""Schedules: every hour, each tenant's period that closed in its own zone during that hour, in batches.
+"""Schedules: every hour, each tenant's period that closed in its own zone during the hour before, in batches.
 
 One job and one schedule per cadence (`weekly_reports`, `monthly_reports`,
 `quarterly_reports`: the assets of a cadence share one partitions definition).
 Every hour on the hour (UTC), the tick at T reads the calendars of the registered
 tenants (one query) and asks, per slot, for the tenants whose period of that slot
-closed in (T - 1 h, T] in their time zone: over consecutive ticks each (tenant,
-slot) is asked exactly once, within an hour of its local close (zones at :30 and
-:45 too), never before it closed. Tenants with different fiscal years close
+is due: closed in (T - M - 1 h, T - M] in their time zone, M being the CRM's
+longest write transaction (`config.crm_max_write`, 10 minutes), so that its run
+is final (docs/definitions.md, "As known at"). Over consecutive ticks each
+(tenant, slot) is asked exactly once, within an hour and M of its local close
+(zones at :30 and :45 too), never before M has passed since it closed. Tenants with different fiscal years close
 different quarter labels at the same instant: each label is a slot of its own.
 
 Batches: a Dagster run targets one partition key or one contiguous range, and a
@@ -40,6 +42,7 @@ from dagster import (
     schedule,
 )
 
+from dyno_reports import config
 from dyno_reports.dagster_defs.assets import MAX_PARTITIONS_PER_RUN
 from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, assets_of_cadence
 from dyno_reports.dagster_defs.partitions import TENANT
@@ -54,6 +57,13 @@ if TYPE_CHECKING:  # not exported at dagster's top level
 HOURLY = "0 * * * *"
 TICK_INTERVAL = timedelta(hours=1)
 TENANTS_PER_RUN = MAX_PARTITIONS_PER_RUN
+# Run monitoring fails a run that runs longer than this many seconds (docs/reliability.md).
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+
+def report_run_tags() -> dict[str, str]:
+    """Tags of every report run: its longest runtime (`config.report_max_runtime`, read now)."""
+    return {MAX_RUNTIME_TAG: str(config.report_max_runtime())}
 
 
 def cadence_job(cadence: str) -> "UnresolvedAssetJobDefinition":
@@ -62,29 +72,32 @@ def cadence_job(cadence: str) -> "UnresolvedAssetJobDefinition":
         f"{CADENCE_NAMES[cadence]}_reports",
         selection=AssetSelection.assets(*keys),
         description=f"Every {CADENCE_NAMES[cadence]} report for a period and one or more tenants.",
+        tags=report_run_tags(),
     )
 
 
 def due_slots(
     cadence: str, tenants: Sequence[str], calendars: Mapping[str, TenantCalendar], at: datetime
 ) -> dict[str, set[str]]:
-    """slot -> the tenants whose period of that slot closed in (at - 1 h, at] (computed once per calendar)."""
+    """slot -> the tenants whose period of that slot is due at `at`: closed in (at - M - 1 h, at - M], M the
+    CRM's longest write (computed once per calendar)."""
+    final_at = at - config.crm_max_write()
     closed: dict[TenantCalendar, str | None] = {}
     due: dict[str, set[str]] = defaultdict(set)
     for tenant_id in tenants:
         calendar = calendars.get(tenant_id, DEFAULT_CALENDAR)
         if calendar not in closed:
-            period = calendar.last_closed(cadence, at)
-            closed[calendar] = slot_key(cadence, period) if period.end > at - TICK_INTERVAL else None
+            period = calendar.last_closed(cadence, final_at)
+            closed[calendar] = slot_key(cadence, period) if period.end > final_at - TICK_INTERVAL else None
         slot = closed[calendar]
         if slot is not None:
             due[slot].add(tenant_id)
     return due
 
 
-def contiguous_batches(tenants: Sequence[str], due: set[str]) -> list[list[str]]:
+def contiguous_batches(tenants: Sequence[str], due: set[str], size: int = TENANTS_PER_RUN) -> list[list[str]]:
     """The maximal runs of consecutive `tenants` (registration order) that are all in `due`, each cut every
-    TENANTS_PER_RUN tenants from its start: each batch is one partition range. Cut from the start, a range's
+    `size` tenants from its start: each batch is one partition range. Cut from the start, a range's
     batches stay the same when tenants are registered after it (a re-evaluated tick launches nothing twice)."""
     ranges: list[list[str]] = [[]]
     for tenant_id in tenants:
@@ -92,7 +105,7 @@ def contiguous_batches(tenants: Sequence[str], due: set[str]) -> list[list[str]]
             ranges[-1].append(tenant_id)
         elif ranges[-1]:
             ranges.append([])
-    return [run[first : first + TENANTS_PER_RUN] for run in ranges for first in range(0, len(run), TENANTS_PER_RUN)]
+    return [run[first : first + size] for run in ranges for first in range(0, len(run), size)]
 
 
 def batch_requests(slot: str, batches: Sequence[Sequence[str]], cadence: str) -> list[RunRequest]:
@@ -109,6 +122,7 @@ def batch_requests(slot: str, batches: Sequence[Sequence[str]], cadence: str) ->
                     "dyno/period": slot,
                     "dyno/cadence": cadence,
                     "dyno/tenants": str(len(batch)),
+                    **report_run_tags(),
                 },
             )
         )
@@ -136,8 +150,9 @@ def cadence_schedule(cadence: str, job: "UnresolvedAssetJobDefinition") -> Sched
         cron_schedule=HOURLY,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
-        description=f"Every hour: each tenant's {cadence} that closed in its time zone in the past hour, "
-        f"in contiguous batches of at most {TENANTS_PER_RUN} tenants per run.",
+        description=f"Every hour: each tenant's {cadence} that closed in its time zone in the hour before the "
+        f"CRM's longest write (10 minutes by default), in contiguous batches of at most {TENANTS_PER_RUN} tenants "
+        "per run.",
     )
     def _schedule(context: ScheduleEvaluationContext, dyno_db: ReportDatabase):
         tenants = context.instance.get_dynamic_partitions(TENANT)  # registration order: what ranges follow

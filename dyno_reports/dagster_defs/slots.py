@@ -20,7 +20,7 @@ from functools import cache
 
 from sqlalchemy import Connection, select
 
-from dyno_reports import local_time, periods
+from dyno_reports import config, local_time, periods
 from dyno_reports.dagster_defs.partitions import MULTI_KEY_SEPARATOR
 from dyno_reports.errors import InputError
 from dyno_reports.reports.base import canonical_uuid
@@ -60,15 +60,26 @@ class PartitionTarget:
         """Whether the period had closed in the tenant's zone at `at` (its end <= `at`)."""
         return self.period.end <= at
 
+    def due_at(self, at: datetime) -> bool:
+        """Whether the partition may run at `at`: its period closed at least the CRM's longest write before, so
+        its run is final (its end at or before its K: docs/definitions.md, "As known at")."""
+        return self.closed_at(at - config.crm_max_write())
+
     def too_early(self, at: datetime) -> str:
-        """Why the partition cannot run at `at`: its period has not closed for the tenant."""
+        """Why the partition cannot run at `at`: its period has not closed for the tenant, or closed less than
+        the CRM's longest write ago."""
         local_end = local_time.wall_clock(self.period.end, self.calendar.zone).isoformat(" ", "minutes")
-        return (
-            f"too early: the {self.described()} of tenant {self.tenant_id} has not closed; it closes at "
-            f"{local_end} {self.calendar.time_zone} ({self.period.end.isoformat()}), "
-            f"after now ({at.astimezone(self.period.end.tzinfo).replace(microsecond=0).isoformat()}); "
-            "nothing was run or recorded for it"
-        )
+        closes = f"{local_end} {self.calendar.time_zone} ({self.period.end.isoformat()})"
+        now = at.astimezone(self.period.end.tzinfo).replace(microsecond=0).isoformat()
+        if not self.closed_at(at):
+            why = f"has not closed; it closes at {closes}, after now ({now})"
+        else:
+            due = (self.period.end + config.crm_max_write()).isoformat()
+            why = (
+                f"closed at {closes}, less than the CRM's longest write (DYNO_CRM_MAX_WRITE_SECONDS) before now "
+                f"({now}): rows dated before its end may still be written; it runs from {due}"
+            )
+        return f"too early: the {self.described()} of tenant {self.tenant_id} {why}; nothing was run or recorded for it"
 
 
 def split_key(partition_key: str) -> tuple[str, str]:

@@ -111,6 +111,10 @@ class ReportDefinition:
     `planner_settings`: (name, value) pairs the executor sets for the run's transaction only
     (`set_config(..., true)`), e.g. to keep the one ordered pass over the primary key where the
     planner would otherwise sort; each one's measured reason is in the report's design details.
+    `report_version`: the version of the report's definition (1, 2, ...), recorded in every run's header
+    (`report_run.report_version`); bumped whenever a change can change its results, so a run made with an
+    older version can be told from the current answer. test_report_versions holds a digest of each
+    report's statement beside its version: a change to the SQL fails there until it is decided.
     """
 
     report_type: str
@@ -122,6 +126,7 @@ class ReportDefinition:
     headline_metrics: tuple[str, ...]
     cadences: tuple[Cadence, ...]
     sql: str
+    report_version: int
     options: tuple[OptionSpec, ...] = ()
     attributes: tuple[str, ...] = ()
     requires_start: bool = False
@@ -140,6 +145,8 @@ class ReportDefinition:
             raise ValueError(f"{self.report_type}: option names {names} repeat one")
         if not self.cadences or len(set(self.cadences)) != len(self.cadences) or not set(self.cadences) <= {*CADENCES}:
             raise ValueError(f"{self.report_type}: cadences {self.cadences} must be distinct, of {CADENCES}")
+        if type(self.report_version) is not int or self.report_version < 1:
+            raise ValueError(f"{self.report_type}: report_version must be a whole number from 1")
 
     @property
     def cadence(self) -> Cadence:

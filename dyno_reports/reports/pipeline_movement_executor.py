@@ -1,7 +1,7 @@
 """pipeline_movement: per pipeline, how the open pipeline at S became the open pipeline at E (a waterfall)."""
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import ORDERED_PASS
+from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
 # The balance every row keeps (docs/definitions.md): start + ADDED - TAKEN = end, for amounts; for counts the
@@ -11,22 +11,20 @@ TAKEN = ("decreased", "moved_out", "won", "lost", "deleted")
 AMOUNT_ONLY = ("increased", "decreased")
 
 # Self-contained (not built on sql_common's shared CTEs): the report needs each deal's state at S
-# and at E, nothing else. One ordered pass over the tenant's history before E, in primary-key
-# order (tenant_id, deal_id, valid_from), finds both: the state at E is a deal's last row, the
-# state at S the last row before S (its next row is at or after S, or there is none). Only those
+# and at E, nothing else. One ordered pass over the tenant's history before E as known at K
+# (sql_common's KNOWN_ROWS), in primary-key order (tenant_id, deal_id, valid_from), finds both: the
+# state at E is a deal's last row, the state at S the last row before S (its next row is at or
+# after S, or there is none). Only those
 # rows (at most two a deal) go on; a second window over them, in the same order, puts the state
 # at S beside the state at E. The deals are then counted per pair of stages (at S, at E) and whether
 # the amount rose or fell: a few hundred groups, whatever the tenant's size. Each pair counts for the
 # pipeline it was open in at S and the one it is open in at E (one unpivot, two rows at most), and the
 # selected pipelines are grouped: the stages are joined and the rows unpivoted per pair, not per deal.
-SQL = """
+SQL = f"""
 WITH deal_rows AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.amount, h.is_deleted,
            h.valid_from < CAST(:period_start AS timestamptz) AS is_before_start,
-           lead(h.valid_from) OVER (PARTITION BY h.deal_id ORDER BY h.valid_from) AS next_valid_from
-    FROM crm.deal_history h
-    WHERE h.tenant_id = :tenant_id
-      AND h.valid_from < CAST(:period_end AS timestamptz)
+           lead(h.valid_from) OVER (PARTITION BY h.deal_id ORDER BY h.valid_from) AS next_valid_from{KNOWN_ROWS}
 ),
 states AS (
     -- the state at S (last row before S) and the state at E (last row before E); one row may be both
@@ -148,6 +146,8 @@ REPORT = ReportDefinition(
     headline_metrics=("start_count", "start_amount", "end_count", "end_amount"),
     cadences=("month", "quarter"),
     sql=SQL,
+    # bump when a change can change the results (test_report_versions)
+    report_version=1,
     requires_start=True,
     # JIT compiles for about 20 ms at 100k deals and saved nothing at 1M deals (design details, "JIT")
     jit=False,

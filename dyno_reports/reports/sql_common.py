@@ -7,9 +7,9 @@ read once in that order, never stored in a temp file nor sorted a second time
 (`scope_stages`, a few rows, may be referenced more often). A report filters the
 rows it needs (the state at E, the entries in W, `STINT_ENTRIES`) before any
 second window, join or group. The blocks carry the tenant predicate and ignore every history row
-dated at or after E, so a report built on them inherits isolation and the
-"as of E" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no lower
-bound), `period_end`, `pipeline_ids` (NULL = every pipeline of the tenant).
+dated at or after E and every row recorded after K (KNOWN_ROWS), so a report built on them inherits
+isolation and the "as of E, as known at K" rule. Bound parameters: `tenant_id`, `period_start` (NULL = no
+lower bound), `period_end`, `known_at`, `pipeline_ids` (NULL = every pipeline of the tenant).
 """
 
 from collections.abc import Sequence
@@ -78,14 +78,24 @@ DEAL_ROW_COLUMNS = {
     "stage_at_end": "last_value(CASE WHEN NOT h.is_deleted THEN h.stage_id END) OVER whole_deal",
 }
 
-# Where `deal_rows` reads from, whatever its columns: the tenant's history before E, one window per deal.
-DEAL_ROWS_SOURCE = """
+# The history rows a run reads (`h`): the tenant's, dated before E (valid time) and recorded at or before K
+# (transaction time, docs/definitions.md "As known at"). recorded_at is not in the primary key: it filters the
+# rows the key order walks, after the index condition, and changes no plan (docs/performance.md).
+KNOWN_ROWS = """
     FROM crm.deal_history h
     WHERE h.tenant_id = :tenant_id
       AND h.valid_from < CAST(:period_end AS timestamptz)
+      AND h.recorded_at <= CAST(:known_at AS timestamptz)"""
+
+# Where `deal_rows` reads from, whatever its columns: the tenant's history before E as known at K, one window
+# per deal.
+DEAL_ROWS_SOURCE = (
+    KNOWN_ROWS
+    + """
     WINDOW whole_deal AS (PARTITION BY h.deal_id ORDER BY h.valid_from
                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 )"""
+)
 
 
 def deal_rows(columns: Sequence[str]) -> str:

@@ -132,6 +132,9 @@ deal_history = Table(
     Column("amount", Numeric(18, 2), nullable=False),
     Column("expected_close_date", Date),
     Column("is_deleted", Boolean, nullable=False, server_default=text("false")),
+    # When the CRM wrote the row (transaction time; migration 0011: rows from before it count as recorded at
+    # their valid_from). A run reads the rows recorded at or before its known_at.
+    Column("recorded_at", TZ, nullable=False, server_default=text("now()")),
     PrimaryKeyConstraint("tenant_id", "deal_id", "valid_from"),
     ForeignKeyConstraint(["tenant_id", "deal_id"], ["crm.deal.tenant_id", "crm.deal.deal_id"]),
     ForeignKeyConstraint(["tenant_id", "stage_id"], ["crm.stage.tenant_id", "crm.stage.stage_id"]),
@@ -141,6 +144,9 @@ deal_history = Table(
     CheckConstraint("amount >= 0"),
     schema="crm",
 )
+# The rows of a tenant recorded since a moment (migration 0011): the access path of a check for runs whose
+# answer a backdated row changed, reading only the rows written since it last looked.
+Index("deal_history_tenant_id_recorded_at_idx", deal_history.c.tenant_id, deal_history.c.recorded_at)
 
 # --- Reporting (schema reporting) -------------------------------------------
 
@@ -166,6 +172,13 @@ report_run = Table(
     Column("status", Text, nullable=False),
     Column("error_message", Text),
     Column("dagster_run_id", Text),
+    # What else the run depended on (migration 0011): K, the CRM as known at (history rows recorded at or
+    # before it), the report's version, and the digest of the pipelines and stages in its scope
+    # (reports/scope_digest.py). Set on every SUCCEEDED run; a FAILED one has what it knew (none, for refused
+    # inputs).
+    Column("known_at", TZ),
+    Column("report_version", Integer),
+    Column("scope_digest", Text),
     UniqueConstraint("tenant_id", "run_id"),
     ForeignKeyConstraint(["report_type"], ["reporting.report_type.report_type"]),
     CheckConstraint("status IN ('IN_PROGRESS', 'SUCCEEDED', 'FAILED')", name="status"),
@@ -173,6 +186,12 @@ report_run = Table(
     CheckConstraint("period_start IS NULL OR period_end > period_start", name="period_order"),
     CheckConstraint("period_grain IN ('week', 'month', 'quarter', 'custom', 'unbounded')", name="period_grain"),
     CheckConstraint("input_fingerprint ~ '^[0-9a-f]{64}$'", name="input_fingerprint"),
+    CheckConstraint(
+        "status <> 'SUCCEEDED' OR (known_at IS NOT NULL AND report_version IS NOT NULL AND scope_digest IS NOT NULL)",
+        name="succeeded_records_what_it_knew",
+    ),
+    CheckConstraint("report_version >= 1", name="report_version"),
+    CheckConstraint("scope_digest ~ '^[0-9a-f]{64}$'", name="scope_digest"),
     schema="reporting",
     info={
         # status_is_final: a finished run is final (0001, extended to every column by 0003);
@@ -206,6 +225,76 @@ Index(
     "ix_report_run_dagster_run_id",
     report_run.c.dagster_run_id,
     postgresql_where=report_run.c.dagster_run_id.isnot(None),
+)
+# The SUCCEEDED runs made since a moment: the runs a stale check has not seen yet (migration 0012).
+Index(
+    "ix_report_run_succeeded_generated_at",
+    report_run.c.generated_at,
+    postgresql_where=text("status = 'SUCCEEDED'"),
+)
+
+# The stale check (migration 0012, staleness.py): its cursor, one row, and what it found per run.
+stale_check = Table(
+    "stale_check",
+    metadata,
+    Column(
+        "only_row", Boolean, CheckConstraint("only_row", name="only_row"), primary_key=True, server_default=text("true")
+    ),
+    Column("checked_to", TZ),
+    schema="reporting",
+)
+report_run_stale = Table(
+    "report_run_stale",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), nullable=False),
+    # late history rows found so far; the settled ones are counted once, the rest read again by the next check
+    Column(
+        "late_rows",
+        BigInteger,
+        CheckConstraint("late_rows >= 0", name="late_rows"),
+        nullable=False,
+        server_default=text("0"),
+    ),
+    Column("earliest_valid_from", TZ),
+    Column(
+        "settled_rows",
+        BigInteger,
+        CheckConstraint("settled_rows >= 0", name="settled_rows"),
+        nullable=False,
+        server_default=text("0"),
+    ),
+    Column("settled_earliest", TZ),
+    Column("unsettled_to", TZ),  # the latest recorded_at of the late rows not settled yet
+    Column("scope_changed", Boolean, nullable=False, server_default=text("false")),
+    Column("current_version", Integer),  # the report's version at the last check, when the run's is older
+    Column("found_at", TZ, nullable=False, server_default=text("now()")),
+    Column("checked_at", TZ, nullable=False, server_default=text("now()")),
+    ForeignKeyConstraint(
+        ["tenant_id", "run_id"], ["reporting.report_run.tenant_id", "reporting.report_run.run_id"], ondelete="CASCADE"
+    ),
+    schema="reporting",
+    info={"policies": (TENANT_POLICY,)},
+)
+# What the last stale check saw: the scope digest per tenant and pipeline selection of its runs (JSON null:
+# every pipeline), and each report's version; a check compares runs only where these changed.
+stale_scope = Table(
+    "stale_scope",
+    metadata,
+    Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    Column("selection", JSONB, primary_key=True),
+    Column("digest", Text, CheckConstraint("digest ~ '^[0-9a-f]{64}$'", name="digest"), nullable=False),
+    Column("checked_at", TZ, nullable=False, server_default=text("now()")),
+    schema="reporting",
+    info={"policies": (TENANT_POLICY,)},
+)
+stale_version = Table(
+    "stale_version",
+    metadata,
+    Column("report_type", Text, primary_key=True),
+    Column("report_version", Integer, nullable=False),
+    Column("checked_at", TZ, nullable=False, server_default=text("now()")),
+    schema="reporting",
 )
 
 

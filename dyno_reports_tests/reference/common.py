@@ -1,9 +1,11 @@
 """The shared terms of docs/definitions.md, in plain Python, written from that page (not from our SQL).
 
-Every function takes the tenant's `TenantData` and a window (S or None, E).
+Every function takes the tenant's `TenantData` and a window (S or None, E); a reference first reads the tenant
+as known at K (`as_known_at`).
 """
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -19,6 +21,15 @@ class Stint:
     entered_at: datetime
     exited_at: datetime | None
     entry_row: Row
+
+
+def as_known_at(data: TenantData, known_at: datetime | None) -> TenantData:
+    """The tenant as a run known at K reads it: history rows recorded after K are invisible (transaction
+    time); its stages, pipelines and deals as they are. None: every row (the default K of a test run comes
+    long after every row it draws)."""
+    if known_at is None:
+        return data
+    return replace(data, rows=[r for r in data.rows if r.recorded_at <= known_at])
 
 
 def rows_before(data: TenantData, deal_id: UUID, end: datetime) -> list[Row]:
@@ -92,3 +103,14 @@ def selected_stages(data: TenantData, pipeline_ids: list[UUID] | None, kinds: se
         for s in data.stages.values()
         if (pipeline_ids is None or s.pipeline_id in pipeline_ids) and (kinds is None or s.kind in kinds)
     ]
+
+
+def scope_digest(data: TenantData, pipeline_ids: list[UUID] | None = None) -> str:
+    """The scope digest of docs/definitions.md ("The scope digest"): a line per pipeline in scope and per stage
+    of those pipelines (names left out), sorted, sha256 in hex."""
+    pipelines = [p for p in data.pipelines if pipeline_ids is None or p in pipeline_ids]
+    lines = [f"pipeline,{p}\n" for p in pipelines] + [
+        f"stage,{s.stage_id},{s.pipeline_id},{s.position},{s.probability:.4f},{s.kind}\n"
+        for s in selected_stages(data, pipeline_ids)
+    ]
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()

@@ -6,6 +6,7 @@ from math import ceil, floor
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
+    as_known_at,
     days_between,
     in_window,
     mean,
@@ -29,9 +30,15 @@ def percentile_cont(values: list[Fraction], fraction: Fraction) -> Fraction | No
 
 
 def expected(
-    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
+    data = as_known_at(data, known_at)
     live = population(data, end)
     facts = {}
     for stage in selected_stages(data, pipeline_ids, {"open"}):

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from dyno_reports_tests.reference.common import state_at
+from dyno_reports_tests.reference.common import as_known_at, state_at
 from dyno_reports_tests.support.history import Row, TenantData
 
 MOVEMENTS = (
@@ -73,9 +73,15 @@ def movement_of(data: TenantData, pipeline_id: UUID, at_start: Row | None, at_en
 
 
 def expected(
-    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id,) -> the fact row's columns, for every selected pipeline (zeros included)."""
+    data = as_known_at(data, known_at)
     assert start is not None, "pipeline_movement needs a window with a start"
     selected = [p for p in data.pipelines if pipeline_ids is None or p in pipeline_ids]
     rows = {p: _zero_row(p) for p in selected}

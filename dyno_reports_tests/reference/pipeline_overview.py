@@ -5,6 +5,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
+    as_known_at,
     days_between,
     in_window,
     mean,
@@ -23,8 +24,11 @@ def expected(
     end: datetime,
     pipeline_ids: list[UUID] | None = None,
     include_closed: bool = False,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
+    data = as_known_at(data, known_at)
     live = population(data, end)
     facts = {}
     for stage in selected_stages(data, pipeline_ids, None if include_closed else {"open"}):

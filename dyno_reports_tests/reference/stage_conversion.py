@@ -4,6 +4,7 @@ from datetime import datetime
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
+    as_known_at,
     days_between,
     entries,
     in_window,
@@ -24,9 +25,15 @@ def advances_from(target: Stage, stage: Stage) -> bool:
 
 
 def expected(
-    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id, stage_id) -> the fact row's columns."""
+    data = as_known_at(data, known_at)
     live = population(data, end)
     facts = {}
     for stage in selected_stages(data, pipeline_ids, {"open"}):

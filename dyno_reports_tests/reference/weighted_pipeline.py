@@ -6,7 +6,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from dyno_reports_tests.reference.calendar import RefCalendar, add_months, fiscal_year_start
-from dyno_reports_tests.reference.common import population, round_half_away, selected_stages
+from dyno_reports_tests.reference.common import as_known_at, population, round_half_away, selected_stages
 from dyno_reports_tests.support.history import TenantData
 
 
@@ -25,13 +25,19 @@ def close_quarter(close_date: date | None, calendar: RefCalendar) -> date | None
 
 
 def expected(
-    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id, principal_id, close_month) -> the fact row's columns; close_quarter in the tenant's
     calendar (`data.calendar`).
 
     A snapshot at E: `start` is accepted for symmetry with the other reports and ignored.
     """
+    data = as_known_at(data, known_at)
     calendar = RefCalendar(*data.calendar)
     open_stages = {s.stage_id: s for s in selected_stages(data, pipeline_ids, {"open"})}
     groups: dict[tuple, list[tuple[Decimal, Decimal]]] = defaultdict(list)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from dyno_reports_tests.reference.common import (
+    as_known_at,
     days_between,
     entries,
     in_window,
@@ -52,9 +53,15 @@ def counted_deals(
 
 
 def expected(
-    data: TenantData, start: datetime | None, end: datetime, pipeline_ids: list[UUID] | None = None
+    data: TenantData,
+    start: datetime | None,
+    end: datetime,
+    pipeline_ids: list[UUID] | None = None,
+    *,
+    known_at: datetime | None = None,
 ) -> dict[tuple, dict]:
     """(pipeline_id, principal_id) -> the fact row's columns."""
+    data = as_known_at(data, known_at)
     groups: dict[tuple, list[Counted]] = defaultdict(list)
     for deal in counted_deals(data, start, end, pipeline_ids):
         groups[(deal.pipeline_id, deal.closing_row.owner_id)].append(deal)

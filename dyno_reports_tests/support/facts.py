@@ -24,12 +24,24 @@ def run(
     start: datetime | str | None,
     end: datetime | str | None,
     options: dict[str, Any] | None = None,
+    *,
+    as_known_at: datetime | None = None,
+    so_far: bool = False,
     **window: str,
 ) -> executor.RunResult:
-    """`window`: build_request's other window keywords (`grain` and `period`)."""
+    """`window`: build_request's other window keywords (`grain` and `period`); `as_known_at`: K (default: the
+    run's start minus the CRM's longest write)."""
     with engine.connect() as conn:
         request = executor.build_request(
-            conn, report_type, tenant_id, period_start=start, period_end=end, options=options, **window
+            conn,
+            report_type,
+            tenant_id,
+            period_start=start,
+            period_end=end,
+            options=options,
+            as_known_at=as_known_at,
+            so_far=so_far,
+            **window,
         )
     return executor.execute(engine, request)
 
@@ -65,12 +77,14 @@ def assert_matches_reference(
     data: TenantData,
     window: tuple[datetime | None, datetime] | AskedWindow,
     pipeline_ids: list[UUID] | None,
+    known_at: datetime | None = None,
     **options: Any,
 ) -> None:
-    """Load the tenant, run the report through the executor, and compare its facts with the reference
-    `expected(data, start, end, pipeline_ids, **options)` and its headline with their sums. A window asked
-    in local time (`AskedWindow`) must also resolve to the reference calendar's instants, recorded with the
-    tenant's calendar."""
+    """Load the tenant, run the report through the executor as known at `known_at` (None: the default K),
+    and compare its facts with the reference `expected(data, start, end, pipeline_ids, known_at=known_at,
+    **options)` and its headline with their sums. A window that ends after K makes a so-far run. A window
+    asked in local time (`AskedWindow`) must also resolve to the reference calendar's instants, recorded
+    with the tenant's calendar."""
     start, end = (window.start, window.end) if isinstance(window, AskedWindow) else window
     load(engine, data)
     run_options = dict(options)
@@ -80,13 +94,24 @@ def assert_matches_reference(
     if isinstance(window, AskedWindow):
         asked = dict(window.asked)
         asked_start, asked_end = asked.pop("period_start", None), asked.pop("period_end", None)
-        result = run(engine, report_type, data.tenant_id, asked_start, asked_end, run_options or None, **asked)
     else:
-        result = run(engine, report_type, data.tenant_id, start, end, run_options or None)
+        asked, asked_start, asked_end = {}, start, end
+    result = run(
+        engine,
+        report_type,
+        data.tenant_id,
+        asked_start,
+        asked_end,
+        run_options or None,
+        as_known_at=known_at,
+        so_far=True,
+        **asked,
+    )
 
     assert result.succeeded, result.error_message
     assert_recorded_window(engine, result.run_id, data.calendar, start, end)
-    want = expected(data, start, end, pipeline_ids, **options)
+    assert known_at is None or result.request.known_at == known_at
+    want = expected(data, start, end, pipeline_ids, known_at=known_at, **options)
     assert facts_by_key(engine, report_type, result.run_id) == want
     assert result.fact_rows == len(want)
     headline = get_report(report_type).headline_metrics

@@ -36,6 +36,9 @@ class Stage:
 
 @dataclass(frozen=True)
 class Row:
+    """A history row; `recorded_at` (when the CRM wrote it) defaults to its valid_from, as external loaders
+    write history; a late row (an import, a correction) is recorded after it."""
+
     deal_id: uuid.UUID
     valid_from: datetime
     stage_id: uuid.UUID
@@ -43,6 +46,11 @@ class Row:
     amount: Decimal
     close_date: date | None = None
     is_deleted: bool = False
+    recorded_at: datetime = None  # type: ignore[assignment]  # None: valid_from (set below)
+
+    def __post_init__(self) -> None:
+        if self.recorded_at is None:
+            object.__setattr__(self, "recorded_at", self.valid_from)
 
 
 @dataclass
@@ -84,7 +92,8 @@ class TenantData:
 
 
 def load(engine: Engine, data: TenantData) -> None:
-    """Insert the tenant's CRM content with plain inserts, as an external loader would."""
+    """Insert the tenant's CRM content with plain inserts, as an external loader would (each row with its
+    recorded_at)."""
     t = data.tenant_id
     with engine.begin() as conn:
         zone, week_start, fiscal_start, named_by = data.calendar
@@ -130,22 +139,33 @@ def load(engine: Engine, data: TenantData) -> None:
                     for d, c in data.created_at.items()
                 ],
             )
-            conn.execute(
-                insert(tables.deal_history),
-                [
-                    {
-                        "tenant_id": t,
-                        "deal_id": r.deal_id,
-                        "valid_from": r.valid_from,
-                        "stage_id": r.stage_id,
-                        "owner_principal_id": r.owner_id,
-                        "amount": r.amount,
-                        "expected_close_date": r.close_date,
-                        "is_deleted": r.is_deleted,
-                    }
-                    for r in data.rows
-                ],
-            )
+        if data.rows:
+            conn.execute(insert(tables.deal_history), history_values(t, data.rows))
+
+
+def load_rows(engine: Engine, data: TenantData, rows: list[Row]) -> None:
+    """Insert more history rows of the tenant `load` loaded (rows that land later: imports, corrections)."""
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(tables.deal_history), history_values(data.tenant_id, rows))
+
+
+def history_values(tenant_id: uuid.UUID, rows: list[Row]) -> list[dict]:
+    """The crm.deal_history rows of `rows`, recorded_at included."""
+    return [
+        {
+            "tenant_id": tenant_id,
+            "deal_id": r.deal_id,
+            "valid_from": r.valid_from,
+            "stage_id": r.stage_id,
+            "owner_principal_id": r.owner_id,
+            "amount": r.amount,
+            "expected_close_date": r.close_date,
+            "is_deleted": r.is_deleted,
+            "recorded_at": r.recorded_at,
+        }
+        for r in rows
+    ]
 
 
 def two_pipelines(open_stages_in_first: int = 2) -> tuple[TenantData, list[Stage], list[Stage]]:
