@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-thorough lint format lock dev bench clean stop-db
+.PHONY: install demo test test-unit test-thorough lint format lock dev bench clean stop-db
 
 # Installs are pinned by constraints.txt (the whole dependency tree); `make lock` refreshes it.
 CONSTRAINTS := constraints.txt
@@ -22,15 +22,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dyno-reports demo
 
-## Run the tests against DYNO_TEST_DATABASE_URL, else the embedded PostgreSQL.
+## Run the tests against DYNO_TEST_DATABASE_URL, else the embedded PostgreSQL, with branch coverage of the
+## package (fails under [tool.coverage.report] fail_under of pyproject.toml).
+COVERAGE ?= --cov --cov-report=term-missing:skip-covered
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(COVERAGE)
 
-## Lint, format check and types (CI runs it before the tests; .pre-commit-config.yaml runs the same).
+## The unit tests only (no database, no subprocess, no Dagster): seconds, no server needed.
+test-unit: $(STAMP)
+	$(BIN)/pytest -m unit
+
+## Lint, format check, types, the layers (import-linter) and the reports' SQL (sqlfluff); CI runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/sqlfluff lint dyno_reports/reports/sql
+
+## Rewrite the reports' SQL snapshots (dyno_reports/reports/sql/<report>.sql) from their statements.
+.PHONY: sql-snapshots
+sql-snapshots: $(STAMP)
+	$(BIN)/python -m dyno_reports.reports.sql_snapshots
 
 ## Apply the formatter and the safe lint fixes.
 format: $(STAMP)
@@ -67,4 +80,4 @@ clean:
 ## Ctrl-C or SIGTERM stops every Dagster process within seconds; the embedded PostgreSQL
 ## keeps running (`make stop-db`) unless DEV_ARGS="--stop-db".
 dev: $(STAMP)
-	$(BIN)/python -m dyno_reports.dagster_defs.dev $(DEV_ARGS)
+	$(BIN)/python -m dyno_reports.devtools.dev $(DEV_ARGS)

@@ -19,10 +19,11 @@ from datetime import UTC, date, datetime, timedelta
 from dagster import AssetKey, DagsterInstance, materialize
 
 from benchmarks.report_runs import bench_engine
-from dyno_reports import executor, seed
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_request
 from dyno_reports.storage import migrate
 
 REPORT = "pipeline_overview"
@@ -51,7 +52,7 @@ def main() -> None:
         for w in weeks:
             start = datetime.fromisoformat(w).replace(tzinfo=UTC)
             with engine.connect() as conn:
-                request = executor.build_request(
+                request = run_request.build_request(
                     conn, REPORT, tenant.tenant_id, period_start=start, period_end=start + timedelta(weeks=1)
                 )
             assert executor.execute(engine, request).succeeded

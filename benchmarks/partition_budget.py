@@ -33,9 +33,8 @@ import requests
 from dagster import AssetMaterialization, DagsterInstance, build_schedule_context
 from sqlalchemy import create_engine
 
-from dyno_reports import db
 from dyno_reports.dagster_defs import partitions
-from dyno_reports.storage import migrate
+from dyno_reports.storage import db, migrate
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import create_engine, text
 
-from dyno_reports import db, executor, seed
-from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import migrate
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_request
+from dyno_reports.reports import registry
+from dyno_reports.storage import db, migrate
 
 BENCH_DATABASE = "dyno_bench"
 PERIOD = {
@@ -42,7 +43,7 @@ def timed(fn) -> float:
 def measure(engine, report, tenant_id, repeats: int) -> tuple[list[float], list[float], int]:
     start, length = PERIOD[report.cadence]
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, report.report_type, tenant_id, period_start=start, period_end=start + length
         )
     params = request.sql_params()
@@ -83,7 +84,7 @@ def main() -> None:
         f"(seeded or found in {time.perf_counter() - started:.1f} s)"
     )
     print(f"{'report':<20} {'bare SQL ms':>12} {'full run ms':>12} {'ratio':>6} {'fact rows':>9}")
-    for report in REGISTRY.values():
+    for report in registry().values():
         bare_times, full_times, rows = measure(engine, report, big.tenant_id, args.repeats)
         bare_ms, full_ms = statistics.median(bare_times) * 1000, statistics.median(full_times) * 1000
         print(f"{report.report_type:<20} {bare_ms:>12.1f} {full_ms:>12.1f} {full_ms / bare_ms:>6.2f} {rows:>9}")

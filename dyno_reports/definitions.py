@@ -1,6 +1,6 @@
 """The Dagster code location of Dyno Reports (`workspace.yaml`, `dagster ... -m dyno_reports.definitions`).
 
-Everything is built from the report REGISTRY: one asset per report and cadence with its checks
+Everything is built from the report registry(): one asset per report and cadence with its checks
 (`win_loss`, monthly, and `win_loss_quarterly`), a job and an hourly schedule per cadence, the tenant
 sensor, the reconciliation sweep (report_run against every Dagster run that ended), the sensor that
 reports runs made outside Dagster (the CLI) as materialisations, and the stale sensor (refreshes stale

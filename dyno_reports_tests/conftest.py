@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, Phase, settings
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.engine import URL
 
-from dyno_reports import config, db
-from dyno_reports.storage import migrate
+from dyno_reports.core import config
+from dyno_reports.storage import db, migrate
+from dyno_reports_tests.support import kinds
 
 # `default` (make test) stops at the first failing example and prints it unshrunk: a property test against the
 # database shrank one failure for minutes. `thorough` (make test-thorough) draws more and shrinks fully.
@@ -38,6 +39,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks each test `unit`, `db`, `dagster` or `cli` (support/kinds.py): `pytest -m unit` needs no server."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        fixtures = [defs[-1].func for defs in item._fixtureinfo.name2fixturedefs.values() if defs]
+        for kind in kinds.kinds_of([item.function, *fixtures], item.fixturenames, item.path):
+            item.add_marker(kind)
 
 
 @pytest.fixture(scope="session")

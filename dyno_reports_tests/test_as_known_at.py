@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from dyno_reports import executor
-from dyno_reports.errors import ConfigError, InputError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.core.errors import ConfigError, InputError
+from dyno_reports.engine import executor, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.reference import REFERENCES
 from dyno_reports_tests.support.facts import facts_by_key, run
@@ -56,7 +56,7 @@ def last_json(done) -> dict:
 # --- a run given K repeats itself, whatever was recorded since (every report) -------------------
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 @given(choices=st.data())
 def test_given_k_a_run_repeats_its_facts_exactly_after_late_rows_landed(engine, report_type, choices):
     """The CRM as it was at K (the rows recorded by then) is run at K; then the late rows land (recorded after K,
@@ -88,7 +88,7 @@ def test_given_k_a_run_repeats_its_facts_exactly_after_late_rows_landed(engine, 
 
 def test_k_defaults_to_the_runs_start_minus_ten_minutes_and_is_recorded(engine, tenant):
     with engine.connect() as conn:
-        request = executor.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
+        request = run_request.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
     assert request.known_at == NOW - CRM and not request.so_far
     result = executor.execute(engine, request)
     assert result.succeeded and result.fact_rows == 1
@@ -100,18 +100,18 @@ def test_k_defaults_to_the_runs_start_minus_ten_minutes_and_is_recorded(engine, 
 def test_the_crms_longest_write_is_configured(engine, tenant, monkeypatch):
     monkeypatch.setenv("DYNO_CRM_MAX_WRITE_SECONDS", "60")
     with engine.connect() as conn:
-        request = executor.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
+        request = run_request.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
     assert request.known_at == NOW - timedelta(seconds=60)
     for bad in ("10min", "-1", "86401"):
         monkeypatch.setenv("DYNO_CRM_MAX_WRITE_SECONDS", bad)
         with engine.connect() as conn, pytest.raises(ConfigError, match="DYNO_CRM_MAX_WRITE_SECONDS must be"):
-            executor.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
+            run_request.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
 
 
 def test_k_is_not_part_of_the_question(engine, tenant):
     with engine.connect() as conn:
-        default = executor.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
-        given_k = executor.build_request(
+        default = run_request.build_request(conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW)
+        given_k = run_request.build_request(
             conn, "win_loss", tenant.tenant_id, **WEEK, now=NOW, as_known_at="2025-07-01T00:00:00Z"
         )
     assert given_k.known_at == datetime(2025, 7, 1, tzinfo=UTC) != default.known_at
@@ -191,9 +191,9 @@ def test_a_window_ending_after_k_is_not_final_refused_without_so_far(engine, ten
     ends = {"period_start": NOW - 7 * D, "period_end": NOW - timedelta(minutes=5)}
     with engine.connect() as conn:
         with pytest.raises(InputError) as refused:
-            executor.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=NOW)
-        so_far = executor.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=NOW, so_far=True)
-        final = executor.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=ends["period_end"] + CRM)
+            run_request.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=NOW)
+        so_far = run_request.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=NOW, so_far=True)
+        final = run_request.build_request(conn, "win_loss", tenant.tenant_id, **ends, now=ends["period_end"] + CRM)
     assert str(refused.value) == (
         "period end 2026-03-04T15:25:00+00:00 is less than 10 minutes before now (2026-03-04T15:30:00+00:00): the "
         "CRM may still be writing rows dated before it (its longest write transaction, DYNO_CRM_MAX_WRITE_SECONDS), "
@@ -208,8 +208,8 @@ def test_a_given_k_before_the_end_makes_a_so_far_run_of_a_past_period(engine, te
     given_k, fortnight = "2025-06-05T00:00:00Z", {"period_start": "2025-06-02", "period_end": "2025-06-16"}
     with engine.connect() as conn:
         with pytest.raises(InputError, match=r"period end 2025-06-16T00:00:00\+00:00 is after as-known-at 2025-06-05"):
-            executor.build_request(conn, "win_loss", tenant.tenant_id, **fortnight, as_known_at=given_k)
-        request = executor.build_request(
+            run_request.build_request(conn, "win_loss", tenant.tenant_id, **fortnight, as_known_at=given_k)
+        request = run_request.build_request(
             conn, "win_loss", tenant.tenant_id, **fortnight, as_known_at=given_k, so_far=True
         )
     result = executor.execute(engine, request)
@@ -244,7 +244,7 @@ def test_the_cli_refuses_a_period_that_ended_minutes_ago_unless_so_far(cli_env, 
 
 def test_the_demo_asks_only_for_periods_that_are_final():
     """Minutes after midnight UTC, today's periods are not final yet: the demo's history ends a day earlier."""
-    from dyno_reports import demo
+    from dyno_reports.devtools import demo
 
     created = datetime(2026, 1, 1, tzinfo=UTC)
     assert demo.history_end(created, now=datetime(2026, 3, 10, 0, 5, tzinfo=UTC)) == datetime(2026, 3, 9, tzinfo=UTC)

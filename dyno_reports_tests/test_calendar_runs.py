@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from dyno_reports import executor
-from dyno_reports.errors import InputError
+from dyno_reports.core.errors import InputError
+from dyno_reports.engine import run_request
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.facts import facts_by_key, run
 from dyno_reports_tests.support.history import (
@@ -73,9 +73,9 @@ def test_a_deal_won_at_month_end_in_los_angeles_counts_in_that_tenants_june(cli_
     assert dates["input_fingerprint"] == la["input_fingerprint"] and dates["headline"] == la["headline"]
 
 
-def request_for(engine, data: TenantData, now: datetime = NOW, **asked) -> executor.RunRequest:
+def request_for(engine, data: TenantData, now: datetime = NOW, **asked) -> run_request.RunRequest:
     with engine.connect() as conn:
-        return executor.build_request(conn, "pipeline_overview", data.tenant_id, now=now, **asked)
+        return run_request.build_request(conn, "pipeline_overview", data.tenant_id, now=now, **asked)
 
 
 @pytest.fixture(scope="module")

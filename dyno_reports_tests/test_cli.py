@@ -17,18 +17,18 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 
-from dyno_reports import periods
-from dyno_reports.db import libpq_url
-from dyno_reports.errors import UnknownTenant
-from dyno_reports.run_records import record_input_failure
-from dyno_reports.run_request import build_request
+from dyno_reports.core import periods
+from dyno_reports.core.errors import UnknownTenant
+from dyno_reports.engine.run_records import record_input_failure
+from dyno_reports.engine.run_request import build_request
+from dyno_reports.storage.db import libpq_url
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
 
 def dyno(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args],
+        [sys.executable, "-m", "dyno_reports.cli.main", *args],
         env=env,
         input=stdin,
         capture_output=True,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, func, insert, select
 
-from dyno_reports.errors import ERROR_LINE_LIMIT, shown
+from dyno_reports.core.errors import ERROR_LINE_LIMIT, shown
 from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import report_run, tenant
 from dyno_reports_tests.support.knowledge import knowledge

@@ -21,16 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text, update
 
-from dyno_reports import executor, periods
+from dyno_reports.core import periods
 from dyno_reports.dagster_defs.assets import report_assets
-from dyno_reports.dagster_defs.checks import (
-    facts_not_from_succeeded_runs,
-    negative_metric_facts,
-    stages_missing_from_overview,
-)
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.reports import registry
+from dyno_reports.reports.fact_checks import facts_not_from_succeeded_runs, negative_metric_facts
+from dyno_reports.reports.pipeline_overview_checks import stages_missing_from_overview
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
@@ -99,11 +97,11 @@ def test_every_registered_report_is_an_asset_with_its_cadence():
     # one process per run: jobs, and the implicit asset job that backfills use, run steps in the run worker
     assert {job.executor_def.name for job in repository.get_all_jobs()} == {"in_process"}
     graph = repository.asset_graph
-    quarterly = {f"{name}_quarterly" for name, report in REGISTRY.items() if "quarter" in report.cadences}
+    quarterly = {f"{name}_quarterly" for name, report in registry().items() if "quarter" in report.cadences}
     assert quarterly == {f"{name}_quarterly" for name in QUARTERLY}
     crm = {f"crm/{name}" for name in ("tenant", "principal", "pipeline", "stage", "deal", "deal_history")}
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(REGISTRY) | quarterly | crm
-    for name, report in REGISTRY.items():
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(registry()) | quarterly | crm
+    for name, report in registry().items():
         node = graph.get(AssetKey(name))
         assert node.group_name == "dyno_reports" and node.description.startswith(report.description)
         assert "once its period has closed in the tenant's time zone" in node.description
@@ -256,17 +254,19 @@ def test_asset_checks_run_in_the_run_and_pass_on_its_facts(env, engine, tenant, 
 def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant):
     """Facts the database guards would refuse, slipped in with triggers off, under one Dagster run id."""
     bad_run, dagster_run_id = uuid.uuid4(), f"bad-{uuid.uuid4()}"
-    request = executor.RunRequest(
-        REGISTRY[REPORT],
+    request = run_request.RunRequest(
+        registry()[REPORT],
         uuid.UUID(tenant),
         periods.Window(T0, T0 + 7 * D),
-        REGISTRY[REPORT].options_model(),
+        registry()[REPORT].options_model(),
         dagster_run_id,
         known_at=T0 + 7 * D,
     )
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers: a FAILED run with facts
-        conn.execute(insert(report_run).values(**executor.header_values(request, bad_run, "FAILED"), error_message="x"))
+        conn.execute(
+            insert(report_run).values(**run_records.header_values(request, bad_run, "FAILED"), error_message="x")
+        )
         conn.execute(
             insert(pipeline_overview_fact).values(
                 run_id=bad_run,
@@ -286,9 +286,9 @@ def test_asset_check_queries_see_only_this_dagster_runs_bad_facts(engine, tenant
             return conn.execute(query).scalar_one()
 
     try:
-        assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], dagster_run_id)) == 1
-        assert count(negative_metric_facts(REGISTRY[REPORT], dagster_run_id)) == 1
-        assert count(facts_not_from_succeeded_runs(REGISTRY[REPORT], "another-run")) == 0
+        assert count(facts_not_from_succeeded_runs(registry()[REPORT], dagster_run_id)) == 1
+        assert count(negative_metric_facts(registry()[REPORT], dagster_run_id)) == 1
+        assert count(facts_not_from_succeeded_runs(registry()[REPORT], "another-run")) == 0
         with engine.begin() as conn:
             conn.execute(text("SET LOCAL session_replication_role = replica"))
             conn.execute(

@@ -7,11 +7,12 @@ import pytest
 from dagster import AssetKey, instance_for_test, materialize
 from sqlalchemy import event
 
-from dyno_reports import db, executor
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import ReportDatabase
+from dyno_reports.engine import executor, run_request
+from dyno_reports.storage import db
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
@@ -76,7 +77,7 @@ def test_a_batch_run_checks_out_as_many_connections_for_four_partitions_as_for_o
 
 def test_metadata_of_a_partition_is_two_queries_and_the_tenant_name_is_looked_up_once(engine, tenant):
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, "pipeline_overview", tenant.tenant_id, period_start=T0, period_end=T0 + 7 * D
         )
     results = [executor.execute(engine, request) for _ in range(2)]

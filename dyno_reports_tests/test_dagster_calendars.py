@@ -23,11 +23,11 @@ from dagster import (
 )
 from sqlalchemy import select, update
 
-from dyno_reports import executor
 from dyno_reports.dagster_defs.cli_runs import cli_runs_sensor
 from dyno_reports.dagster_defs.partitions import period_partitions, report_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, target_of
+from dyno_reports.engine import executor, run_request
 from dyno_reports.storage.tables import report_run, tenant
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.reference import calendar as ref
@@ -218,7 +218,7 @@ def test_a_default_calendar_tenant_resolves_every_key_to_the_utc_window_of_befor
 
 def cli_run(engine, report: str, tenant_id: str, period: ref.RefPeriod):
     with engine.connect() as conn:
-        request = executor.build_request(conn, report, tenant_id, period_start=period.start, period_end=period.end)
+        request = run_request.build_request(conn, report, tenant_id, period_start=period.start, period_end=period.end)
     result = executor.execute(engine, request)
     assert result.succeeded
     return str(result.run_id)

@@ -27,12 +27,13 @@ from dagster import (
 )
 from sqlalchemy import insert
 
-from dyno_reports import executor, periods
+from dyno_reports.core import periods
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.cli_runs import cli_runs_sensor
 from dyno_reports.dagster_defs.partitions import report_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
@@ -81,7 +82,9 @@ def instance(tenant):
 def cli_run(engine, tenant, start, end, report_type=REPORT, options=None):
     """A run as `dyno-reports run` makes it: no Dagster run id."""
     with engine.connect() as conn:
-        request = executor.build_request(conn, report_type, tenant, period_start=start, period_end=end, options=options)
+        request = run_request.build_request(
+            conn, report_type, tenant, period_start=start, period_end=end, options=options
+        )
     result = executor.execute(engine, request)
     assert result.succeeded and request.dagster_run_id is None
     return result.run_id
@@ -143,7 +146,7 @@ def test_a_cli_run_of_a_weekly_partition_is_reported_once_with_its_run_id(url, e
 def so_far_run(engine, tenant, start, end) -> uuid.UUID:
     """A SUCCEEDED header of a run made before its period ended (`input_params.so_far`), written directly."""
     run_id = uuid.uuid4()
-    options = REGISTRY[REPORT].options_from(None).canonical()
+    options = registry()[REPORT].options_from(None).canonical()
     with engine.begin() as conn:
         conn.execute(
             insert(report_run).values(
@@ -173,7 +176,7 @@ def test_runs_that_are_not_one_default_partition_are_skipped_and_counted(url, en
     cli_run(engine, unregistered, week, week + 7 * D)  # tenant not registered
     so_far_run(engine, tenant, week, week + 7 * D)
     window = periods.Window(week, week + 7 * D)
-    executor.record_input_failure(engine, REPORT, tenant, window, None, "a FAILED run")  # FAILED: not even read
+    run_records.record_input_failure(engine, REPORT, tenant, window, None, "a FAILED run")  # FAILED: not even read
 
     result, _ = tick(url, instance, cursor)
 
@@ -220,7 +223,7 @@ def test_a_partition_the_failure_reaper_reported_after_the_cli_run_is_not_overri
     job = build_definitions().resolve_job_def("weekly_reports")
     run = instance.create_run_for_job(job, tags={"dagster/partition": key}, asset_selection={AssetKey(REPORT)})
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, REPORT, tenant, period_start=T0 + 28 * D, period_end=T0 + 35 * D, dagster_run_id=run.run_id
         )
     committed = executor.execute(engine, request).run_id  # by the Dagster run's worker, which then died

@@ -15,9 +15,9 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, instanc
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from dyno_reports import executor
 from dyno_reports.dagster_defs import checks, io_manager, retrying
-from dyno_reports.reuse import QUESTION_LOCK_CLASS, Reuse, question_key
+from dyno_reports.engine import executor, run_request
+from dyno_reports.engine.reuse import QUESTION_LOCK_CLASS, Reuse, question_key
 from dyno_reports.storage.tables import report_run, tenant
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support import run_worker
@@ -158,7 +158,9 @@ def test_two_identical_runs_at_once_compute_each_partition_once(engine, database
 
 def test_overlapping_identical_requests_wait_for_each_other_and_compute_once(engine, tenants):
     with engine.connect() as conn:
-        request = executor.build_request(conn, REPORT, tenants[0], period_start="2025-04-07", period_end="2025-04-14")
+        request = run_request.build_request(
+            conn, REPORT, tenants[0], period_start="2025-04-07", period_end="2025-04-14"
+        )
     since = datetime.now(UTC)
     results: list[executor.RunResult] = []
 
@@ -192,14 +194,16 @@ def test_overlapping_identical_requests_wait_for_each_other_and_compute_once(eng
 
 def test_reuse_takes_a_family_members_run_or_a_newer_one_never_an_older_stranger(engine, tenants):
     with engine.connect() as conn:
-        request = executor.build_request(conn, REPORT, tenants[1], period_start="2025-03-03", period_end="2025-03-10")
+        request = run_request.build_request(
+            conn, REPORT, tenants[1], period_start="2025-03-03", period_end="2025-03-10"
+        )
     older = executor.execute(engine, request)  # made before the request below was issued, by nobody of its family
     since = datetime.now(UTC)
     fresh = executor.execute(engine, request, reuse=Reuse(frozenset({"dagster-b"}), since))
     assert not fresh.reused and fresh.run_id != older.run_id
     by_family = executor.execute(engine, request, reuse=Reuse(frozenset({"dagster-x", "dagster-b"})))
     assert not by_family.reused  # the CLI run is nobody's family; dagster-b's run has no dagster_run_id either
-    family_run = executor.execute(engine, executor.RunRequest(**{**request.__dict__, "dagster_run_id": "dagster-c"}))
+    family_run = executor.execute(engine, run_request.RunRequest(**{**request.__dict__, "dagster_run_id": "dagster-c"}))
     again = executor.execute(engine, request, reuse=Reuse(frozenset({"dagster-c"})))
     assert again.reused and again.run_id == family_run.run_id
 
@@ -212,7 +216,7 @@ def test_a_tenant_deleted_after_validation_fails_its_run_inside_the_transaction(
     with engine.begin() as conn:
         conn.execute(tenant.insert().values(tenant_id=gone, name="leaving"))
     with engine.connect() as conn:
-        request = executor.build_request(conn, REPORT, gone, period_start="2025-06-02", period_end="2025-06-09")
+        request = run_request.build_request(conn, REPORT, gone, period_start="2025-06-02", period_end="2025-06-09")
     with engine.begin() as conn:
         conn.execute(tenant.delete().where(tenant.c.tenant_id == gone))
     result = executor.execute(engine, request)

@@ -20,6 +20,7 @@ from dagster import (
 )
 from sqlalchemy import select
 
+from dyno_reports.core.errors import ConfigError
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.partitions import (
@@ -31,7 +32,6 @@ from dyno_reports.dagster_defs.partitions import (
 )
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.schedules import RANGE_END_TAG, RANGE_START_TAG, TENANTS_PER_RUN
-from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load

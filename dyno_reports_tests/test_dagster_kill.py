@@ -22,7 +22,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from sqlalchemy import func, select, text
 
-from dyno_reports import seed
+from dyno_reports.devtools import seed
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load

@@ -12,7 +12,7 @@ from dagster import materialize
 from dyno_reports.dagster_defs.run_config import known_at_of, options_of, report_config_class
 from dyno_reports.dagster_defs.schedules import due_slots
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, target_of
-from dyno_reports.reports import REGISTRY
+from dyno_reports.reports import registry
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_asset_of, report_resources
 from dyno_reports_tests.support.facts import facts_by_key
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, STAGE_IDS, T0, Row, TenantData, load
@@ -58,7 +58,7 @@ def test_with_no_write_margin_a_tick_asks_for_a_period_at_its_close(monkeypatch)
 
 
 def test_as_known_at_is_a_run_config_field_beside_the_options_and_not_an_option():
-    config_class = report_config_class(REGISTRY["pipeline_overview"])
+    config_class = report_config_class(registry()["pipeline_overview"])
     assert config_class.model_fields["as_known_at"].default is None
     given = {"include_closed": True, "as_known_at": "2025-06-20T00:00:00Z"}
     assert options_of(given) == {"include_closed": True}

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, materialize
 
+from dyno_reports.core.errors import ConfigError
 from dyno_reports.dagster_defs.crm_assets import crm_asset_specs
 from dyno_reports.dagster_defs.schedules import MAX_RUNTIME_TAG, tick_requests
-from dyno_reports.errors import ConfigError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import crm_metadata
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_asset_of, report_resources
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, Row, TenantData, load, load_rows
@@ -32,10 +32,10 @@ def test_each_report_asset_has_its_report_version_as_code_version_and_the_crm_ta
     graph = definitions().asset_graph
     crm_keys = {AssetKey(["crm", name]) for name in CRM_TABLES}
     reports = [node for node in graph.asset_nodes if node.key not in crm_keys]
-    assert len(reports) >= len(REGISTRY)
+    assert len(reports) >= len(registry())
     for node in reports:
         report_type = node.metadata["report_type"]
-        assert node.code_version == str(REGISTRY[report_type].report_version)
+        assert node.code_version == str(registry()[report_type].report_version)
         assert set(node.parent_keys) == crm_keys
     for key in crm_keys:
         assert graph.get(key).is_external and not graph.get(key).is_materializable
@@ -101,7 +101,7 @@ def test_a_refreshed_partition_names_the_run_it_replaced_and_the_diff(database_u
             metadata.append({name: value.value for name, value in materialization.metadata.items()})
             load_rows(engine, tenant, late_rows)
     first, second = metadata
-    assert first["report_version"] == second["report_version"] == REGISTRY["pipeline_overview"].report_version
+    assert first["report_version"] == second["report_version"] == registry()["pipeline_overview"].report_version
     assert datetime.fromisoformat(first["known_at"]) < datetime.fromisoformat(second["known_at"])
     assert "replaced_run_id" not in first and "diff_summary" not in first
     assert second["replaced_run_id"] == first["run_id"]

@@ -22,8 +22,8 @@ from dagster import DagsterInstance, DagsterRunStatus
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
-from dyno_reports import seed
 from dyno_reports.dagster_defs.sweep import RECONCILED_TAG
+from dyno_reports.devtools import seed
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.books import assert_books_agree, headers_by_partition, materialised_run_ids

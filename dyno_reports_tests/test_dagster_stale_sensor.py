@@ -18,7 +18,6 @@ from dagster import (
     partition_loading_context,
 )
 
-from dyno_reports import executor
 from dyno_reports.dagster_defs.freshness import SENSOR_NAME
 from dyno_reports.dagster_defs.partitions import report_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
@@ -26,7 +25,8 @@ from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_
 from dyno_reports.dagster_defs.schedules import MAX_RUNTIME_TAG
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR
 from dyno_reports.dagster_defs.stale_partitions import refresh_requests, stale_partition
-from dyno_reports.staleness import StaleRun
+from dyno_reports.engine import executor, run_request
+from dyno_reports.freshness.staleness import StaleRun
 from dyno_reports.storage.tables import deal_history
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_asset_of, report_resources
@@ -104,7 +104,7 @@ def fleet(engine) -> list[str]:
             if i in (7, 120):
                 windows += [(OLD_WEEK, OLD_WEEK + W), (WEEKS[0], WEEKS[0] + timedelta(days=10))]
             for start, end in windows:
-                request = executor.build_request(conn, REPORT, tenant_id, period_start=start, period_end=end)
+                request = run_request.build_request(conn, REPORT, tenant_id, period_start=start, period_end=end)
                 conn.rollback()
                 assert executor.execute(engine, request, connection=conn).succeeded
     return tenants

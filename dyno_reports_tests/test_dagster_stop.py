@@ -205,7 +205,7 @@ def test_a_backfill_cancelled_mid_run_stops_its_run_before_the_next_partition(
 
 
 def test_dagster_yaml_retries_crashed_runs_once_and_never_step_failures(tmp_path, database_factory, monkeypatch):
-    from dyno_reports import db
+    from dyno_reports.storage import db
 
     storage_url = db.psycopg2_url(database_factory("dagster_storage"))
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", storage_url.render_as_string(hide_password=False))

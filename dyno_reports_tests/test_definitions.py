@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dyno_reports.reports import REGISTRY
+from dyno_reports.reports import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "docs" / "definitions.md"
@@ -121,9 +121,9 @@ def test_this_module_is_among_the_files_checked():
     assert Path(__file__).resolve() in {path.resolve() for path in repository_files()}
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_definitions_have_a_section_naming_the_fact_table_and_every_column(report_type):
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     body = section(definitions_text(), report_type)
     assert body is not None, f"docs/definitions.md has no heading `{report_type}`"
     table = f"{report.fact_table.schema}.{report.fact_table.name}"
@@ -133,7 +133,7 @@ def test_definitions_have_a_section_naming_the_fact_table_and_every_column(repor
 
 
 @pytest.mark.parametrize(
-    "document", ["README.md", *(f"docs/reports/{report_type}_design.md" for report_type in sorted(REGISTRY))]
+    "document", ["README.md", *(f"docs/reports/{report_type}_design.md" for report_type in sorted(registry()))]
 )
 def test_readme_and_design_documents_link_to_the_definitions(document):
     assert links_to_definitions(ROOT / document), f"{document} has no relative link to docs/definitions.md"

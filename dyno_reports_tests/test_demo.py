@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from dyno_reports import demo, periods
-from dyno_reports.dagster_defs import dev
-from dyno_reports.reports import REGISTRY
-from dyno_reports.seed import DEFAULT_END, DEFAULT_START
+from dyno_reports.core import periods
+from dyno_reports.core.tenant_calendar import TenantCalendar
+from dyno_reports.devtools import demo, dev
+from dyno_reports.devtools.seed import DEFAULT_END, DEFAULT_START
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run, tenant
-from dyno_reports.tenant_calendar import TenantCalendar
 
-PERIODS_PER_TENANT = sum(demo.PERIODS_PER_CADENCE[c] for report in REGISTRY.values() for c in report.cadences)
+PERIODS_PER_TENANT = sum(demo.PERIODS_PER_CADENCE[c] for report in registry().values() for c in report.cadences)
 RUNS_PER_DEMO = demo.DEMO_TENANTS * PERIODS_PER_TENANT
 
 
@@ -81,7 +81,7 @@ def test_one_line_per_report_tenant_and_cadence_with_the_latest_headline(two_dem
     text = two_demos["second_text"]
     line = r"  [0-9a-f]{8}   (\S+) +(\d) (week|month|quarter)s (\S+)\.\.(\S+) +0 +(\d) +0  \w+="
     lines = [found.groups() for found in re.finditer(line, text)]
-    assert len(lines) == demo.DEMO_TENANTS * sum(len(report.cadences) for report in REGISTRY.values())
+    assert len(lines) == demo.DEMO_TENANTS * sum(len(report.cadences) for report in registry().values())
     assert {zone for zone, *_ in lines} == {"UTC", "Australia/Sydney", "America/Los_Angeles"}
     assert all(count == existing == str(demo.PERIODS_PER_CADENCE[grain]) for _, count, grain, *_, existing in lines)
     assert "weighted_pipeline (monthly, quarterly): Weighted pipeline" in text
@@ -101,7 +101,7 @@ def test_each_tenants_periods_are_its_calendars_last_closed_ones_before_today(tw
     assert {grain for (_, _, grain) in asked} == {"week", "month", "quarter"}
     for (tenant_id, report_type, grain), found in asked.items():
         calendar = calendars[tenant_id].calendar
-        assert grain in REGISTRY[report_type].cadences
+        assert grain in registry()[report_type].cadences
         assert found == calendar.periods_ending(calendar.last_closed(grain, today), demo.PERIODS_PER_CADENCE[grain])
         assert found[-1].end <= today < calendar.next_period(found[-1]).end
     utc_weeks = {a.window for a in two_demos["first"] if a.report_type == "pipeline_overview"}
@@ -150,7 +150,7 @@ def dyno_as_printed(cli_env, command: str) -> str:
     """Its stdout: the command as the demo printed it, run with this interpreter."""
     args = command.split()[1:]
     done = subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args], env=cli_env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "dyno_reports.cli.main", *args], env=cli_env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

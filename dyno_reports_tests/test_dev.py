@@ -14,7 +14,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from dyno_reports import demo, periods, process_group
+from dyno_reports.core import periods
+from dyno_reports.devtools import demo, process_group
 from dyno_reports.storage.tables import tenant
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.history import PIPELINE_IDS, TenantData, load
@@ -87,7 +88,7 @@ def test_sigterm_stops_dagster_dev_and_every_process_it_started(engine, database
     port = free_port()
     log = (tmp_path / "dev.log").open("w+")
     dev = subprocess.Popen(
-        [sys.executable, "-m", "dyno_reports.dagster_defs.dev", "-p", str(port), "-h", "127.0.0.1"],
+        [sys.executable, "-m", "dyno_reports.devtools.dev", "-p", str(port), "-h", "127.0.0.1"],
         env=env,
         cwd=PROJECT,
         stdout=log,
@@ -126,7 +127,7 @@ def test_sigterm_stops_dagster_dev_and_every_process_it_started(engine, database
 
 
 PREPARE = """
-from dyno_reports.dagster_defs import dev
+from dyno_reports.devtools import dev
 env = dev.prepare()
 print("START=" + env["DYNO_DAGSTER_START_DATE"])
 """

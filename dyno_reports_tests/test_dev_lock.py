@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dyno_reports.dagster_defs import dev_lock
+from dyno_reports.devtools import dev_lock
 
 PROJECT = Path(__file__).resolve().parents[1]
 NOWHERE = "postgresql://nobody@127.0.0.1:9/nothing"  # a `make dev` that got past the lock would fail on it
@@ -23,8 +23,8 @@ REFUSED_WITHIN = 5.0
 # `dagster dev` (process_group.run_until_signalled) and records it. Prints the pid it recorded, or its own.
 HOLDER = """
 import os, pathlib, subprocess, sys
-from dyno_reports import process_group
-from dyno_reports.dagster_defs import dev_lock
+from dyno_reports.devtools import process_group
+from dyno_reports.devtools import dev_lock
 
 lock = dev_lock.acquire(pathlib.Path(sys.argv[1]), sys.argv[2])
 def started(child):
@@ -56,7 +56,7 @@ def second_make_dev(data_dir: Path) -> tuple[subprocess.CompletedProcess, float]
     env.update(DYNO_DATA_DIR=str(data_dir), DYNO_DATABASE_URL=NOWHERE)
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "dyno_reports.dagster_defs.dev", "-p", "3999"],
+        [sys.executable, "-m", "dyno_reports.devtools.dev", "-p", "3999"],
         env=env,
         cwd=PROJECT,
         capture_output=True,

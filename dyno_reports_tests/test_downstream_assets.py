@@ -26,10 +26,10 @@ from dagster import (
 )
 from sqlalchemy import select
 
-from dyno_reports import executor
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.partitions import report_partitions
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine import executor, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import pipeline_overview_fact
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources
@@ -38,7 +38,7 @@ from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, Tenan
 D = timedelta(days=1)
 START = "2025-01-01"
 REPORT = "pipeline_overview"
-FACT_COLUMNS = list(REGISTRY[REPORT].fact_columns)
+FACT_COLUMNS = list(registry()[REPORT].fact_columns)
 
 
 def last_three_weeks() -> MultiPartitionMapping:
@@ -107,7 +107,7 @@ def run_downstream(url, instance, summary, partition_key, **kwargs):
 
 def run_directly(engine, tenant, start, options=None):
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, REPORT, tenant, period_start=start, period_end=start + 7 * D, options=options
         )
     result = executor.execute(engine, request)

@@ -19,7 +19,7 @@ def dyno(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYNO_")}
     env["DYNO_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args],
+        [sys.executable, "-m", "dyno_reports.cli.main", *args],
         env=env,
         cwd=PROJECT,
         capture_output=True,

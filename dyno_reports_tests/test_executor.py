@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import executor
+from dyno_reports.engine import run_records
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.support.facts import facts_by_key, run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
@@ -104,7 +104,7 @@ def test_database_refuses_facts_of_a_run_that_is_not_succeeded(engine, tenant):
     request = run(engine, "pipeline_overview", tenant.tenant_id, T0, END).request
     run_id = uuid.uuid4()
     with pytest.raises(DBAPIError, match="is not SUCCEEDED"), engine.begin() as conn:
-        conn.execute(insert(report_run).values(**executor.header_values(request, run_id, "IN_PROGRESS")))
+        conn.execute(insert(report_run).values(**run_records.header_values(request, run_id, "IN_PROGRESS")))
         conn.execute(
             insert(pipeline_overview_fact).values(
                 run_id=run_id,
@@ -146,6 +146,6 @@ def test_a_finished_run_stays_finished(engine, tenant):
 
 def test_unknown_report_type_is_refused_by_the_database(engine, tenant):
     request = run(engine, "pipeline_overview", tenant.tenant_id, T0, END).request
-    values = executor.header_values(request, uuid.uuid4(), "SUCCEEDED") | {"report_type": "made_up"}
+    values = run_records.header_values(request, uuid.uuid4(), "SUCCEEDED") | {"report_type": "made_up"}
     with pytest.raises(DBAPIError, match="report_type"), engine.begin() as conn:
         conn.execute(insert(report_run).values(**values))

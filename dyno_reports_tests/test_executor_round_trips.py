@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, event
 
-from dyno_reports import executor
+from dyno_reports.engine import executor, reuse, run_records, run_request
 from dyno_reports.reports import get_report
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
@@ -41,9 +41,9 @@ def round_trips(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, name, listener)
 
 
-def request(engine: Engine, tenant: TenantData, report_type: str = "pipeline_overview") -> executor.RunRequest:
+def request(engine: Engine, tenant: TenantData, report_type: str = "pipeline_overview") -> run_request.RunRequest:
     with engine.connect() as conn:
-        return executor.build_request(conn, report_type, tenant.tenant_id, period_start=T0, period_end=END)
+        return run_request.build_request(conn, report_type, tenant.tenant_id, period_start=T0, period_end=END)
 
 
 def test_a_run_is_begin_two_statements_and_commit(engine, tenant, round_trips):
@@ -70,7 +70,7 @@ def test_with_reuse_a_run_takes_the_question_lock_and_looks_once_for_an_answer(e
     run_request = request(engine, tenant)
     with engine.connect() as conn:
         round_trips.clear()
-        result = executor.execute(engine, run_request, connection=conn, reuse=executor.Reuse(frozenset({"a-run"})))
+        result = executor.execute(engine, run_request, connection=conn, reuse=reuse.Reuse(frozenset({"a-run"})))
     assert result.succeeded and not result.reused
     assert len(round_trips) == 5, round_trips  # one more than without reuse: the lookup
     begin, settings, lookup, facts, commit = round_trips
@@ -83,7 +83,7 @@ def test_the_headline_from_the_facts_statement_equals_the_facts_read_back(engine
     for report_type in ("pipeline_overview", "weighted_pipeline", "win_loss"):
         result = executor.execute(engine, request(engine, tenant, report_type))
         with engine.begin() as conn:
-            executor.enter_tenant(conn, result.request.tenant_id)
+            run_records.enter_tenant(conn, result.request.tenant_id)
             read_back = executor.headline_of(conn, result.request.report, result.request.tenant_id, result.run_id)
         assert result.succeeded and result.headline == read_back and result.headline, report_type
         assert [type(v) for v in result.headline.values()] == [type(v) for v in read_back.values()]

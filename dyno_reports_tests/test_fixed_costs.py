@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from dyno_reports import db
-from dyno_reports.errors import ConfigError
-from dyno_reports.storage import migrate
+from dyno_reports.core.errors import ConfigError
+from dyno_reports.storage import db, migrate
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
 
@@ -68,14 +67,14 @@ def run_code(engine, report: str, *options: str) -> str:
     load(engine, data)
     end = (T0 + timedelta(days=7)).isoformat()
     args = ["run", report, "--tenant", str(data.tenant_id), "--period-start", T0.isoformat(), "--period-end", end]
-    code = "\n".join(["from dyno_reports import cli", "try:", f"    cli.main({[*args, *options]!r})"])
+    code = "\n".join(["from dyno_reports.cli import main as cli", "try:", f"    cli.main({[*args, *options]!r})"])
     return code + "\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
 
 
 def run_command_modules(engine, cli_env, report: str, *options: str) -> list[str]:
     """The modules a fresh interpreter holds after `dyno-reports run REPORT [OPTIONS]` succeeded in it."""
     modules = loaded_modules(run_code(engine, report, *options), cli_env)
-    assert "dyno_reports.executor" in modules  # the run did happen in that process
+    assert "dyno_reports.engine.executor" in modules  # the run did happen in that process
     return modules
 
 

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import executor, retention, seed
-from dyno_reports.errors import InputError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.core.errors import InputError
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, retention, run_records, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run, win_loss_fact
 
 START, END = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)
@@ -28,20 +29,20 @@ def tenants(engine) -> list[str]:
 
 def request(
     engine: Engine, report_type: str, tenant: str, end: datetime = END, start: datetime = START
-) -> executor.RunRequest:
+) -> run_request.RunRequest:
     with engine.connect() as conn:
-        return executor.build_request(conn, report_type, tenant, period_start=start, period_end=end)
+        return run_request.build_request(conn, report_type, tenant, period_start=start, period_end=end)
 
 
-def succeed(engine: Engine, req: executor.RunRequest) -> uuid.UUID:
+def succeed(engine: Engine, req: run_request.RunRequest) -> uuid.UUID:
     result = executor.execute(engine, req)
     assert result.succeeded, result.error_message
     return result.run_id
 
 
-def fail(engine: Engine, req: executor.RunRequest) -> uuid.UUID:
+def fail(engine: Engine, req: run_request.RunRequest) -> uuid.UUID:
     run_id = uuid.uuid4()
-    executor.record_failure(engine, req, run_id, "boom")
+    run_records.record_failure(engine, req, run_id, "boom")
     return run_id
 
 
@@ -102,7 +103,7 @@ def test_an_in_progress_run_may_get_its_outcome_but_not_other_inputs(engine, ten
     req = request(engine, "win_loss", tenants[0])
     run_id = uuid.uuid4()
     with engine.begin() as conn:  # a header left IN_PROGRESS, as a cut-off transaction could leave it to the sweep
-        conn.execute(report_run.insert().values(**executor.header_values(req, run_id, "IN_PROGRESS")))
+        conn.execute(report_run.insert().values(**run_records.header_values(req, run_id, "IN_PROGRESS")))
     with pytest.raises(DBAPIError, match="period_end cannot change"), engine.begin() as conn:
         conn.execute(update(report_run).where(report_run.c.run_id == run_id).values(period_end=LATER_END))
     with engine.begin() as conn:
@@ -234,7 +235,7 @@ def test_prune_refuses_bad_arguments(engine, tenants):
 
 def dyno(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "dyno_reports.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -264,4 +265,4 @@ def test_prune_covers_every_report_type(engine):
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM reporting.prune_report_runs(1000000, true)")).all()
         known = set(conn.execute(text("SELECT report_type FROM reporting.report_type")).scalars())
-    assert rows == [] and known == set(REGISTRY)
+    assert rows == [] and known == set(registry())

@@ -19,12 +19,12 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from dyno_reports import cli, periods
+from dyno_reports.cli import main as cli
+from dyno_reports.core import periods
+from dyno_reports.core.errors import InputError, one_line, shown
+from dyno_reports.core.tenant_calendar import TenantCalendar
 from dyno_reports.dagster_defs.run_config import options_of, report_config_class
-from dyno_reports.errors import InputError, one_line, shown
-from dyno_reports.reports import REGISTRY, get_report
-from dyno_reports.reports.base import parse_options
-from dyno_reports.run_request import (
+from dyno_reports.engine.run_request import (
     NUMBER_MAX_DIGITS,
     OPTIONS_MAX_BYTES,
     OPTIONS_MAX_DEPTH,
@@ -32,8 +32,9 @@ from dyno_reports.run_request import (
     parse_options_json,
     parse_tenant_id,
 )
+from dyno_reports.reports import get_report, registry
+from dyno_reports.reports.options import parse_options
 from dyno_reports.storage.tables import report_run
-from dyno_reports.tenant_calendar import TenantCalendar
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 
 UTC_CALENDAR = TenantCalendar()  # the tenants here have the default calendar
@@ -324,7 +325,7 @@ def valid_options(report: str, mine: TenantData) -> st.SearchStrategy[str | None
     known = {
         "pipeline_ids": st.sampled_from([str(mine.pipelines[0]), str(mine.pipelines[0]).upper()]).map(lambda p: [p])
     }
-    if "include_closed" in REGISTRY[report].options_model.model_fields:
+    if "include_closed" in registry()[report].options_model.model_fields:
         known["include_closed"] = st.booleans()
     return st.none() | st.fixed_dictionaries({}, optional=known).map(json.dumps)  # type: ignore[arg-type]
 
@@ -335,9 +336,9 @@ def test_run_never_fails_badly(engine, invoke, tenants, data):
     mine, other = tenants
     wild = data.draw(st.sampled_from(["nothing", "report", "tenant", "window", "options", "everything"]), label="wild")
     if wild in ("report", "everything"):
-        report = data.draw(st.sampled_from(sorted(REGISTRY)) | st.text(max_size=30), label="report")
+        report = data.draw(st.sampled_from(sorted(registry())) | st.text(max_size=30), label="report")
     else:
-        report = data.draw(st.sampled_from(sorted(REGISTRY)), label="report")
+        report = data.draw(st.sampled_from(sorted(registry())), label="report")
     if wild in ("tenant", "everything"):
         tenant = data.draw(tenant_ids(mine), label="tenant")
     else:
@@ -346,7 +347,7 @@ def test_run_never_fails_badly(engine, invoke, tenants, data):
         window = data.draw(wild_windows(), label="window")
     else:
         window = data.draw(valid_windows(), label="window")
-    if wild in ("options", "everything") or report not in REGISTRY:
+    if wild in ("options", "everything") or report not in registry():
         options = data.draw(options_texts(mine, other), label="options")
     else:
         options = data.draw(valid_options(report, mine), label="options")
@@ -366,7 +367,7 @@ def test_run_never_fails_badly(engine, invoke, tenants, data):
     check_outcome(engine, before, done, args)
 
 
-@given(report=st.sampled_from(sorted(REGISTRY)), window=wild_windows())
+@given(report=st.sampled_from(sorted(registry())), window=wild_windows())
 def test_any_window_is_refused_or_runs(engine, invoke, tenants, report, window):
     """Only the window goes wild: half the examples are both bounds near one edge of the range or of Python's."""
     mine, _ = tenants
@@ -483,7 +484,7 @@ def test_upper_case_tenant_is_the_same_tenant(engine, invoke, tenants):
     assert json.loads(done.stdout.splitlines()[-1])["tenant_id"] == str(mine.tenant_id)
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 @pytest.mark.parametrize(
     ("start", "end"),
     [
@@ -501,7 +502,7 @@ def test_every_report_runs_at_the_edges_of_the_range(engine, invoke, tenants, re
 
     done = invoke("run", report_type, "--tenant", str(mine.tenant_id), *window, "--json")
 
-    if start is None and REGISTRY[report_type].requires_start:  # a snapshot at S needs an S: refused
+    if start is None and registry()[report_type].requires_start:  # a snapshot at S needs an S: refused
         assert done.status == 2 and "needs a window with a start" in done.stderr, done.stderr
     else:
         assert done.status == 0, done.stderr
@@ -643,7 +644,7 @@ def test_options_null_is_refused_but_no_options_are_the_defaults():
 def test_non_canonical_uuids_are_refused_everywhere(raw):
     with pytest.raises(InputError, match="not a UUID"):
         parse_tenant_id(raw)
-    for report in REGISTRY.values():
+    for report in registry().values():
         with pytest.raises(InputError, match="not a UUID"):
             parse_options(report.options_model, {"pipeline_ids": [raw]})
         # the Dagster run config path: the Launchpad's config -> options_of -> the report's options model
@@ -656,7 +657,7 @@ def test_non_canonical_uuids_are_refused_everywhere(raw):
 
 def test_canonical_uuids_pass_the_dagster_run_config_path():
     raw = "1B4351F6-0E64-4B63-953F-4C0124B86F1E"
-    for report in REGISTRY.values():
+    for report in registry().values():
         parsed = parse_options(report.options_model, options_of(report_config_class(report)(pipeline_ids=[raw])))
         assert parsed.pipeline_ids == (uuid.UUID(raw),)
     assert parse_tenant_id(raw) == uuid.UUID(raw)

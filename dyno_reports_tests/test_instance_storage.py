@@ -12,8 +12,8 @@ import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from sqlalchemy import event
 
-from dyno_reports import db
 from dyno_reports.dagster_defs.instance_storage import POOL_SIZE, PooledPostgresStorage
+from dyno_reports.storage import db
 
 PROJECT = Path(__file__).resolve().parents[1]
 EVENTS = 20

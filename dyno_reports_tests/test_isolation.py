@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import executor, seed, staleness
-from dyno_reports.errors import ConfigError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.core.errors import ConfigError
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.freshness import staleness
+from dyno_reports.reports import registry
 from dyno_reports.storage import drift, migrate, tables
 
 READER, WRITER = "dyno_report_reader", "dyno_report_writer"
@@ -30,14 +32,14 @@ def tenants(engine) -> list[str]:
 
 def execute(engine: Engine, report_type: str, tenant_id: str) -> executor.RunResult:
     with engine.connect() as conn:
-        request = executor.build_request(conn, report_type, tenant_id, period_start=START, period_end=END)
+        request = run_request.build_request(conn, report_type, tenant_id, period_start=START, period_end=END)
     return executor.execute(engine, request)
 
 
 @pytest.fixture(scope="module")
 def runs(engine, tenants) -> dict[tuple[str, str], executor.RunResult]:
     """Every report for both tenants, run as the connecting user (the superuser)."""
-    results = {(name, tenant): execute(engine, name, tenant) for name in REGISTRY for tenant in tenants}
+    results = {(name, tenant): execute(engine, name, tenant) for name in registry() for tenant in tenants}
     assert all(result.succeeded for result in results.values()), results
     return results
 
@@ -99,7 +101,7 @@ def test_every_reporting_table_with_a_tenant_has_row_level_security_and_the_cata
         )
         policies = set(conn.execute(text("SELECT tablename FROM pg_policies WHERE schemaname = 'reporting'")).scalars())
     checks = ["report_run_stale", "stale_scope"]  # the stale check's findings and the scopes it saw, per tenant
-    assert found == sorted(["report_run", *checks, *(report.fact_table.name for report in REGISTRY.values())])
+    assert found == sorted(["report_run", *checks, *(report.fact_table.name for report in registry().values())])
     for table in found:
         assert security[table] == [True, False], table  # enabled; not forced: the owner bypasses (reliability.md)
         assert table in policies
@@ -145,7 +147,7 @@ def test_no_tenant_means_no_rows_but_the_catalogue(engine, runs, stale_findings,
         for name in tenant_tables(conn):
             assert conn.execute(text(f"SELECT count(*) FROM reporting.{name}")).scalar_one() == 0, name
         catalogue = set(conn.execute(select(tables.report_type.c.report_type)).scalars())
-    assert catalogue == set(REGISTRY)
+    assert catalogue == set(registry())
 
 
 def test_a_setting_that_is_not_a_uuid_is_a_clear_error_for_the_tables_it_guards_only(engine, tenants, runs):
@@ -153,7 +155,7 @@ def test_a_setting_that_is_not_a_uuid_is_a_clear_error_for_the_tables_it_guards_
         with as_role(engine, READER, "acme") as conn:
             conn.execute(text("SELECT count(*) FROM reporting.report_run")).scalar_one()
     with as_role(engine, READER, "acme") as conn:  # the global catalogue is unaffected
-        assert conn.execute(text("SELECT count(*) FROM reporting.report_type")).scalar_one() == len(REGISTRY)
+        assert conn.execute(text("SELECT count(*) FROM reporting.report_type")).scalar_one() == len(registry())
     with engine.connect() as conn:  # and so is whoever the policies do not bind (the owner, here the superuser)
         conn.execute(text("SELECT set_config('dyno.tenant_id', 'acme', true)"))
         assert conn.execute(text("SELECT count(*) FROM reporting.report_run")).scalar_one() > 0
@@ -215,7 +217,7 @@ def test_the_writer_may_select_insert_and_update_reporting_and_read_the_crm_noth
 def test_the_writer_cannot_write_or_see_another_tenants_rows(engine, tenants, runs):
     mine, other = tenants
     theirs = runs[("win_loss", other)]
-    header = executor.header_values(theirs.request, uuid.uuid4(), "FAILED") | {"error_message": "forged"}
+    header = run_records.header_values(theirs.request, uuid.uuid4(), "FAILED") | {"error_message": "forged"}
     with pytest.raises(DBAPIError, match="row-level security"), as_role(engine, WRITER, mine) as conn:
         conn.execute(tables.report_run.insert().values(**header))
     with as_role(engine, WRITER, mine) as conn:
@@ -238,7 +240,7 @@ def test_the_writer_cannot_write_or_see_another_tenants_rows(engine, tenants, ru
 
 
 def fact_rows(engine: Engine, report_type: str, run_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     table = report.fact_table
     with engine.connect() as conn:
         rows = conn.execute(
@@ -258,7 +260,7 @@ def test_the_executor_as_the_writer_gives_the_same_facts(engine, tenants, runs, 
 
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        for name in REGISTRY:
+        for name in registry():
             for tenant in tenants:
                 as_writer = execute(engine, name, tenant)
                 assert as_writer.succeeded, as_writer.error_message
@@ -268,15 +270,15 @@ def test_the_executor_as_the_writer_gives_the_same_facts(engine, tenants, runs, 
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     # the role is switched by set_config('role', ..., true) in the run's settings statement (= SET LOCAL ROLE)
-    assert sum("set_config('role'" in s for s in statements) == len(REGISTRY) * len(tenants)
+    assert sum("set_config('role'" in s for s in statements) == len(registry()) * len(tenants)
 
 
 def test_a_failure_as_the_writer_is_recorded_as_the_writer(engine, tenants, monkeypatch):
     monkeypatch.setenv("DYNO_EXECUTOR_ROLE", WRITER)
     with engine.connect() as conn:
-        request = executor.build_request(conn, "win_loss", tenants[0], period_start=START, period_end=END)
+        request = run_request.build_request(conn, "win_loss", tenants[0], period_start=START, period_end=END)
     run_id = uuid.uuid4()
-    executor.record_failure(engine, request, run_id, "boom")
+    run_records.record_failure(engine, request, run_id, "boom")
     with engine.connect() as conn:
         row = conn.execute(select(tables.report_run).where(tables.report_run.c.run_id == run_id)).mappings().one()
     assert (row["status"], row["error_message"], str(row["tenant_id"])) == ("FAILED", "boom", tenants[0])
@@ -287,7 +289,7 @@ def test_a_malformed_executor_role_is_refused_before_anything_is_written(engine,
     monkeypatch.setenv("DYNO_EXECUTOR_ROLE", role)
     with engine.connect() as conn:
         before = conn.execute(text("SELECT count(*) FROM reporting.report_run")).scalar_one()
-        request = executor.build_request(conn, "win_loss", tenants[0], period_start=START, period_end=END)
+        request = run_request.build_request(conn, "win_loss", tenants[0], period_start=START, period_end=END)
     with pytest.raises(ConfigError, match="DYNO_EXECUTOR_ROLE"):
         executor.execute(engine, request)
     with engine.connect() as conn:
@@ -361,11 +363,11 @@ def _unwrap(term: str) -> str:
     return term
 
 
-def request_for(conn: Connection, report_type: str, tenant: str) -> executor.RunRequest:
-    return executor.build_request(conn, report_type, tenant, period_start=START, period_end=END)
+def request_for(conn: Connection, report_type: str, tenant: str) -> run_request.RunRequest:
+    return run_request.build_request(conn, report_type, tenant, period_start=START, period_end=END)
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_every_crm_table_a_report_reads_is_bound_to_the_tenant(engine, tenants, report_type):
     with engine.connect() as conn:
         request = request_for(conn, report_type, tenants[0])

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Connection, Engine, insert, text
 
-from dyno_reports import executor, seed
-from dyno_reports.reports import REGISTRY
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.facts import facts_by_key, run
 
@@ -44,7 +45,7 @@ def latest_run_ids(engine: Engine, tenant: uuid.UUID, fingerprint: str) -> list[
 
 def view_facts(engine: Engine, report_type: str, tenant: uuid.UUID, fingerprint: str) -> dict[tuple, dict]:
     """The view's rows keyed by dimension values, as `facts_by_key` keys a run's facts, and their run ids."""
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     with engine.connect() as conn:
         rows = view_rows(conn, f"report_{report_type}_latest", tenant, fingerprint)
     return {tuple(r[c] for c in report.dimensions): r for r in rows}
@@ -64,7 +65,7 @@ def test_every_view_has_the_contract_columns_and_runs_as_its_caller(engine):
         knew = ["known_at", "report_version", "scope_digest"]
         header = [column.name for column in report_run.c if column.name not in knew]
         assert columns("report_run_latest") == [*header, "so_far", *knew]
-        for name, report in REGISTRY.items():
+        for name, report in registry().items():
             # an attribute added later (weighted_pipeline's close_quarter, 0010) is appended too
             own = [*report.dimensions, *report.metrics]
             appended = [*report.attributes, "known_at"]
@@ -74,7 +75,7 @@ def test_every_view_has_the_contract_columns_and_runs_as_its_caller(engine):
                 text("SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'reporting'::regnamespace")
             ).all()
         )
-    views = ["report_run_latest", *(f"report_{name}_latest" for name in REGISTRY)]
+    views = ["report_run_latest", *(f"report_{name}_latest" for name in registry())]
     for view in views:
         assert options[view] == ["security_invoker=true"], view
 
@@ -90,7 +91,7 @@ def test_the_latest_succeeded_run_and_only_its_facts(engine, tenants):
     assert latest_run_ids(engine, tenant, fingerprint) == [second.run_id]
     facts = view_facts(engine, REPORT, tenant, fingerprint)
     assert {row["run_id"] for row in facts.values()} == {second.run_id}
-    columns = REGISTRY[REPORT].fact_columns
+    columns = registry()[REPORT].fact_columns
     assert {key: {c: row[c] for c in columns} for key, row in facts.items()} == facts_by_key(
         engine, REPORT, second.run_id
     )
@@ -103,9 +104,9 @@ def test_a_later_failed_or_unfinished_run_does_not_hide_the_succeeded_one(engine
     tenant = tenants[1]
     succeeded = run(engine, REPORT, tenant, START, END)
     fingerprint = succeeded.request.fingerprint()
-    executor.record_failure(engine, succeeded.request, uuid.uuid4(), "a later run failed")
+    run_records.record_failure(engine, succeeded.request, uuid.uuid4(), "a later run failed")
     with engine.begin() as conn:
-        values = executor.header_values(succeeded.request, uuid.uuid4(), "IN_PROGRESS")
+        values = run_records.header_values(succeeded.request, uuid.uuid4(), "IN_PROGRESS")
         conn.execute(insert(report_run).values(**values, generated_at=datetime(2999, 1, 1, tzinfo=UTC)))
 
     assert latest_run_ids(engine, tenant, fingerprint) == [succeeded.run_id]
@@ -167,7 +168,7 @@ def as_viewer(engine: Engine, tenant: uuid.UUID | None) -> Iterator[Connection]:
 def test_another_tenants_rows_are_invisible_through_the_views(engine, tenants):
     for tenant in tenants:
         assert run(engine, REPORT, tenant, START, END).succeeded
-    views = ["report_run_latest", *(f"report_{name}_latest" for name in REGISTRY)]
+    views = ["report_run_latest", *(f"report_{name}_latest" for name in registry())]
     with engine.connect() as conn:  # the owner (not bound by the policies) sees both tenants
         for view in ("report_run_latest", f"report_{REPORT}_latest"):
             seen = set(conn.execute(text(f"SELECT DISTINCT tenant_id FROM reporting.{view}")).scalars())
@@ -191,7 +192,7 @@ def test_a_final_run_is_preferred_to_a_later_so_far_run_and_so_far_is_shown(engi
 
     def run_as_of(now: datetime) -> executor.RunResult:
         with engine.connect() as conn:
-            request = executor.build_request(
+            request = run_request.build_request(
                 conn, REPORT, tenant, period_start=april, period_end=may, so_far=True, now=now
             )
         result = executor.execute(engine, request)

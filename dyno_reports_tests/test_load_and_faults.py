@@ -26,13 +26,14 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
-from dyno_reports import db, executor, seed
+from dyno_reports.core.errors import DatabaseUnavailable
 from dyno_reports.dagster_defs import retrying
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
-from dyno_reports.errors import DatabaseUnavailable
-from dyno_reports.reports import REGISTRY
-from dyno_reports.storage import migrate
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_request
+from dyno_reports.reports import registry
+from dyno_reports.storage import db, migrate
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import report_asset_of
@@ -47,7 +48,7 @@ MONTHS = ["2024-10-01", "2024-12-01", "2025-02-01", "2025-04-01", "2025-06-01"]
 
 
 def dyno_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "dyno_reports.cli", *args]
+    return [sys.executable, "-m", "dyno_reports.cli.main", *args]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def wide_engine(database_url: URL) -> Iterator[Engine]:
 
 
 def window_of(report_type: str, index: int) -> tuple[str, str]:
-    if REGISTRY[report_type].cadence == "week":
+    if registry()[report_type].cadence == "week":
         start = WEEKS[index % len(WEEKS)]
         y, m, d = (int(p) for p in start.split("-"))
         from datetime import date, timedelta
@@ -74,14 +75,14 @@ def window_of(report_type: str, index: int) -> tuple[str, str]:
     return start, f"{y + m // 12}-{m % 12 + 1:02d}-01"
 
 
-def request_for(engine: Engine, report_type: str, tenant: str, index: int = 0) -> executor.RunRequest:
+def request_for(engine: Engine, report_type: str, tenant: str, index: int = 0) -> run_request.RunRequest:
     start, end = window_of(report_type, index)
     with engine.connect() as conn:
-        return executor.build_request(conn, report_type, tenant, period_start=start, period_end=end)
+        return run_request.build_request(conn, report_type, tenant, period_start=start, period_end=end)
 
 
 def facts_of(engine: Engine, report_type: str, run_id: uuid.UUID) -> list[tuple]:
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     table = report.fact_table
     columns = [table.c[name] for name in report.fact_columns]
     with engine.connect() as conn:
@@ -120,7 +121,7 @@ def test_eight_identical_concurrent_runs_give_identical_facts_and_fingerprints(w
 
 @pytest.mark.slow
 def test_four_workers_times_25_mixed_runs_lose_nothing(wide_engine, tenants):
-    work = [(report_type, tenants[i % 2], i) for i, report_type in enumerate(sorted(REGISTRY) * 20)]
+    work = [(report_type, tenants[i % 2], i) for i, report_type in enumerate(sorted(registry()) * 20)]
     requests = [request_for(wide_engine, report_type, tenant, i // 10) for report_type, tenant, i in work]
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
@@ -239,7 +240,7 @@ def fact_count(url: URL) -> int:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(REGISTRY[SLOW_REPORT].fact_table)).scalar_one()
+            return conn.execute(select(func.count()).select_from(registry()[SLOW_REPORT].fact_table)).scalar_one()
     finally:
         engine.dispose()
 
@@ -298,7 +299,7 @@ def test_cancelled_run_rolls_back_then_records_failed_in_a_new_transaction(slow_
     previous = signal.signal(signal.SIGALRM, handler)
     try:
         with engine.connect() as conn:
-            request = executor.build_request(
+            request = run_request.build_request(
                 conn, SLOW_REPORT, tenant, period_start="1900-01-01", period_end="2026-01-01"
             )
         events.clear()

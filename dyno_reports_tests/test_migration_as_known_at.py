@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, insert, text
 
-from dyno_reports import executor
+from dyno_reports.engine import executor, run_records, run_request
 from dyno_reports.storage import drift, migrate, tables
 from dyno_reports_tests.reference.common import scope_digest
 from dyno_reports_tests.support.history import DEAL_IDS, T0, history_values, load, two_pipelines
@@ -44,9 +44,9 @@ def load_before_0011(engine, data) -> None:
         conn.execute(insert(tables.deal_history), rows)
 
 
-def old_header(request: executor.RunRequest, status: str, generated_at: datetime) -> dict:
+def old_header(request: run_request.RunRequest, status: str, generated_at: datetime) -> dict:
     """A header as the code before 0011 wrote it: no known_at, report_version or scope_digest."""
-    values = executor.header_values(request, uuid.uuid4(), status) | {"generated_at": generated_at}
+    values = run_records.header_values(request, uuid.uuid4(), status) | {"generated_at": generated_at}
     if status == "FAILED":
         values["error_message"] = "a failure"
     return {name: value for name, value in values.items() if name not in KNEW}
@@ -66,7 +66,7 @@ def test_0011_backfills_history_and_runs_so_that_old_runs_are_current_on_unchang
     }
     with engine.connect() as conn:
         requests = {
-            name: executor.build_request(
+            name: run_request.build_request(
                 conn, report, data.tenant_id, period_start=JUNE[0], period_end=JUNE[1], options=options,
                 so_far=so_far, now=datetime(2025, 6, 20, tzinfo=UTC) if so_far else None,
             )

@@ -16,9 +16,9 @@ from alembic import command
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 
-from dyno_reports import local_time
-from dyno_reports.errors import ConfigError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.core import local_time
+from dyno_reports.core.errors import ConfigError
+from dyno_reports.reports import registry
 from dyno_reports.storage import drift, migrate, tables
 
 VERSIONS = migrate.MIGRATIONS / "versions"
@@ -48,7 +48,7 @@ def test_migrated_schema_matches_the_metadata_module(engine):
 def test_every_registered_report_is_a_known_report_type_with_its_fact_table(engine):
     with engine.connect() as conn:
         known = dict(conn.execute(select(tables.report_type.c.report_type, tables.report_type.c.fact_table)).all())
-    assert known == {name: report.fact_table.name for name, report in REGISTRY.items()}
+    assert known == {name: report.fact_table.name for name, report in registry().items()}
 
 
 def test_upgrade_keeps_a_crm_schema_the_crm_already_owns(database_factory):
@@ -91,7 +91,7 @@ def test_0007_adds_so_far_to_the_latest_views_and_its_downgrade_restores_0005s(d
         assert latest_views(engine) == before
     finally:
         engine.dispose()
-    assert len(before) == len(REGISTRY) + 1 and set(after) == set(before)
+    assert len(before) == len(registry()) + 1 and set(after) == set(before)
     for name, (definition, options, _comment, grants) in after.items():
         assert "so_far" in definition and "so_far" not in before[name][0], name
         assert (options, grants) == (["security_invoker=true"], before[name][3]), name
@@ -434,7 +434,7 @@ def test_a_malformed_migration_timeout_is_refused_before_anything_runs(database_
 def dyno(url, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DYNO_DATABASE_URL": url.render_as_string(hide_password=False)}
     return subprocess.run(
-        [sys.executable, "-m", "dyno_reports.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "dyno_reports.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 

@@ -1,4 +1,4 @@
-"""Names beside ids (real PostgreSQL): `dyno_reports.names` and the materialisation preview.
+"""Names beside ids (real PostgreSQL): `dyno_reports.read.names` and the materialisation preview.
 
 Two tenants share pipeline, stage, owner and deal UUIDs (as the test data do on
 purpose) but name them differently: each run must get its own tenant's names.
@@ -11,10 +11,10 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import select, update
 
-from dyno_reports import names
 from dyno_reports.dagster_defs.preview import HEADERS, facts_preview
-from dyno_reports.names import tenant_name
-from dyno_reports.reports import REGISTRY, get_report
+from dyno_reports.read import names
+from dyno_reports.read.names import tenant_name
+from dyno_reports.reports import get_report, registry
 from dyno_reports.storage import tables
 from dyno_reports_tests.support.facts import facts_by_key, run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, PRINCIPAL_IDS, T0, TenantData, load
@@ -102,7 +102,7 @@ def test_label_is_name_and_short_id_else_the_full_id():
     assert got.label("stage_id", None) is None
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_preview_is_a_table_with_names_beside_ids(engine, tenants, report_type):
     data = tenants["globex"]
     report = get_report(report_type)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dyno_reports import periods, run_window
-from dyno_reports.errors import ConfigError, InputError
-from dyno_reports.tenant_calendar import TenantCalendar
+from dyno_reports.core import periods
+from dyno_reports.core.errors import ConfigError, InputError
+from dyno_reports.core.tenant_calendar import TenantCalendar
+from dyno_reports.engine import run_window
 
 UTC = UTC
 NOW = datetime(2025, 6, 18, 15, 30, tzinfo=UTC)

@@ -17,11 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text
 
-from dyno_reports import cli, executor, periods
+from dyno_reports.cli import main as cli
+from dyno_reports.core import periods
+from dyno_reports.core.errors import InputError
 from dyno_reports.dagster_defs.assets import report_assets
-from dyno_reports.dagster_defs.checks import unbalanced_movement_facts
-from dyno_reports.errors import InputError
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine import run_records, run_request
+from dyno_reports.reports import registry
+from dyno_reports.reports.pipeline_movement_checks import unbalanced_movement_facts
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.reference.pipeline_movement import balances, expected
@@ -207,7 +209,7 @@ def test_a_window_without_a_start_is_refused_before_anything_is_written(engine, 
     load(engine, data)
     message = f"report {REPORT} needs a window with a start"
     with engine.connect() as conn, pytest.raises(InputError, match=message):
-        executor.build_request(conn, REPORT, data.tenant_id, period_end=E)
+        run_request.build_request(conn, REPORT, data.tenant_id, period_end=E)
 
     env = {"DYNO_DATABASE_URL": url_string(database_url), "DYNO_DEBUG": None}
     args = ["run", REPORT, "--tenant", str(data.tenant_id), "--period-end", E.date().isoformat()]
@@ -253,11 +255,11 @@ def test_the_balance_check_counts_this_dagster_runs_unbalanced_rows(engine):
     data, _, _ = two_pipelines()
     load(engine, data)
     bad_run, dagster_run_id = uuid.uuid4(), f"bad-{uuid.uuid4()}"
-    request = executor.RunRequest(
-        REGISTRY[REPORT],
+    request = run_request.RunRequest(
+        registry()[REPORT],
         data.tenant_id,
         periods.Window(S, E),
-        REGISTRY[REPORT].options_model(),
+        registry()[REPORT].options_model(),
         dagster_run_id,
         known_at=E,
     )
@@ -272,7 +274,7 @@ def test_the_balance_check_counts_this_dagster_runs_unbalanced_rows(engine):
         conn.execute(text("SET LOCAL session_replication_role = replica"))  # no triggers
         conn.execute(
             insert(report_run).values(
-                **executor.header_values(request, bad_run, "SUCCEEDED"), scope_digest=A_SCOPE_DIGEST
+                **run_records.header_values(request, bad_run, "SUCCEEDED"), scope_digest=A_SCOPE_DIGEST
             )
         )
         conn.execute(

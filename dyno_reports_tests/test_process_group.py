@@ -1,4 +1,4 @@
-"""`dyno_reports.process_group` on real processes (no database): a stubborn process tree is gone in time."""
+"""`dyno_reports.devtools.process_group` on real processes (no database): a stubborn process tree is gone in time."""
 
 import signal
 import subprocess
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dyno_reports import process_group
+from dyno_reports.devtools import process_group
 
 # A parent that ignores `ignored` signals and starts a grandchild that does the same, then exits
 # (the grandchild is orphaned, as a step process is when its run worker dies); both sleep.

@@ -15,11 +15,11 @@ import pytest
 from dagster import AssetKey, DagsterEvent, DagsterEventType, DagsterRun
 from sqlalchemy import func, select
 
-from dyno_reports import config
+from dyno_reports.core import config
+from dyno_reports.core.errors import ConfigError
 from dyno_reports.dagster_defs import sweep
 from dyno_reports.dagster_defs.failures import RECONCILE_LOCK_CLASS
 from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
-from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.books import assert_books_agree, headers_by_partition, materialised_run_ids

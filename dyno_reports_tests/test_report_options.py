@@ -3,17 +3,18 @@ agree with the lazily built pydantic models, for every report. No DB."""
 
 import pytest
 
-from dyno_reports.errors import InputError
-from dyno_reports.reports import REGISTRY
-from dyno_reports.reports.base import DefaultOptions, ReportOptions, parse_options
+from dyno_reports.core.errors import InputError
+from dyno_reports.reports import registry
+from dyno_reports.reports.option_specs import DefaultOptions
+from dyno_reports.reports.options import ReportOptions, parse_options
 
-REPORTS = sorted(REGISTRY)
+REPORTS = sorted(registry())
 
 
 @pytest.mark.parametrize("report_type", REPORTS)
 @pytest.mark.parametrize("none_given", [None, {}])
 def test_no_options_are_the_models_defaults_without_the_model(report_type, none_given):
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     defaults = report.options_from(none_given)
     modelled = parse_options(report.options_model, none_given)
 
@@ -26,7 +27,7 @@ def test_no_options_are_the_models_defaults_without_the_model(report_type, none_
 
 @pytest.mark.parametrize("report_type", REPORTS)
 def test_the_declared_specs_are_the_models_fields(report_type):
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     fields = report.options_model.model_fields
     assert [spec.name for spec in report.all_options] == list(fields)
     for spec in report.all_options:
@@ -36,7 +37,7 @@ def test_the_declared_specs_are_the_models_fields(report_type):
 
 
 def test_given_options_are_validated_by_the_model():
-    report = REGISTRY["pipeline_overview"]
+    report = registry()["pipeline_overview"]
     given = report.options_from({"include_closed": True})
     assert isinstance(given, report.options_model)
     assert given.canonical() == {"pipeline_ids": None, "include_closed": True}

@@ -19,9 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import BigInteger, Numeric, UniqueConstraint, func, select, text
 
-from dyno_reports.errors import InputError
-from dyno_reports.reports import REGISTRY
-from dyno_reports.reports.base import ReportOptions, parse_options
+from dyno_reports.core.errors import InputError
+from dyno_reports.reports import registry
+from dyno_reports.reports.options import ReportOptions, parse_options
 from dyno_reports.reports.sql_common import DEAL_ROW_COLUMNS, DEAL_ROWS_SOURCE, SCOPE_STAGES
 from dyno_reports.storage.tables import MONEY, report_run
 from dyno_reports_tests.reference import REFERENCES, Reference
@@ -39,7 +39,7 @@ from dyno_reports_tests.support.history import (
 from dyno_reports_tests.support.late_rows import known_ats, with_late_rows
 from dyno_reports_tests.support.local_windows import calendars, local_windows
 
-REPORTS = sorted(REGISTRY)
+REPORTS = sorted(registry())
 D = timedelta(days=1)
 WINDOW = (T0, T0 + 30 * D)
 MADE_UP_OPTION = "colour"
@@ -62,11 +62,11 @@ def reference_of(report_type: str) -> Reference:
 
 def own_options(report_type: str) -> set[str]:
     """The report's options besides pipeline_ids (which every report has)."""
-    return set(REGISTRY[report_type].options_model.model_fields) - {"pipeline_ids"}
+    return set(registry()[report_type].options_model.model_fields) - {"pipeline_ids"}
 
 
 def defaults(report_type: str) -> dict:
-    return {name: field.default for name, field in REGISTRY[report_type].options_model.model_fields.items()}
+    return {name: field.default for name, field in registry()[report_type].options_model.model_fields.items()}
 
 
 def header(engine, run_id):
@@ -104,7 +104,7 @@ def test_the_report_has_a_reference_that_draws_every_option_it_has(report_type):
 
 
 def test_every_reference_is_of_a_registered_report():
-    assert set(REFERENCES) <= set(REGISTRY)
+    assert set(REFERENCES) <= set(registry())
 
 
 # --- SQL against the reference on generated inputs (real PostgreSQL) -----------
@@ -151,8 +151,8 @@ def test_a_tenant_without_pipelines_gets_no_rows(engine, report_type):
 
 def options_it_does_not_have(report_type: str) -> list[str]:
     """Every other report's options this one lacks, and one no report has."""
-    every = {name for report in REGISTRY.values() for name in report.options_model.model_fields}
-    return [*sorted(every - set(REGISTRY[report_type].options_model.model_fields)), MADE_UP_OPTION]
+    every = {name for report in registry().values() for name in report.options_model.model_fields}
+    return [*sorted(every - set(registry()[report_type].options_model.model_fields)), MADE_UP_OPTION]
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_refuses_an_option_it_does_not_have_and_writes_nothing(engine, idle_tena
 def test_options_round_trip_through_their_canonical_form(report_type, choices):
     """Any spelling of valid options has one canonical form (every option, defaults filled in, pipeline
     ids sorted and deduplicated, JSON), which parses back to the same options. No DB."""
-    model = REGISTRY[report_type].options_model
+    model = registry()[report_type].options_model
     given_options = choices.draw(st.fixed_dictionaries({}, optional=dict(reference_of(report_type).options)))
     raw = dict(given_options)
     pipeline_ids = choices.draw(st.none() | st.lists(st.sampled_from(PIPELINE_IDS), min_size=1, max_size=6))
@@ -216,7 +216,7 @@ def test_a_run_records_its_options_canonically_and_they_run_again_to_the_same_fa
 
 @pytest.mark.parametrize("report_type", REPORTS)
 def test_definition_is_consistent(report_type):
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     table = report.fact_table
     assert report.cadences == reference_of(report_type).cadences
     assert report.title and report.description
@@ -237,7 +237,7 @@ def test_definition_is_consistent(report_type):
 
 @pytest.mark.parametrize("report_type", REPORTS)
 def test_sql_is_built_on_the_shared_ctes_and_binds_every_option(report_type):
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     # the shared CTEs carry the tenant predicate and ignore every row dated at or after E or recorded after K;
     # a report that makes its own pass over history (pipeline_movement) carries them there (test_isolation
     # checks the plans)
@@ -257,7 +257,7 @@ def test_sql_is_built_on_the_shared_ctes_and_binds_every_option(report_type):
 
 @pytest.mark.parametrize("report_type", REPORTS)
 def test_options_model_refuses_unknown_keys_and_needs_no_option(report_type):
-    model = REGISTRY[report_type].options_model
+    model = registry()[report_type].options_model
     assert issubclass(model, ReportOptions) and model.model_config.get("extra") == "forbid"
     assert all(field.description for field in model.model_fields.values())  # `dyno-reports list` shows them
     assert model().canonical() == defaults(report_type)  # a run without options takes every default

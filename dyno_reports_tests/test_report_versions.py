@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy.dialects.postgresql import psycopg
 
-from dyno_reports.executor import _facts_sums_and_header
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine.executor import _facts_sums_and_header
+from dyno_reports.reports import registry
 
 # report_type -> (report_version, sha256 of the statement). Decide, then update:
 STATEMENTS = {
@@ -28,18 +28,18 @@ STATEMENTS = {
 
 
 def statement_digest(report_type: str) -> str:
-    statement = _facts_sums_and_header(REGISTRY[report_type]).compile(dialect=psycopg.dialect())
+    statement = _facts_sums_and_header(registry()[report_type]).compile(dialect=psycopg.dialect())
     return hashlib.sha256(str(statement).encode()).hexdigest()
 
 
 def test_every_report_has_its_version_and_digest_here():
-    assert set(STATEMENTS) == set(REGISTRY)
+    assert set(STATEMENTS) == set(registry())
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_the_reports_statement_is_the_one_its_version_was_decided_for(report_type):
     version, digest = STATEMENTS[report_type]
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     actual = statement_digest(report_type)
     assert (report.report_version, actual) == (version, digest), (
         f"{report_type}: its statement or its version changed (now version {report.report_version}, statement "
@@ -53,14 +53,14 @@ def test_the_reports_statement_is_the_one_its_version_was_decided_for(report_typ
 
 def test_a_changed_statement_fails_with_what_to_do(monkeypatch):
     """The check itself: a report whose SQL changed by one character is caught and told what to do."""
-    report = REGISTRY["win_loss"]
+    report = registry()["win_loss"]
     monkeypatch.setitem(
-        REGISTRY, "win_loss", replace(report, sql=report.sql.replace("ORDER BY pipeline_id", "ORDER BY  pipeline_id"))
+        registry(), "win_loss", replace(report, sql=report.sql.replace("ORDER BY pipeline_id", "ORDER BY  pipeline_id"))
     )
     with pytest.raises(
         AssertionError, match=re.escape("bump report_version in dyno_reports/reports/win_loss_executor.py to 2")
     ):
         test_the_reports_statement_is_the_one_its_version_was_decided_for("win_loss")
-    monkeypatch.setitem(REGISTRY, "win_loss", replace(report, report_version=2))
+    monkeypatch.setitem(registry(), "win_loss", replace(report, report_version=2))
     with pytest.raises(AssertionError, match="now version 2"):  # a version bumped here but not there
         test_the_reports_statement_is_the_one_its_version_was_decided_for("win_loss")

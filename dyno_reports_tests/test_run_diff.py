@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, insert, update
 
-from dyno_reports import executor, run_records
+from dyno_reports.engine import executor, run_records, run_request
 from dyno_reports.reports import get_report
 from dyno_reports.storage import tables
 from dyno_reports_tests.support.history import (
@@ -56,7 +56,7 @@ def tenant(engine) -> TenantData:
 
 def run(engine: Engine, tenant_id: uuid.UUID, report: str = REPORT, start: str = JUNE[0], end: str = JUNE[1]):
     with engine.connect() as conn:
-        request = executor.build_request(conn, report, tenant_id, period_start=start, period_end=end)
+        request = run_request.build_request(conn, report, tenant_id, period_start=start, period_end=end)
     result = executor.execute(engine, request)
     assert result.succeeded, result.error_message
     return result.run_id
@@ -81,7 +81,7 @@ def stored_run(
 ) -> uuid.UUID:
     """A run header (SUCCEEDED, or FAILED with `error`) and its facts, written in one transaction."""
     with engine.connect() as conn:
-        request = executor.build_request(conn, report, tenant_id, period_start=window[0], period_end=window[1],
+        request = run_request.build_request(conn, report, tenant_id, period_start=window[0], period_end=window[1],
                                          options=options)  # fmt: skip
     run_id = uuid.uuid4()
     values = run_records.header_values(request, run_id, "FAILED" if error else "SUCCEEDED")

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from dyno_reports import executor
-from dyno_reports.reports import REGISTRY
+from dyno_reports.engine import run_records, run_request
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.reference.common import scope_digest
 from dyno_reports_tests.support.facts import run
@@ -45,7 +45,7 @@ def digest_of_run(engine, data, report_type: str, pipeline_ids=None) -> str:
     return recorded["scope_digest"]
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_a_run_records_its_k_its_reports_version_and_its_scopes_digest_in_the_documented_form(engine, report_type):
     data = tenant_with_two_pipelines(engine)
     first, second = data.pipelines
@@ -55,7 +55,9 @@ def test_a_run_records_its_k_its_reports_version_and_its_scopes_digest_in_the_do
         assert result.succeeded, result.error_message
         recorded = header_of(engine, result.run_id)
         assert recorded["known_at"] == result.request.known_at
-        assert recorded["report_version"] == REGISTRY[report_type].report_version == result.summary()["report_version"]
+        assert (
+            recorded["report_version"] == registry()[report_type].report_version == result.summary()["report_version"]
+        )
         assert recorded["scope_digest"] == scope_digest(data, selected)
     assert scope_digest(data, [first]) != scope_digest(data, None) != scope_digest(data, [second])
 
@@ -122,25 +124,27 @@ def test_a_finished_runs_record_of_what_it_knew_is_final(engine):
 def test_a_succeeded_header_must_say_what_it_knew_and_a_failed_one_says_what_it_can(engine):
     data = tenant_with_two_pipelines(engine)
     with engine.connect() as conn:
-        request = executor.build_request(conn, "win_loss", data.tenant_id, period_start=WINDOW[0], period_end=WINDOW[1])
+        request = run_request.build_request(
+            conn, "win_loss", data.tenant_id, period_start=WINDOW[0], period_end=WINDOW[1]
+        )
     for missing in ("known_at", "report_version", "scope_digest"):
-        values = executor.header_values(request, uuid.uuid4(), "SUCCEEDED") | {"scope_digest": "0" * 64}
+        values = run_records.header_values(request, uuid.uuid4(), "SUCCEEDED") | {"scope_digest": "0" * 64}
         with engine.begin() as conn, pytest.raises(IntegrityError, match="succeeded_records_what_it_knew"):
             conn.execute(insert(report_run).values(values | {missing: None}))
     for column, bad in (("report_version", 0), ("scope_digest", "not a digest")):
-        values = executor.header_values(request, uuid.uuid4(), "FAILED") | {"error_message": "x", column: bad}
+        values = run_records.header_values(request, uuid.uuid4(), "FAILED") | {"error_message": "x", column: bad}
         with engine.begin() as conn, pytest.raises(IntegrityError, match=f"ck_report_run_{column}"):
             conn.execute(insert(report_run).values(values))
 
     failed = uuid.uuid4()
-    executor.record_failure(engine, request, failed, "a failure")
+    run_records.record_failure(engine, request, failed, "a failure")
     recorded = header_of(engine, failed)
     assert (recorded["known_at"], recorded["report_version"], recorded["scope_digest"]) == (
         request.known_at,
-        REGISTRY["win_loss"].report_version,
+        registry()["win_loss"].report_version,
         None,  # computed only by a run's own statement
     )
-    refused = executor.record_input_failure(
+    refused = run_records.record_input_failure(
         engine, "win_loss", data.tenant_id, request.window, '{"colour": 1}', "unknown option"
     )
     assert [header_of(engine, refused)[c] for c in ("known_at", "report_version", "scope_digest")] == [None] * 3

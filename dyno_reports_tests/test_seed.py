@@ -7,12 +7,12 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 
-from dyno_reports import seed as seed_module
-from dyno_reports import synthetic
-from dyno_reports.errors import InputError
-from dyno_reports.seed import DEFAULT_END, DEFAULT_START, SeededTenant, seed
+from dyno_reports.core.errors import InputError
+from dyno_reports.core.tenant_calendar import TenantCalendar
+from dyno_reports.devtools import seed as seed_module
+from dyno_reports.devtools import synthetic
+from dyno_reports.devtools.seed import DEFAULT_END, DEFAULT_START, SeededTenant, seed
 from dyno_reports.storage import migrate
-from dyno_reports.tenant_calendar import TenantCalendar
 
 SEED = 11
 TENANTS = 2

@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import insert, select
 
-from dyno_reports import executor, text_table, trend
-from dyno_reports.reports import REGISTRY
+from dyno_reports.core.tenant_calendar import TenantCalendar
+from dyno_reports.engine import executor, run_request
+from dyno_reports.read import text_table, trend
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
-from dyno_reports.tenant_calendar import TenantCalendar
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.test_cli import dyno
 
@@ -58,7 +59,7 @@ def twin(engine) -> TenantData:
 
 def run(engine, tenant_id, start, options=None) -> uuid.UUID:
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, REPORT, tenant_id, period_start=start, period_end=start + 7 * D, options=options
         )
     result = executor.execute(engine, request)
@@ -232,15 +233,15 @@ def test_trend_by_stage_for_a_non_additive_metric_and_a_png(cli_env, history, ru
         assert image.format == "PNG" and image.size[0] >= 800 and len(image.getcolors(1 << 16) or []) > 50
 
 
-@pytest.mark.parametrize("report_type", sorted(REGISTRY))
+@pytest.mark.parametrize("report_type", sorted(registry()))
 def test_trend_of_every_report_and_metric_matches_its_facts(engine, twin, report_type):
     """In-process, for every registered report: each additive metric's total is the sum of the run's facts,
     and every metric grouped by all dimensions gives back each fact row's value."""
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     (period,) = trend.trend_periods(TenantCalendar(), report.cadence, 1, through=date(2025, 6, 20))
     window = period.window
     with engine.connect() as conn:
-        request = executor.build_request(conn, report_type, twin.tenant_id, period_start=window.start,
+        request = run_request.build_request(conn, report_type, twin.tenant_id, period_start=window.start,
                                          period_end=window.end)  # fmt: skip
     result = executor.execute(engine, request)
     assert result.succeeded, result.error_message
@@ -262,10 +263,10 @@ def test_trend_of_every_report_and_metric_matches_its_facts(engine, twin, report
 
 
 def test_sums_are_offered_for_counts_and_amounts_only():
-    assert trend.additive_metrics(REGISTRY["pipeline_overview"]) == ("deal_count", "total_amount", "entered_count")
-    assert trend.additive_metrics(REGISTRY["win_loss"]) == ("won_count", "lost_count", "won_amount", "lost_amount")
-    assert trend.additive_metrics(REGISTRY["deal_velocity"]) == ("exited_count",)
-    for report in REGISTRY.values():
+    assert trend.additive_metrics(registry()["pipeline_overview"]) == ("deal_count", "total_amount", "entered_count")
+    assert trend.additive_metrics(registry()["win_loss"]) == ("won_count", "lost_count", "won_amount", "lost_amount")
+    assert trend.additive_metrics(registry()["deal_velocity"]) == ("exited_count",)
+    for report in registry().values():
         assert set(report.headline_metrics) <= set(trend.additive_metrics(report)), report.report_type
 
 
@@ -290,9 +291,9 @@ def test_periods_end_with_the_last_closed_one_or_the_one_containing_through():
 
 def test_show_turns_a_wide_report_a_quarter(cli_env, engine, history):
     """pipeline_movement has 22 metrics: one line per metric, one column per pipeline."""
-    report = REGISTRY["pipeline_movement"]
+    report = registry()["pipeline_movement"]
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, report.report_type, history.tenant_id, period_start="2025-06-01", period_end="2025-07-01"
         )
     result = executor.execute(engine, request)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dyno_reports import executor
-from dyno_reports.errors import InputError
+from dyno_reports.core.errors import InputError
+from dyno_reports.engine import executor, run_records, run_request
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.test_cli import dyno, run_count
@@ -94,7 +94,7 @@ def test_so_far_runs_it_and_records_a_so_far_run_under_the_final_runs_fingerprin
     }
 
     with engine.connect() as conn:  # the same window asked once it has ended (and the CRM's longest write passed)
-        final = executor.build_request(
+        final = run_request.build_request(
             conn, "win_loss", tenant, period_start=midnight(start), period_end=midnight(end), now=midnight(end) + CRM
         )
     assert not final.so_far and "so_far" not in final.input_params()
@@ -122,9 +122,9 @@ def test_so_far_on_a_period_that_has_ended_is_a_final_run(cli_env, engine, tenan
 def test_the_default_and_start_only_windows_are_closed_periods(engine, tenant):
     now = datetime(2026, 3, 4, 15, 30, tzinfo=UTC)
     with engine.connect() as conn:
-        default = executor.build_request(conn, "win_loss", tenant, now=now)
-        start_only = executor.build_request(conn, "win_loss", tenant, period_start="2026-03-01", now=now)
-        ended = executor.build_request(
+        default = run_request.build_request(conn, "win_loss", tenant, now=now)
+        start_only = run_request.build_request(conn, "win_loss", tenant, period_start="2026-03-01", now=now)
+        ended = run_request.build_request(
             conn, "win_loss", tenant, period_start="2026-03-01", period_end=now - CRM, now=now
         )
     for request in (default, start_only):
@@ -138,9 +138,9 @@ def test_build_request_judges_the_end_against_now(engine, tenant):
     while_open = datetime(2025, 6, 5, 12, 0, 0, 250_000, tzinfo=UTC)
     with engine.connect() as conn:
         with pytest.raises(InputError) as refused:
-            executor.build_request(conn, "win_loss", tenant, **june, now=while_open)
-        so_far = executor.build_request(conn, "win_loss", tenant, **june, now=while_open, so_far=True)
-        final = executor.build_request(conn, "win_loss", tenant, **june, now=datetime(2025, 6, 9, tzinfo=UTC) + CRM)
+            run_request.build_request(conn, "win_loss", tenant, **june, now=while_open)
+        so_far = run_request.build_request(conn, "win_loss", tenant, **june, now=while_open, so_far=True)
+        final = run_request.build_request(conn, "win_loss", tenant, **june, now=datetime(2025, 6, 9, tzinfo=UTC) + CRM)
     assert str(refused.value).startswith(
         "period end 2025-06-09T00:00:00+00:00 is after now (2025-06-05T12:00:00+00:00): the period has not ended"
     )
@@ -150,11 +150,11 @@ def test_build_request_judges_the_end_against_now(engine, tenant):
 
 def test_a_failed_so_far_run_records_that_it_was_so_far(engine, tenant):
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn, "win_loss", tenant, period_start=midnight(today()), period_end=midnight(today() + 3 * D), so_far=True
         )
     run_id = uuid.uuid4()
-    executor.record_failure(engine, request, run_id, "statement timeout")
+    run_records.record_failure(engine, request, run_id, "statement timeout")
     header = header_of(engine, run_id)
     assert header.status == "FAILED" and header.input_params["so_far"] is True
     assert header.input_fingerprint == request.fingerprint()
@@ -182,7 +182,7 @@ def test_trend_marks_a_period_whose_latest_run_is_a_so_far_run(cli_env, engine, 
     runs = {}
     for start, so_far in ((this_week - 7 * D, False), (this_week, True)):
         with engine.connect() as conn:
-            request = executor.build_request(
+            request = run_request.build_request(
                 conn, "pipeline_overview", tenant, period_start=start, period_end=start + 7 * D, so_far=so_far, now=now
             )
         assert request.so_far is so_far

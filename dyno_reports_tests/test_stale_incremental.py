@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from sqlalchemy import select, text
 
-from dyno_reports import staleness
-from dyno_reports.reports import REGISTRY
+from dyno_reports.freshness import staleness
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import stale_scope, stale_version
 from dyno_reports_tests.support.history import load
 from dyno_reports_tests.test_staleness import WEEKS, set_stage, stale_of, succeeded, tenant_with_deal
@@ -87,12 +87,12 @@ def test_a_version_bump_is_seen_once_and_flags_its_reports_runs(engine, monkeypa
     load(engine, mine)
     win_loss = succeeded(engine, "win_loss", mine, WEEKS[0])
     stale_of(engine, mine)
-    monkeypatch.setitem(REGISTRY, "win_loss", replace(REGISTRY["win_loss"], report_version=7))
+    monkeypatch.setitem(registry(), "win_loss", replace(registry()["win_loss"], report_version=7))
     found = stale_of(engine, mine)
     assert found[win_loss].reasons() == ["report version 1 -> 7"]
     with engine.connect() as conn:
         seen = conn.execute(select(stale_version.c.report_version).where(stale_version.c.report_type == "win_loss"))
         assert seen.scalar_one() == 7
     assert writes_of_a_check(engine) == {}  # the bump is seen: the next check compares nothing
-    monkeypatch.setitem(REGISTRY, "win_loss", replace(REGISTRY["win_loss"], report_version=1))
+    monkeypatch.setitem(registry(), "win_loss", replace(registry()["win_loss"], report_version=1))
     assert stale_of(engine, mine) == {}

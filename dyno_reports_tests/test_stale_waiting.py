@@ -6,7 +6,8 @@ The check is fleet-wide (one cursor for the module's database): each test looks 
 
 from datetime import UTC, datetime, timedelta
 
-from dyno_reports import config, refresh
+from dyno_reports.core import config
+from dyno_reports.freshness import refresh
 from dyno_reports_tests.support.history import load, load_rows
 from dyno_reports_tests.test_staleness import WEEKS, D, late_row, run_count, stale_of, succeeded, tenant_with_deal
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, text, update
 
-from dyno_reports import refresh, staleness
-from dyno_reports.reports import REGISTRY
+from dyno_reports.freshness import refresh, staleness
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run, stage, stale_check
 from dyno_reports_tests.support.facts import run
 from dyno_reports_tests.support.history import (
@@ -160,7 +160,7 @@ def test_a_report_version_bump_makes_its_runs_stale(engine, monkeypatch):
     load(engine, mine)
     win_loss = succeeded(engine, "win_loss", mine, WEEKS[0])
     overview = succeeded(engine, "pipeline_overview", mine, WEEKS[0])
-    monkeypatch.setitem(REGISTRY, "win_loss", replace(REGISTRY["win_loss"], report_version=2))
+    monkeypatch.setitem(registry(), "win_loss", replace(registry()["win_loss"], report_version=2))
     found = stale_of(engine, mine)
     assert set(found) == {win_loss} and overview not in found
     assert (found[win_loss].version, found[win_loss].current_version) == (1, 2)

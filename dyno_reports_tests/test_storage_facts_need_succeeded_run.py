@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, insert, text, update
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import executor
+from dyno_reports.engine import executor, run_records
+from dyno_reports.engine.run_request import RunRequest, build_request
 from dyno_reports.storage import migrate
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
@@ -32,20 +33,20 @@ def tenant(engine) -> TenantData:
 
 
 @pytest.fixture
-def run_request(engine, tenant) -> executor.RunRequest:
+def run_request(engine, tenant) -> RunRequest:
     with engine.connect() as conn:
-        return executor.build_request(conn, "pipeline_overview", tenant.tenant_id, period_start=T0, period_end=END)
+        return build_request(conn, "pipeline_overview", tenant.tenant_id, period_start=T0, period_end=END)
 
 
-def add_header(conn: Connection, req: executor.RunRequest, status: str) -> uuid.UUID:
+def add_header(conn: Connection, req: RunRequest, status: str) -> uuid.UUID:
     run_id = uuid.uuid4()
-    values = executor.header_values(req, run_id, status) | ({"error_message": "x"} if status == "FAILED" else {})
+    values = run_records.header_values(req, run_id, status) | ({"error_message": "x"} if status == "FAILED" else {})
     values |= {"scope_digest": A_SCOPE_DIGEST}  # a writer that succeeds its run later says what it read at once
     conn.execute(insert(report_run).values(**values))
     return run_id
 
 
-def add_facts(conn: Connection, req: executor.RunRequest, run_id: uuid.UUID, rows: int = 1) -> None:
+def add_facts(conn: Connection, req: RunRequest, run_id: uuid.UUID, rows: int = 1) -> None:
     """`rows` fact rows in one INSERT statement."""
     conn.execute(
         insert(pipeline_overview_fact).values(
@@ -77,7 +78,7 @@ def fact_count(engine: Engine, run_id: uuid.UUID) -> int:
         ).scalar_one()
 
 
-def committed_header(engine: Engine, req: executor.RunRequest, status: str) -> uuid.UUID:
+def committed_header(engine: Engine, req: RunRequest, status: str) -> uuid.UUID:
     with engine.begin() as conn:
         return add_header(conn, req, status)
 
@@ -155,7 +156,7 @@ def test_the_check_runs_once_per_statement_not_per_row(engine, run_request):
 def as_writer(engine: Engine, tenant_id: uuid.UUID) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         conn.exec_driver_sql(f"SET LOCAL ROLE {WRITER}")
-        executor.enter_tenant(conn, tenant_id)
+        run_records.enter_tenant(conn, tenant_id)
         yield conn
 
 

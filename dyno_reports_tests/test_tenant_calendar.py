@@ -1,4 +1,4 @@
-"""The tenant calendar (dyno_reports.tenant_calendar, local_time), no DB: hypothesis properties against the
+"""The tenant calendar (dyno_reports.core.tenant_calendar, local_time), no DB: hypothesis properties against the
 plain-Python reference (reference/calendar.py) over every zone of zoneinfo, dates from 1970 to 2100, week
 starts and fiscal settings; hand cases for DST gaps and repeated midnights, odd offsets, weeks of 167 and 169
 hours, fiscal years; the default calendar against the UTC periods of before calendars (their rules kept
@@ -13,9 +13,10 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dyno_reports import local_time, periods, run_window
-from dyno_reports.errors import ConfigError, InputError, shown
-from dyno_reports.tenant_calendar import PERIOD_GRAINS, TenantCalendar
+from dyno_reports.core import local_time, periods
+from dyno_reports.core.errors import ConfigError, InputError, shown
+from dyno_reports.core.tenant_calendar import PERIOD_GRAINS, TenantCalendar
+from dyno_reports.engine import run_window
 from dyno_reports_tests.reference import calendar as ref
 
 ZONES = sorted(local_time.known_zone_names())

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from benchmarks.dagster_ops.world import World
-from dyno_reports import executor, seed
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_request
 from dyno_reports.storage.tables import report_run
 
 TERMINAL_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -131,7 +132,7 @@ def executor_seconds(engine: Engine, work: list[tuple[str, str, date]]) -> float
     for report_type, tenant_id, week in work:
         started = time.perf_counter()
         with engine.connect() as conn:
-            request = executor.build_request(
+            request = run_request.build_request(
                 conn,
                 report_type,
                 tenant_id,

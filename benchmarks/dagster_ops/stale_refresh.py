@@ -34,7 +34,7 @@ from benchmarks.dagster_ops.world import (
     stop_dagster,
     wait_for,
 )
-from dyno_reports import executor
+from dyno_reports.engine import executor, run_request
 from dyno_reports.storage.tables import deal_history, report_run
 
 REPORT = "pipeline_overview"
@@ -52,7 +52,7 @@ def first_runs(world: World, tenants: list[str], weeks: list[datetime]) -> None:
     with engine.connect() as conn:
         for tenant_id in tenants:
             for week in weeks:
-                request = executor.build_request(
+                request = run_request.build_request(
                     conn, REPORT, tenant_id, period_start=week, period_end=week + timedelta(weeks=1)
                 )
                 conn.rollback()

@@ -20,8 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 
-from dyno_reports import db
-from dyno_reports.storage import migrate
+from dyno_reports.storage import db, migrate
 
 PROJECT = Path(__file__).resolve().parents[2]
 START_DATE = "2024-07-01"

@@ -25,11 +25,11 @@ from unittest import mock
 
 from sqlalchemy import Engine, text
 
-from dyno_reports import db, staleness
-from dyno_reports import staleness_sql as sql
-from dyno_reports.reports import REGISTRY
+from dyno_reports.freshness import staleness
+from dyno_reports.freshness import staleness_sql as sql
+from dyno_reports.reports import registry
 from dyno_reports.reports.scope_digest import SCOPE_DIGEST
-from dyno_reports.storage import migrate
+from dyno_reports.storage import db, migrate
 
 TENANT = "CAST(md5('stale-bench-tenant-' || t) AS uuid)"
 TENANTS = "generate_series(1, CAST(:tenants AS integer)) t"
@@ -135,7 +135,7 @@ def build(engine: Engine, tenants: int, rows: int) -> None:
         for statement in HISTORY.split(";\n"):
             conn.execute(text(statement), params)
         if deals_now == 0:
-            versions = {name: report.report_version for name, report in REGISTRY.items()}
+            versions = {name: report.report_version for name, report in registry().items()}
             conn.execute(text(RUNS), {"tenants": tenants, "types": list(versions), "versions": list(versions.values())})
             conn.exec_driver_sql("ALTER TABLE reporting.report_run DISABLE TRIGGER report_run_status_is_final")
             for tenant_id in conn.execute(text("SELECT tenant_id FROM crm.tenant")).scalars().all():

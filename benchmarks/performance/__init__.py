@@ -8,5 +8,5 @@
 
 They print Markdown tables (figures next to their goals) for `docs/performance.md`.
 They call only the package's public entry points (`executor`, `db`, `seed`,
-`reports.REGISTRY`, the `dyno-reports` command), so they measure whatever code is checked out.
+`reports.registry()`, the `dyno-reports` command), so they measure whatever code is checked out.
 """

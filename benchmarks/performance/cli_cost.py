@@ -27,9 +27,8 @@ from benchmarks.performance.common import (
     timed,
     verdict,
 )
-from dyno_reports import db
 from dyno_reports.reports import get_report
-from dyno_reports.storage import migrate
+from dyno_reports.storage import db, migrate
 
 CONNECT_AND_SELECT = (
     "with psycopg.connect(os.environ['BENCH_LIBPQ_URL']) as conn:\n    conn.execute('SELECT 1').fetchone()\n"

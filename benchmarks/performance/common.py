@@ -11,10 +11,11 @@ from uuid import UUID
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine, create_engine, inspect
 
-from dyno_reports import db, executor, seed
-from dyno_reports.reports import REGISTRY
+from dyno_reports.devtools import seed
+from dyno_reports.engine import run_request
+from dyno_reports.reports import registry
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.storage import migrate
+from dyno_reports.storage import db, migrate
 
 # The data of benchmarks.report_runs (tenants of 100k and 1M deals, random seed = size, and 1,000 deals
 # with seed 1); read only here: the crm tables are not written unless a size nobody seeded is asked for.
@@ -46,7 +47,7 @@ def ensure_fact_tables(engine: Engine) -> None:
     """Upgrade the schema when a registered report's fact table is missing (a report added since the data
     was seeded); otherwise leave the revision alone, so older code can still be measured on the same data."""
     inspector = inspect(engine)
-    if not all(inspector.has_table(r.fact_table.name, schema=r.fact_table.schema) for r in REGISTRY.values()):
+    if not all(inspector.has_table(r.fact_table.name, schema=r.fact_table.schema) for r in registry().values()):
         migrate.upgrade(engine)
 
 
@@ -56,10 +57,10 @@ def period_of(report: ReportDefinition) -> tuple[datetime, datetime]:
     return start, start + length
 
 
-def request_for(engine: Engine, report: ReportDefinition, tenant_id: UUID) -> executor.RunRequest:
+def request_for(engine: Engine, report: ReportDefinition, tenant_id: UUID) -> run_request.RunRequest:
     start, end = period_of(report)
     with engine.connect() as conn:
-        return executor.build_request(conn, report.report_type, tenant_id, period_start=start, period_end=end)
+        return run_request.build_request(conn, report.report_type, tenant_id, period_start=start, period_end=end)
 
 
 def small_tenant(engine: Engine) -> seed.SeededTenant:

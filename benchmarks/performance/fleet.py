@@ -5,7 +5,7 @@
 On a database of its own, `dyno_bench_fleet` (or --database: e.g. a copy at another revision, to compare two
 commits side by side), seeded on first use with --tenants tenants of --deals deals (random seed 1000; asking
 for fewer tenants later reuses the first ones). The run requests are built first (timed apart: `build_request`
-validates tenant and pipelines). Then, in one process, for each tenant and each report of REGISTRY: the
+validates tenant and pipelines). Then, in one process, for each tenant and each report of registry(): the
 report's bare SELECT (rows fetched, on one autocommit connection: one round trip) and the full
 `executor.execute` run, one after the other. Overhead per run = (sum of runs - sum of bare SELECTs) / runs:
 what a run costs beyond its own SQL.
@@ -22,23 +22,24 @@ import time
 from sqlalchemy import Connection, text
 
 from benchmarks.performance.common import FLEET_DATABASE, database_engine, print_table, request_for, verdict
-from dyno_reports import executor, seed
-from dyno_reports.reports import REGISTRY
-from dyno_reports.run_records import run_settings, setting_values
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor, run_request
+from dyno_reports.engine.run_records import run_settings, setting_values
+from dyno_reports.reports import registry
 from dyno_reports.storage import migrate
 
 FLEET_SEED = 1000
 OVERHEAD_GOAL_MS = 3.0
 
 
-def bare_select(conn: Connection, request: executor.RunRequest) -> float:
+def bare_select(conn: Connection, request: run_request.RunRequest) -> float:
     """Seconds the report's own SELECT takes, its rows fetched."""
     started = time.perf_counter()
     conn.execute(text(request.report.sql), request.sql_params()).all()
     return time.perf_counter() - started
 
 
-def custom_planned_select(conn: Connection, request: executor.RunRequest) -> float:
+def custom_planned_select(conn: Connection, request: run_request.RunRequest) -> float:
     """Seconds the report's own SELECT takes under the settings of a run (custom plans, the report's own)."""
     settings = request.report.transaction_settings()
     with conn.begin() as transaction:
@@ -48,7 +49,7 @@ def custom_planned_select(conn: Connection, request: executor.RunRequest) -> flo
     return elapsed
 
 
-def full_run(engine, request: executor.RunRequest) -> float:
+def full_run(engine, request: run_request.RunRequest) -> float:
     started = time.perf_counter()
     result = executor.execute(engine, request)
     elapsed = time.perf_counter() - started
@@ -63,7 +64,7 @@ def run(tenants: int, deals: int, database: str = FLEET_DATABASE) -> None:
     fleet = seed.seed(engine, tenants=tenants, deals_per_tenant=deals, random_seed=FLEET_SEED)
     seeded_s = time.perf_counter() - started
     started = time.perf_counter()
-    requests = [request_for(engine, report, t.tenant_id) for t in fleet for report in REGISTRY.values()]
+    requests = [request_for(engine, report, t.tenant_id) for t in fleet for report in registry().values()]
     build_s = time.perf_counter() - started
     sql_s = custom_s = run_s = 0.0
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, engine.connect() as custom:
@@ -76,7 +77,7 @@ def run(tenants: int, deals: int, database: str = FLEET_DATABASE) -> None:
     n = len(requests)
     overhead_ms = (run_s - sql_s) / n * 1000
     deal_counts = sorted({t.deals for t in fleet})
-    print(f"### Fleet: {len(fleet):,} tenants x {len(REGISTRY)} reports = {n:,} runs\n")
+    print(f"### Fleet: {len(fleet):,} tenants x {len(registry())} reports = {n:,} runs\n")
     print(f"Tenants of {', '.join(map(str, deal_counts))} deals (seeded or found in {seeded_s:.1f} s).\n")
     rows = [
         ["all runs (executor.execute)", run_s, run_s / n * 1000],

@@ -34,8 +34,9 @@ from benchmarks.performance.common import (
     verdict,
 )
 from benchmarks.performance.scan_floor import FLOOR_SETTINGS, FLOOR_SQL, SEED_OF_SIZE, run_floor, set_local
-from dyno_reports import executor, seed
-from dyno_reports.reports import REGISTRY
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor
+from dyno_reports.reports import registry
 
 # The line sql_common.KNOWN_ROWS adds to every report's history read, and the floor's equivalent.
 KNOWN_PREDICATE = "\n      AND h.recorded_at <= CAST(:known_at AS timestamptz)"
@@ -82,7 +83,7 @@ def cost_of_floor(times: dict[str, list[float]]) -> float:
 
 
 def compare(engine: Engine, report_type: str, tenant_id, repeats: int) -> list[object]:
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     assert report.sql.count(KNOWN_PREDICATE) == 1, f"{report_type}: the predicate is not where this expects it"
     request = request_for(engine, report, tenant_id)
     without = dataclasses.replace(
@@ -130,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--reports", default=",".join(sorted(REGISTRY)))
+    parser.add_argument("--reports", default=",".join(sorted(registry())))
     parser.add_argument("--database", default=BENCH_DATABASE)
     args = parser.parse_args()
     engine = database_engine(args.database)

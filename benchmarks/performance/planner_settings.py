@@ -21,8 +21,9 @@ from benchmarks.performance.common import (
     timed,
 )
 from benchmarks.performance.scan_floor import SEED_OF_SIZE, run_floor, temp_written_bytes
-from dyno_reports import executor, seed
-from dyno_reports.reports import REGISTRY
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor
+from dyno_reports.reports import registry
 
 VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "none": (),
@@ -32,7 +33,7 @@ VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def compare(engine, report_type: str, tenant_id, variants: list[str], repeats: int) -> list[list[object]]:
-    base = REGISTRY[report_type]
+    base = registry()[report_type]
     request = request_for(engine, base, tenant_id)
     floor_params = {"t": tenant_id, "E": period_of(base)[1], "K": request.known_at}
     requests = {
@@ -60,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--reports", default=",".join(sorted(REGISTRY)))
+    parser.add_argument("--reports", default=",".join(sorted(registry())))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     engine = database_engine(BENCH_DATABASE)

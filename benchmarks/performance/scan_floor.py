@@ -3,7 +3,7 @@
     python -m benchmarks.performance.scan_floor [--deals 100000 1000000] [--repeats 3] [--no-warm-up] [--quick]
 
 On the `dyno_bench` database of benchmarks.report_runs (tenant of N deals: random seed N; the
-1,000-deal tenant: seed 1). For each report of REGISTRY, in one process: the report's plan once
+1,000-deal tenant: seed 1). For each report of registry(), in one process: the report's plan once
 under `EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)` for the temp blocks it writes (which also warms the
 cache), one warm-up of each (unless --no-warm-up), then --repeats rounds alternating the scan floor
 (same tenant, same E) and the full executor run (header, facts, headline, status, commit). Medians;
@@ -30,8 +30,9 @@ from benchmarks.performance.common import (
     timed,
     verdict,
 )
-from dyno_reports import executor, seed
-from dyno_reports.reports import REGISTRY
+from dyno_reports.devtools import seed
+from dyno_reports.engine import executor
+from dyno_reports.reports import registry
 from dyno_reports.reports.base import ReportDefinition
 
 # The least any exact report must do (issue 10): one pass over the tenant's history before E as known at K
@@ -174,7 +175,7 @@ def run(sizes: list[int], repeats: int, warm_up: bool = True) -> None:
     for deals in sizes:
         (tenant,) = seed.seed(engine, tenants=1, deals_per_tenant=deals, random_seed=SEED_OF_SIZE.get(deals, deals))
         indexes = history_indexes(engine)
-        figures = [measure(engine, report, tenant.tenant_id, repeats, warm_up) for report in REGISTRY.values()]
+        figures = [measure(engine, report, tenant.tenant_id, repeats, warm_up) for report in registry().values()]
         print_size(tenant, figures, repeats)
         print(f"Indexes on crm.deal_history: {', '.join(indexes)}.\n")
         if history_indexes(engine) != indexes:

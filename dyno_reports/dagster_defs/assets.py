@@ -3,7 +3,7 @@ partitioned period slot x tenant.
 
 The body reads the calendars of the run's tenants (one query) and turns each
 partition into its tenant's period (`slots.py`: the key's slot read in the
-tenant's calendar), validated with `executor.build_request`; the IO manager then
+tenant's calendar), validated with `run_request.build_request`; the IO manager then
 executes the requests. A partition whose period has not closed in its tenant's
 zone, or closed less than the CRM's longest write ago (10 minutes: its run would
 not be final), is refused before anything is written (`TooEarlyPartition`: no
@@ -40,7 +40,7 @@ from dagster import (
 )
 from sqlalchemy import Connection
 
-from dyno_reports import executor
+from dyno_reports.core.errors import InputError
 from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, ReportAsset, report_assets_by_name
 from dyno_reports.dagster_defs.checks import check_results, check_specs
 from dyno_reports.dagster_defs.crm_assets import crm_asset_keys
@@ -52,8 +52,8 @@ from dyno_reports.dagster_defs.run_config import known_at_of, options_of, report
 from dyno_reports.dagster_defs.slots import targets_of
 from dyno_reports.dagster_defs.step_work import PartitionWork, RefusedPartition, StepWork, TooEarlyPartition
 from dyno_reports.dagster_defs.stopping import cancelled_backfill, stop_for_backfill
-from dyno_reports.errors import InputError
-from dyno_reports.reports.base import parse_options
+from dyno_reports.engine import run_request
+from dyno_reports.reports.options import parse_options
 
 GROUP = "dyno_reports"
 POOL = "dyno_source_db"
@@ -141,7 +141,7 @@ def partition_requests(
                 work[key] = TooEarlyPartition(partition.too_early(now))
                 continue
             try:
-                work[key] = executor.build_request(
+                work[key] = run_request.build_request(
                     conn,
                     report.report_type,
                     partition.tenant_id,

@@ -8,7 +8,7 @@ CLI run's partition) to its report and cadence, or back, goes through `asset_nam
 
 from dataclasses import dataclass
 
-from dyno_reports.reports import REGISTRY
+from dyno_reports.reports import registry
 from dyno_reports.reports.base import ReportDefinition
 
 CADENCE_NAMES = {"week": "weekly", "month": "monthly", "quarter": "quarterly"}
@@ -35,7 +35,7 @@ def report_assets_by_name() -> dict[str, ReportAsset]:
     """Every asset of the registry, by name (sorted by report, then the report's cadences in order)."""
     return {
         asset_name(report, cadence): ReportAsset(report, cadence)
-        for _, report in sorted(REGISTRY.items())
+        for _, report in sorted(registry().items())
         for cadence in report.cadences
     }
 

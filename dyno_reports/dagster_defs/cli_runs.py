@@ -56,15 +56,15 @@ from dagster import (
 )
 from sqlalchemy import Connection, Engine, Row, func, literal, select, tuple_
 
+from dyno_reports.core.tenant_calendar import TenantCalendar
 from dyno_reports.dagster_defs.cadences import asset_name
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.partitions import PERIOD, TENANT, period_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of, slot_of_window
-from dyno_reports.reports import REGISTRY
-from dyno_reports.run_request import iso
+from dyno_reports.engine.run_request import iso
+from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run
-from dyno_reports.tenant_calendar import TenantCalendar
 
 SENSOR_NAME = "report_runs_from_cli_sensor"
 BATCH_RUNS = 500
@@ -115,7 +115,7 @@ def partition_of(
 ) -> tuple[str, str, str] | str:
     """The run's asset, partition key (`<slot>|<tenant>`) and local period, or why it is not reported: a key
     of SKIPPED."""
-    report = REGISTRY.get(run.report_type)
+    report = registry().get(run.report_type)
     cadences = report.cadences if report is not None else ()
     slots = ((cadence, period_key(cadence, start, calendar, run, now)) for cadence in cadences)
     found = next(((cadence, slot) for cadence, slot in slots if slot is not None), None)

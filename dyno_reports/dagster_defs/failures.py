@@ -47,15 +47,16 @@ from dagster import (
 from sqlalchemy import Engine, Row, and_, exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from dyno_reports import executor
+from dyno_reports.core.errors import InputError
 from dyno_reports.dagster_defs.cadences import asset_named
+from dyno_reports.dagster_defs.dagster_private import run_event_records
 from dyno_reports.dagster_defs.family import family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.partitions import report_partitions, start_covering
 from dyno_reports.dagster_defs.run_config import options_of
 from dyno_reports.dagster_defs.run_partitions import run_partition_keys, tagged_keys
 from dyno_reports.dagster_defs.slots import PartitionTarget, targets_of
-from dyno_reports.errors import InputError
+from dyno_reports.engine import run_records
 from dyno_reports.storage.tables import report_run
 
 DB_RESOURCE = "dyno_db"
@@ -111,7 +112,7 @@ def _fail_unrecorded(
                 report_run.c.report_type == report_type,
                 report_run.c.status == "IN_PROGRESS",
             )
-            .values(status="FAILED", error_message=executor.storable_message(message))
+            .values(status="FAILED", error_message=run_records.storable_message(message))
         ).rowcount
         recorded = {
             (str(tenant_id), period_start)
@@ -126,7 +127,7 @@ def _fail_unrecorded(
         if (target.tenant_id, target.period_start) in recorded:
             continue
         try:
-            executor.record_input_failure(
+            run_records.record_input_failure(
                 engine, report_type, target.tenant_id, target.window, options, message, dagster_run_id=run.run_id
             )
         except InputError:  # not a tenant UUID: nothing a header could describe
@@ -192,7 +193,7 @@ def _report_committed(
 def _materialised_by_run(instance: Any, run: DagsterRun, asset_key: AssetKey) -> set[str]:
     """The report run_ids `run` itself materialised: one event-log query, where a SUCCESS run of N
     partitions would otherwise need N (one per partition's latest materialisation)."""
-    records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    records = run_event_records(instance, run.run_id, DagsterEventType.ASSET_MATERIALIZATION)
     materialised = set()
     for record in records:
         event = record.event_log_entry.asset_materialization
@@ -210,7 +211,7 @@ def report_failure_hook(context: HookContext) -> None:
     run = context.instance.get_run_by_id(context.run_id)
     if run is None:
         return
-    message = executor.describe_error(context.op_exception) if context.op_exception else "Dagster step failed"
+    message = run_records.describe_error(context.op_exception) if context.op_exception else "Dagster step failed"
     options = options_of(context.op_config)
     failed, reported = reconcile_run(context.resources.dyno_db.engine(), context.instance, run, asset, message, options)
     context.log.info(

@@ -2,7 +2,7 @@
 
 Re-executions ("re-execute from failure" in the UI, and run retries of a crashed worker) carry the tags
 `dagster/parent_run_id` and `dagster/root_run_id`. The family of a run is the run, its root and every run with
-that root (`instance.get_run_group`): its parent and earlier attempts too. A partition whose question (tenant,
+that root (`dagster_private.run_group_ids`): its parent and earlier attempts too. A partition whose question (tenant,
 report, input fingerprint) a SUCCEEDED `report_run` of the family answers is skipped, and its
 materialisation names that run. Overlapping requests outside the family are the executor's (`reuse.py`):
 `family_reuse` also gives it `since`, when this Dagster run was created.
@@ -15,7 +15,8 @@ from dagster import DagsterRunNotFoundError
 from sqlalchemy import Connection, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from dyno_reports.reuse import Reuse
+from dyno_reports.dagster_defs.dagster_private import run_group_ids
+from dyno_reports.engine.reuse import Reuse
 from dyno_reports.storage.tables import report_run
 
 # SUCCEEDED report runs of a set of Dagster runs (every tenant of a batch: by dagster_run_id, indexed).
@@ -32,10 +33,10 @@ def family_reuse(instance: Any, run_id: str) -> Reuse:
         return Reuse(frozenset({run_id}))
     record = instance.get_run_record_by_id(run_id)
     try:
-        _root, group = instance.get_run_group(run_id)
+        group = run_group_ids(instance, run_id)
     except DagsterRunNotFoundError:  # its root was deleted: the run and its own tags still name the family
         group = []
-    family = {run_id, *(run.run_id for run in group)}
+    family = {run_id, *group}
     if record is not None:
         family |= {record.dagster_run.parent_run_id, record.dagster_run.root_run_id} - {None}
     return Reuse(frozenset(family), record.create_timestamp if record is not None else None)

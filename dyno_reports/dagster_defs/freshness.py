@@ -31,11 +31,12 @@ from uuid import UUID
 from dagster import DefaultSensorStatus, RunRequest, SensorDefinition, SensorEvaluationContext, SensorResult, sensor
 from sqlalchemy import Connection, Engine, func, select
 
-from dyno_reports import config, staleness
+from dyno_reports.core import config
 from dyno_reports.dagster_defs.partitions import TENANT
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of
 from dyno_reports.dagster_defs.stale_partitions import SKIPPED, StalePartition, refresh_requests, stale_partition
+from dyno_reports.freshness import staleness
 from dyno_reports.storage.tables import deal_history
 
 SENSOR_NAME = "stale_report_runs_sensor"

@@ -13,9 +13,14 @@ materialisation nests a second, so we keep two). Same tables, same configuration
 
 from typing import Any
 
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
-from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+
+from dyno_reports.dagster_defs.dagster_private import (
+    ConfigurableClassData,
+    postgres_engine,
+    postgres_storage_config,
+    replace_storage_engine,
+)
 
 # Kept per storage and process: an event's store nests a second connection (its asset tags).
 POOL_SIZE = 2
@@ -35,9 +40,8 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         token_provider = kwargs.get("token_provider")
         storages: tuple[Any, ...] = (self.run_storage, self.event_log_storage, self.schedule_storage)
         for storage in storages:
-            # The webserver replaces this engine again with its own (`optimize_for_webserver`); dagster-postgres
-            # keeps it in `_engine` (pinned 0.29.27: dyno_reports_tests/test_instance_storage.py checks it).
-            storage._engine = create_pg_engine(
+            # The webserver replaces this engine again with its own (`optimize_for_webserver`).
+            engine = postgres_engine(
                 self.postgres_url,
                 token_provider,
                 isolation_level="AUTOCOMMIT",
@@ -46,12 +50,14 @@ class PooledPostgresStorage(DagsterPostgresStorage):
                 pool_recycle=POOL_RECYCLE,
                 pool_pre_ping=True,
             )
+            replace_storage_engine(storage, engine)
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> "PooledPostgresStorage":
+        postgres_url, token_provider = postgres_storage_config(config_value)
         return cls(  # DagsterPostgresStorage.from_config_value, which names its own class
-            postgres_url=pg_url_from_config(config_value),
+            postgres_url=postgres_url,
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             inst_data=inst_data,
-            token_provider=get_token_provider_from_config(config_value),
+            token_provider=token_provider,
         )

@@ -1,6 +1,6 @@
 """The IO manager that writes report runs: one executor run (header + facts, one transaction) per partition.
 
-The asset body hands over a `StepWork`: validated `executor.RunRequest`s keyed by
+The asset body hands over a `StepWork`: validated `run_request.RunRequest`s keyed by
 partition key (or the `RefusedPartition` a partition's input got, or a
 `TooEarlyPartition`: its period has not closed for its tenant, and nothing at all
 is recorded for it), with the local period each key stands for. `handle_output` executes
@@ -31,18 +31,20 @@ import time
 from typing import Any
 from uuid import UUID
 
-from dagster import AssetKey, ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 from sqlalchemy import Connection, Engine
 
-from dyno_reports import executor
+from dyno_reports.core.errors import InputError
+from dyno_reports.dagster_defs.dagster_private import add_partition_metadata, step_context_of
 from dyno_reports.dagster_defs.family import committed_by_family, family_reuse
 from dyno_reports.dagster_defs.metadata import partition_metadata
 from dyno_reports.dagster_defs.resources import engine_for
 from dyno_reports.dagster_defs.retrying import DatabaseOutage, LostConnection, Reconnecting, outage_failure
 from dyno_reports.dagster_defs.step_work import RefusedPartition, StepWork, TooEarlyPartition
 from dyno_reports.dagster_defs.stopping import RunWatch, signals_cancel_runs
-from dyno_reports.errors import InputError
+from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.engine.reuse import Reuse
 
 FAILURES_SHOWN = 5
 PROGRESS_SECONDS = 5.0
@@ -93,9 +95,7 @@ class _PartitionRuns:
     """A step's partitions as they are done; kept across the retries of a lost connection, so a partition
     that committed is described again, never run again."""
 
-    def __init__(
-        self, engine: Engine, context: OutputContext, step: StepWork, preview_rows: int, reuse: executor.Reuse
-    ) -> None:
+    def __init__(self, engine: Engine, context: OutputContext, step: StepWork, preview_rows: int, reuse: Reuse) -> None:
         self.engine, self.context, self.preview_rows, self.reuse = engine, context, preview_rows, reuse
         self.work, self.periods = step.partitions, step.periods
         self.committed: dict[tuple[UUID, str], UUID] = {}  # by the run family, before this step started
@@ -107,7 +107,7 @@ class _PartitionRuns:
         self.tenant_names: dict[UUID, str | None] = {}  # for the whole step: a batch repeats its tenants
 
     def read_committed(self, conn: Connection) -> dict[tuple[UUID, str], UUID]:
-        requests = [w for w in self.work.values() if isinstance(w, executor.RunRequest)]
+        requests = [w for w in self.work.values() if isinstance(w, run_request.RunRequest)]
         report_type = requests[0].report.report_type if requests else ""
         return committed_by_family(conn, report_type, self.reuse) if requests else {}
 
@@ -122,7 +122,7 @@ class _PartitionRuns:
             self._run_request(conn, key, dataclasses.replace(work, dagster_run_id=self.context.run_id))
         self.done.add(key)
 
-    def _run_request(self, conn: Connection, key: str, request: executor.RunRequest) -> None:
+    def _run_request(self, conn: Connection, key: str, request: run_request.RunRequest) -> None:
         committed = self.committed.get((request.tenant_id, request.fingerprint()))
         if committed is not None:  # not run again; its numbers are read back
             self.skipped[key] = committed
@@ -134,7 +134,7 @@ class _PartitionRuns:
         else:
             self.failed[key] = f"report run {result.run_id} FAILED: {result.error_message}"
 
-    def _execute(self, conn: Connection, key: str, request: executor.RunRequest) -> executor.RunResult:
+    def _execute(self, conn: Connection, key: str, request: run_request.RunRequest) -> executor.RunResult:
         result = executor.execute(self.engine, request, connection=conn, reuse=self.reuse)
         if result.connection_lost:  # rolled back, or committed with its answer lost: the retry finds it
             raise LostConnection(result.error_message)
@@ -160,15 +160,13 @@ class _PartitionRuns:
 
 
 def _instance_of(context: OutputContext) -> Any:
-    try:
-        return context.step_context.instance
-    except Exception:  # built outside a run (direct IO manager tests): no instance, no family
-        return None
+    step_context = step_context_of(context)  # None outside a run (direct IO manager tests): no instance, no family
+    return step_context.instance if step_context is not None else None
 
 
 def _record_refusal(engine: Any, refused: RefusedPartition, dagster_run_id: str) -> None:
     with contextlib.suppress(InputError):  # not a tenant UUID: nothing a header could describe
-        executor.record_input_failure(
+        run_records.record_input_failure(
             engine,
             refused.report_type,
             refused.tenant_id,
@@ -209,31 +207,9 @@ class _Progress:
 
 def _add_partition_metadata(context: OutputContext, partition_key: str, metadata: dict, partitions: int) -> None:
     if context.has_asset_key and context.has_asset_partitions:
-        try:
-            step_context = context.step_context
-        except Exception:  # built outside a run (direct IO manager tests): only one partition can be described
-            step_context = None
+        step_context = step_context_of(context)  # None outside a run: only one partition can be described
         if step_context is not None:
-            _add_asset_metadata(step_context, context.asset_key, partition_key, metadata)
+            add_partition_metadata(step_context, context.asset_key, partition_key, metadata)
             return
     if partitions == 1:
         context.add_output_metadata(metadata)
-
-
-def _add_asset_metadata(step_context: Any, asset_key: AssetKey, partition_key: str, metadata: dict) -> None:
-    """`step_context.add_asset_metadata`, without re-deriving the run's partition range on every call.
-
-    The public method checks that the key is one of the run's partitions by loading
-    the whole range again: three dynamic-partition queries, each on a fresh
-    connection of Dagster's storage, about 40 ms per partition (measured in
-    benchmarks/dagster_ops). The key comes from this step's own output context,
-    so that check cannot fail here; the accumulator below is what the public
-    method then updates (dagster 1.13, pinned). Falls back to the public method.
-    """
-    accumulator = getattr(step_context, "_metadata_accumulator", None)
-    if accumulator is None or not hasattr(accumulator, "with_additional_asset_metadata"):
-        step_context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=partition_key)
-        return
-    step_context._metadata_accumulator = accumulator.with_additional_asset_metadata(
-        asset_key=asset_key, metadata=metadata, partition_key=partition_key
-    )

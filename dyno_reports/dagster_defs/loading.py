@@ -25,11 +25,12 @@ import pandas as pd
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, Failure, InputContext, MetadataValue
 from sqlalchemy import Engine, Integer, Uuid
 
-from dyno_reports import results
+from dyno_reports.core.errors import listed
 from dyno_reports.dagster_defs.cadences import asset_named
 from dyno_reports.dagster_defs.slots import PartitionTarget, targets_of
-from dyno_reports.errors import listed
-from dyno_reports.reports.base import ReportDefinition, parse_options
+from dyno_reports.read import results
+from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.options import parse_options
 
 PARTITION_COLUMNS = ("tenant_id", "period_start", "period_end")
 

@@ -16,10 +16,11 @@ from uuid import UUID
 from dagster import MetadataValue
 from sqlalchemy import Connection, Engine, Integer, and_, func, select, tuple_
 
-from dyno_reports import executor, run_diff
 from dyno_reports.dagster_defs.preview import preview_table
+from dyno_reports.engine import executor
+from dyno_reports.engine.run_request import iso
+from dyno_reports.read import run_diff
 from dyno_reports.reports import get_report
-from dyno_reports.run_request import iso
 from dyno_reports.storage.tables import report_run
 
 

@@ -54,8 +54,8 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-from dyno_reports.errors import ConfigError
-from dyno_reports.tenant_calendar import NAMED_BY, TenantCalendar
+from dyno_reports.core.errors import ConfigError
+from dyno_reports.core.tenant_calendar import NAMED_BY, TenantCalendar
 
 START_DATE_ENV = "DYNO_DAGSTER_START_DATE"
 HISTORY_MONTHS_ENV = "DYNO_DAGSTER_HISTORY_MONTHS"

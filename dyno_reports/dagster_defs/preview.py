@@ -29,7 +29,7 @@ from sqlalchemy import (
     select,
 )
 
-from dyno_reports import names
+from dyno_reports.read import names
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.storage import tables
 

@@ -4,7 +4,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy import Engine
 
-from dyno_reports import db
+from dyno_reports.storage import db
 
 
 def engine_for(database_url: str | None) -> Engine:

@@ -22,8 +22,8 @@ from dagster import Failure, MetadataValue
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from dyno_reports import db
 from dyno_reports.dagster_defs.stopping import RunWatch
+from dyno_reports.storage import db
 
 # Six attempts over 15.5 s of waiting: a server restart or a failover of a few seconds is ridden out; a
 # longer outage fails the step with one Failure and leaves the bookkeeping to the reconciliation.

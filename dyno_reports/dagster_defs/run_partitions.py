@@ -7,7 +7,6 @@ from typing import Any
 
 from dagster import (
     AssetKey,
-    DagsterEventType,
     DagsterInvalidInvocationError,
     DagsterRun,
     PartitionKeyRange,
@@ -16,6 +15,7 @@ from dagster import (
 )
 
 from dyno_reports.dagster_defs.cadences import report_assets_by_name
+from dyno_reports.dagster_defs.dagster_private import plan_step_keys, planned_partitions
 from dyno_reports.dagster_defs.run_config import options_of
 
 PARTITION_TAG = "dagster/partition"
@@ -43,9 +43,7 @@ def run_partition_keys(instance: Any, run: DagsterRun, partitions_def: Partition
                     PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
                 )
         except DagsterInvalidInvocationError:
-            planned = instance.get_asset_partitions_for_run(
-                run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-            ).get(AssetKey(asset), set())
+            planned = planned_partitions(instance, run.run_id, AssetKey(asset))
             keys = [key for key in planned if key is not None]
         return sorted(str(k) for k in keys)
     return []
@@ -60,6 +58,6 @@ def reports_of_run(instance: Any, run: DagsterRun) -> list[str]:
     """The report assets a run targeted: its asset selection, else (a run of a whole job) its plan's steps."""
     names = [key.to_user_string() for key in (run.asset_selection or ())]
     if not names and run.execution_plan_snapshot_id:
-        names = [step.key for step in instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps]
+        names = plan_step_keys(instance, run.execution_plan_snapshot_id)
     known = report_assets_by_name()
     return sorted(name for name in set(names) if name in known)

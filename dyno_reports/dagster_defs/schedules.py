@@ -42,17 +42,17 @@ from dagster import (
     schedule,
 )
 
-from dyno_reports import config
+from dyno_reports.core import config
+from dyno_reports.core.tenant_calendar import TenantCalendar
 from dyno_reports.dagster_defs.assets import MAX_PARTITIONS_PER_RUN
 from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, assets_of_cadence
 from dyno_reports.dagster_defs.partitions import TENANT
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of, slot_key
-from dyno_reports.tenant_calendar import TenantCalendar
 
 if TYPE_CHECKING:  # not exported at dagster's top level
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+    from dyno_reports.dagster_defs.dagster_private import UnresolvedAssetJobDefinition
 
 HOURLY = "0 * * * *"
 TICK_INTERVAL = timedelta(hours=1)

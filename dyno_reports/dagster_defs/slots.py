@@ -20,12 +20,12 @@ from functools import cache
 
 from sqlalchemy import Connection, select
 
-from dyno_reports import config, local_time, periods
+from dyno_reports.core import config, local_time, periods
+from dyno_reports.core.errors import InputError
+from dyno_reports.core.tenant_calendar import Period, TenantCalendar
 from dyno_reports.dagster_defs.partitions import MULTI_KEY_SEPARATOR
-from dyno_reports.errors import InputError
-from dyno_reports.reports.base import canonical_uuid
+from dyno_reports.reports.option_specs import canonical_uuid
 from dyno_reports.storage.tables import tenant
-from dyno_reports.tenant_calendar import Period, TenantCalendar
 
 DEFAULT_CALENDAR = TenantCalendar()
 

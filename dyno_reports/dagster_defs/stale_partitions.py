@@ -23,16 +23,16 @@ from typing import Any
 
 from dagster import AssetKey, RunRequest, partition_loading_context
 
-from dyno_reports import config
+from dyno_reports.core import config
+from dyno_reports.core.tenant_calendar import TenantCalendar
 from dyno_reports.dagster_defs.assets import MAX_PARTITIONS_PER_RUN
 from dyno_reports.dagster_defs.cadences import CADENCE_NAMES, asset_name
 from dyno_reports.dagster_defs.cli_runs import period_key
 from dyno_reports.dagster_defs.partitions import period_partitions
 from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
 from dyno_reports.dagster_defs.schedules import contiguous_batches, report_run_tags
-from dyno_reports.reports import REGISTRY
-from dyno_reports.staleness import StaleRun
-from dyno_reports.tenant_calendar import TenantCalendar
+from dyno_reports.freshness.staleness import StaleRun
+from dyno_reports.reports import registry
 
 REASON_TAG = "dyno/reason"
 WHY_TAG = "dyno/stale_because"
@@ -71,7 +71,7 @@ def stale_partition(
     run: StaleRun, start: str, calendar: TenantCalendar, registered: set[str], now: datetime
 ) -> StalePartition | str:
     """The partition whose question the stale run is, or why none is: a key of SKIPPED."""
-    report = REGISTRY.get(run.report_type)
+    report = registry().get(run.report_type)
     cadences = report.cadences if report is not None else ()
     found = next(((c, key[0]) for c in cadences if (key := period_key(c, start, calendar, run, now))), None)
     if report is None or found is None:

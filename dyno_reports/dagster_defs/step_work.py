@@ -5,8 +5,9 @@ that gets a FAILED header, or a too-early partition that gets nothing) and the l
 import dataclasses
 from typing import Any
 
-from dyno_reports import executor, periods
-from dyno_reports.errors import InputError
+from dyno_reports.core import periods
+from dyno_reports.core.errors import InputError
+from dyno_reports.engine import run_request
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class TooEarlyPartition:
     message: str
 
 
-PartitionWork = executor.RunRequest | RefusedPartition | TooEarlyPartition
+PartitionWork = run_request.RunRequest | RefusedPartition | TooEarlyPartition
 
 
 @dataclasses.dataclass(frozen=True)

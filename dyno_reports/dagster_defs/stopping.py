@@ -27,7 +27,8 @@ from typing import Any
 
 from dagster import DagsterRun, DagsterRunStatus
 
-from dyno_reports.executor import RunCancelled
+from dyno_reports.dagster_defs.dagster_private import backfill_status, mark_run_canceling
+from dyno_reports.engine.executor import RunCancelled
 
 STATUS_POLL_SECONDS = 1.0
 BACKFILL_TAG = "dagster/backfill"
@@ -40,14 +41,13 @@ def cancelled_backfill(instance: Any, run: DagsterRun) -> str | None:
     backfill_id = run.tags.get(BACKFILL_TAG)
     if backfill_id is None:
         return None
-    backfill = instance.get_backfill(backfill_id)
-    return backfill_id if backfill is not None and backfill.status.value in STOPPED_BACKFILL else None
+    return backfill_id if backfill_status(instance, backfill_id) in STOPPED_BACKFILL else None
 
 
 def stop_for_backfill(instance: Any, run: DagsterRun, backfill_id: str, what: str) -> RunCancelled:
     """Mark `run` CANCELING (so it ends CANCELED, as its backfill) and give the exception that stops it."""
     reason = f"backfill {backfill_id} was cancelled: {what}"
-    instance.report_run_canceling(run, message=reason)
+    mark_run_canceling(instance, run, reason)
     return RunCancelled(reason)
 
 

@@ -8,7 +8,7 @@ all in one pass (at most MAX_RUNS_PER_PASS runs and PASS_SECONDS seconds, under
 Dagster's 60 s sensor timeout; the rest wait for the next tick).
 
 Done is recorded on the run itself: the tag `dyno/reconciled` = the status it was
-reconciled in, written with `instance.add_run_tags` after a pass over it succeeded.
+reconciled in, written with `dagster_private.add_run_tags` after a pass over it succeeded.
 Chosen over the sensor cursor because it is per run (a run that failed, say the
 report database down, stays pending while later ones are done, and is tried at
 every tick until the lookback drops it), survives a cursor reset and a timed-out
@@ -46,11 +46,12 @@ from dagster import (
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from dyno_reports import config
+from dyno_reports.core import config
+from dyno_reports.core.errors import DatabaseUnavailable
+from dyno_reports.dagster_defs.dagster_private import add_run_tags, run_event_records, run_ids
 from dyno_reports.dagster_defs.failures import reconcile_run
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.run_partitions import reports_of_run, run_options
-from dyno_reports.errors import DatabaseUnavailable
 
 RECONCILED_TAG = "dyno/reconciled"
 ENDED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
@@ -99,11 +100,11 @@ def ended_at(record: RunRecord) -> float:
 def pending_records(instance: Any, since: datetime) -> tuple[int, int, list[RunRecord]]:
     """(runs ended since `since`, how many of the untagged ones this pass leaves out, the records of the others
     oldest end first). Id-only queries: every ended run, then per status the ones tagged with it."""
-    ended = instance.get_run_ids(RunsFilter(statuses=list(ENDED), updated_after=since))
+    ended = run_ids(instance, RunsFilter(statuses=list(ENDED), updated_after=since))
     done: set[str] = set()
     for status in ENDED:
         filters = RunsFilter(statuses=[status], tags={RECONCILED_TAG: status.value}, updated_after=since)
-        done.update(instance.get_run_ids(filters))
+        done.update(run_ids(instance, filters))
     pending = [run_id for run_id in ended if run_id not in done]  # newest first: the bound keeps the oldest
     chosen = pending[-MAX_RUNS_PER_PASS:]
     records = instance.get_run_records(RunsFilter(run_ids=chosen)) if chosen else []
@@ -116,7 +117,7 @@ def end_message(instance: Any, run: DagsterRun) -> str:
         return f"Dagster run {run.run_id} was canceled"
     if run.status == DagsterRunStatus.SUCCESS:
         return f"Dagster run {run.run_id} succeeded without recording this partition"
-    failures = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE, limit=1).records
+    failures = run_event_records(instance, run.run_id, DagsterEventType.RUN_FAILURE, limit=1)
     reason = failures[0].event_log_entry.message if failures else "unknown"
     return f"Dagster run {run.run_id} failed: {reason}"
 
@@ -177,7 +178,7 @@ def sweep(engine: Engine, instance: Any, log: Any, now: float | None = None) -> 
         if run.status != DagsterRunStatus.SUCCESS and now - ended_at(record) < SETTLE_SECONDS:
             outcome.settling += 1
             continue
-        instance.add_run_tags(run.run_id, {RECONCILED_TAG: run.status.value})
+        add_run_tags(instance, run.run_id, {RECONCILED_TAG: run.status.value})
     return outcome
 
 

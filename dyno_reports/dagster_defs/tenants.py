@@ -32,12 +32,12 @@ from dagster import (
 )
 from sqlalchemy import Engine, select
 
+from dyno_reports.core.errors import ConfigError
+from dyno_reports.core.tenant_calendar import TenantCalendar
 from dyno_reports.dagster_defs.partitions import TENANT, tenant_partitions
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.slots import DEFAULT_CALENDAR, calendars_of
-from dyno_reports.errors import ConfigError
 from dyno_reports.storage.tables import tenant
-from dyno_reports.tenant_calendar import TenantCalendar
 
 
 def close_order(calendar: TenantCalendar, at: datetime) -> tuple:
@@ -93,7 +93,7 @@ def sync_tenants(engine: Engine, instance: DagsterInstance, at: datetime | None 
 
 def sync_tenants_from_environment() -> TenantChanges:
     """For the CLI: the configured database and the instance of `DAGSTER_HOME`."""
-    from dyno_reports import db
+    from dyno_reports.storage import db
 
     home = os.environ.get("DAGSTER_HOME")
     if not home or not os.path.isdir(home):

@@ -1,11 +1,12 @@
 """The report registry: every report the engine knows, by its stable `report_type`.
 
 Each report lives in `reports/<report_type>_executor.py` (the methodology's naming)
-and declares a module-level `REPORT`; the registry collects them, so adding a
-report means adding its module (and its fact table migration), nothing else.
+and declares a module-level `REPORT` (its own Dagster fact checks included); the registry
+collects them. What else a new report needs (fact table, migration, reference, docs) is listed in
+docs/reports/README.md, "Adding a report", and checked by test_new_report_checklist.
 
 Loading is lazy: `get_report(name)` imports that report's module alone (a run needs one report, and each
-module builds its options model and SQL on import); `REGISTRY` imports them all when first read.
+module builds its options model and SQL on import); `registry()` imports them all on its first call.
 """
 
 import importlib
@@ -14,7 +15,7 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING
 
-from dyno_reports.errors import InputError, shown
+from dyno_reports.core.errors import InputError, shown
 
 if TYPE_CHECKING:
     from dyno_reports.reports.base import ReportDefinition
@@ -40,14 +41,9 @@ def _load(report_type: str) -> "ReportDefinition":
 
 
 @cache
-def _registry() -> "dict[str, ReportDefinition]":
+def registry() -> "dict[str, ReportDefinition]":
+    """Every report by report type: each report's module imported, once (the same dict on every call)."""
     return {report_type: _load(report_type) for report_type in report_types()}
-
-
-def __getattr__(name: str) -> "dict[str, ReportDefinition]":
-    if name == "REGISTRY":  # `from dyno_reports.reports import REGISTRY` loads every report, once
-        return _registry()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_report(report_type: str) -> "ReportDefinition":

@@ -5,13 +5,14 @@ pydantic model that validates given options is built on first use (reports/optio
 """
 
 import json
-import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Table
+
+from dyno_reports.reports.fact_checks import FactCheck
+from dyno_reports.reports.option_specs import PIPELINE_IDS, DefaultOptions, Options, OptionSpec
 
 if TYPE_CHECKING:
     from dyno_reports.reports.options import ReportOptions
@@ -19,77 +20,6 @@ if TYPE_CHECKING:
 Cadence = Literal["week", "month", "quarter"]
 # The periods a report runs for, in its tenant's calendar: weeks, calendar months, fiscal quarters.
 CADENCES: tuple[Cadence, ...] = ("week", "month", "quarter")
-
-# The one accepted spelling of an id: 8-4-4-4-12 ASCII hex digits, either case, nothing around it
-# (uuid.UUID alone also takes braces, `urn:uuid:`, no hyphens, and non-ASCII digits such as Arabic-Indic ones).
-CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# How many validation problems an InputError names before "and N more".
-SHOWN_ERRORS = 3
-
-
-def canonical_uuid(raw: str) -> UUID | None:
-    """`raw` as a UUID when it is spelled canonically (see CANONICAL_UUID), else None."""
-    return UUID(raw) if CANONICAL_UUID.fullmatch(raw) else None
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One option of a report: its name, type (strict: a bool option takes only true or false), default
-    (JSON: it is recorded as given) and description (`dyno-reports list`, the Dagster Launchpad)."""
-
-    name: str
-    type: Any
-    default: Any
-    description: str
-
-
-# The option every report has; its validation lives in options.ReportOptions.
-PIPELINE_IDS = OptionSpec(
-    "pipeline_ids", tuple[UUID, ...] | None, None, "list of the tenant's pipeline UUIDs; absent = every pipeline"
-)
-
-
-class Options(Protocol):
-    """Parsed options as a run uses them: options.ReportOptions (validated) or DefaultOptions (none given)."""
-
-    @property
-    def pipeline_ids(self) -> tuple[UUID, ...] | None: ...
-
-    def canonical(self) -> dict[str, Any]: ...
-
-    def sql_params(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class DefaultOptions:
-    """Every option at its default: what the report's options model gives for `{}`, without pydantic."""
-
-    defaults: tuple[tuple[str, Any], ...]
-
-    @property
-    def pipeline_ids(self) -> None:
-        return None
-
-    def canonical(self) -> dict[str, Any]:
-        return dict(self.defaults)
-
-    def sql_params(self) -> dict[str, Any]:
-        return dict(self.defaults)
-
-
-def parse_options(model: "type[ReportOptions]", raw: dict[str, Any] | None) -> "ReportOptions":
-    """Validate raw options into `model` (a report's `options_model`); see options.parse_options."""
-    from dyno_reports.reports import options
-
-    return options.parse_options(model, raw)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ReportOptions":  # the pydantic base model, loaded when first named
-        from dyno_reports.reports.options import ReportOptions
-
-        return ReportOptions
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -115,6 +45,8 @@ class ReportDefinition:
     (`report_run.report_version`); bumped whenever a change can change its results, so a run made with an
     older version can be told from the current answer. test_report_versions holds a digest of each
     report's statement beside its version: a change to the SQL fails there until it is decided.
+    `fact_checks`: the report's own checks on the facts a Dagster run wrote (reports/fact_checks.py), besides
+    the generic ones every report gets; each becomes an asset check of the report's assets.
     """
 
     report_type: str
@@ -132,6 +64,7 @@ class ReportDefinition:
     requires_start: bool = False
     jit: bool = True
     planner_settings: tuple[tuple[str, str], ...] = ()
+    fact_checks: tuple[FactCheck, ...] = ()
 
     def __post_init__(self) -> None:
         expected = {"run_id", "tenant_id", *self.dimensions, *self.attributes, *self.metrics}
@@ -174,7 +107,7 @@ class ReportDefinition:
     @cached_property
     def options_model(self) -> "type[ReportOptions]":
         """The pydantic model that validates this report's options (built on first use)."""
-        from dyno_reports.reports.options import model_for
+        from dyno_reports.reports.options import model_for  # pydantic, loaded when options are first validated
 
         return model_for(self)
 
@@ -182,6 +115,8 @@ class ReportDefinition:
         """`raw` options parsed: none (None or `{}`) is every default without pydantic, else `parse_options`."""
         if raw is None or (isinstance(raw, dict) and not raw):
             return DefaultOptions(tuple((spec.name, spec.default) for spec in self.all_options))
+        from dyno_reports.reports.options import parse_options
+
         return parse_options(self.options_model, raw)
 
     def option_fields(self) -> dict[str, str]:

@@ -10,8 +10,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_core import ErrorDetails
 
-from dyno_reports.errors import InputError, listed, shown
-from dyno_reports.reports.base import PIPELINE_IDS, SHOWN_ERRORS, canonical_uuid
+from dyno_reports.core.errors import InputError, listed, shown
+from dyno_reports.reports.option_specs import PIPELINE_IDS, SHOWN_ERRORS, canonical_uuid
 
 if TYPE_CHECKING:
     from dyno_reports.reports.base import ReportDefinition

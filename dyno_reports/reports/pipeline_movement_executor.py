@@ -1,14 +1,9 @@
 """pipeline_movement: per pipeline, how the open pipeline at S became the open pipeline at E (a waterfall)."""
 
 from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.pipeline_movement_checks import MOVEMENT_ROWS_BALANCE
 from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
-
-# The balance every row keeps (docs/definitions.md): start + ADDED - TAKEN = end, for amounts; for counts the
-# same without increased and decreased (a deal whose amount changed is neither added nor taken).
-ADDED = ("created", "reopened", "moved_in", "increased")
-TAKEN = ("decreased", "moved_out", "won", "lost", "deleted")
-AMOUNT_ONLY = ("increased", "decreased")
 
 # Self-contained (not built on sql_common's shared CTEs): the report needs each deal's state at S
 # and at E, nothing else. One ordered pass over the tenant's history before E as known at K
@@ -149,7 +144,8 @@ REPORT = ReportDefinition(
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     requires_start=True,
-    # JIT compiles for about 20 ms at 100k deals and saved nothing at 1M deals (design details, "JIT")
+    # JIT off: its compile saved nothing (docs/reports/pipeline_movement_design_details.md#planner-settings)
     jit=False,
     planner_settings=ORDERED_PASS,
+    fact_checks=(MOVEMENT_ROWS_BALANCE,),
 )

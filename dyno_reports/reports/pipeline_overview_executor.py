@@ -1,6 +1,8 @@
 """pipeline_overview: per stage, the snapshot at E (deals, amounts, days in stage) and entries in W."""
 
-from dyno_reports.reports.base import OptionSpec, ReportDefinition
+from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.option_specs import OptionSpec
+from dyno_reports.reports.pipeline_overview_checks import STAGE_ROWS_COMPLETE
 from dyno_reports.reports.sql_common import (
     ORDERED_PASS,
     UNOPTIMISED_JIT,
@@ -18,8 +20,9 @@ INCLUDE_CLOSED = OptionSpec("include_closed", bool, False, "also report stages o
 # (no sort), over its state at E, its entries in W and its entries whose stint goes on past their row. The
 # group gives liveness and the stage and amount at E (from the state at E, its last row), the start of the
 # stint at E (its last entry: the state at E itself, or an entry whose stint goes on) and the stages it
-# entered in W. Live deals are then grouped by (stage at E, stages entered in W): a few hundred groups at 100k
-# deals for a week, so the stages entered are counted once per deal and stage on those groups, not per deal.
+# entered in W. Live deals are then grouped by (stage at E, stages entered in W): a few hundred groups
+# (docs/reports/pipeline_overview_design_details.md#sql-approach), so the stages entered are counted once per deal
+# and stage on those groups, not per deal.
 SQL = report_sql(
     ("deal_id", "valid_from", "stage_id", "amount", "is_deleted", "is_entry", "is_state_at_end", "next_stage_id"),
     f""",
@@ -85,7 +88,8 @@ REPORT = ReportDefinition(
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     options=(INCLUDE_CLOSED,),
-    # JIT without its optimising passes: 2-3% faster than JIT off on the SQL before; on this one the same within
-    # the noise (design details, "JIT" and "Per-deal groups")
+    # JIT without its optimising passes: faster than JIT off on the SQL before, no slower on this one
+    # (docs/reports/pipeline_overview_design_details.md#jit and #per-deal-groups-2026-12-06)
     planner_settings=ORDERED_PASS + UNOPTIMISED_JIT,
+    fact_checks=(STAGE_ROWS_COMPLETE,),
 )

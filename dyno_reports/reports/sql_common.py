@@ -15,25 +15,22 @@ lower bound), `period_end`, `known_at`, `pipeline_ids` (NULL = every pipeline of
 from collections.abc import Sequence
 
 # The planner setting of a report whose one pass must follow the primary key (the executor sets it for the
-# run's transaction only). For a tenant that is a minority of crm.deal_history, whose heap is not in key order,
-# the planner prefers a parallel seq scan and an external sort by (deal_id, valid_from) to walking the key:
-# 28-47 MB of temp files and slower at 100k deals; at 1M deals it walks the key anyway. Sorting disabled, it
-# walks the key whenever it can (a sort with no alternative, e.g. of a few result rows, still runs). Measured
-# per report in its design details, "Plan".
+# run's transaction only; a sort with no alternative, e.g. of a few result rows, still runs).
+# Reason: else, for a tenant that is a minority of the history, the planner seq-scans it and sorts it in temp files.
+# Figures per report: docs/reports/<report>_design_details.md#planner-settings.
 ORDERED_PASS = (("enable_sort", "off"),)
 
 # The same aim for a report whose steps after the pass should still sort freely: no sequential or bitmap scan
 # of the history, so it is read by the primary key (the scan floor's own setting), and a sort of the result
-# rows stays possible. weighted_pipeline: with sorts off, at 1M deals the planner materialises its population
-# and sorts it incrementally into 70 MB of temp files; with this, a hash join and a hash aggregate, 0 MB, and
-# 1.16 / 0.98 x the scan floor at 100k / 1M (design details, "Planner settings").
+# rows stays possible.
+# Reason: with sorts off, weighted_pipeline sorts its population into temp files at 1M deals; with this it hashes it.
+# Figures: docs/reports/weighted_pipeline_design_details.md#planner-settings.
 KEY_ORDER_SCAN = (("enable_seqscan", "off"), ("enable_bitmapscan", "off"))
 
 # JIT without its optimisation and inlining passes, for a report that keeps `jit=True`: the statement's
-# expressions and tuple deforming are compiled (the pass deforms every history row), for a compile of
-# milliseconds, not the 1.3-2.9 s of CPU the optimising passes took at 1M deals. pipeline_overview: 2-3%
-# faster at 100k and at 1M deals than with JIT off; deal_velocity and pipeline_movement were slower with it
-# (design details, "JIT").
+# expressions and tuple deforming are compiled (the pass deforms every history row), neither inlined nor optimised.
+# Reason: the optimising passes cost far more than they save; pipeline_overview is faster with this than with JIT
+# off, deal_velocity and pipeline_movement were slower. Figures: docs/reports/pipeline_overview_design_details.md#jit.
 UNOPTIMISED_JIT = (("jit_optimize_above_cost", "-1"), ("jit_inline_above_cost", "-1"))
 
 # The window's lower bound S as SQL; `-infinity` when the window has no start.
@@ -101,8 +98,7 @@ DEAL_ROWS_SOURCE = (
 def deal_rows(columns: Sequence[str]) -> str:
     """The `deal_rows` CTE with only `columns` (names of DEAL_ROW_COLUMNS). PostgreSQL drops the
     window calls of columns nobody reads, but still projects a NULL in their place on every
-    history row: 1.3-2.8% of a report's statement at 100k deals in estimated cycles
-    (docs/performance.md, "Latest")."""
+    history row, a cost measured in docs/performance.md ("deal_rows with only its columns", 2026-12-07)."""
     select_list = ",\n           ".join(f"{DEAL_ROW_COLUMNS[name]} AS {name}" for name in columns)
     return f"\ndeal_rows AS (\n    SELECT {select_list}{DEAL_ROWS_SOURCE}"
 
@@ -113,8 +109,7 @@ def deal_rows(columns: Sequence[str]) -> str:
 # ends at a row in W (its next row is in W), both read from `next_stage_mark`. So the entry
 # before an entry in W is always among them, and between an entry in W and the entry before it
 # no other row is. A report computes the start of a stint by a second window over these rows,
-# in the same order: at 100k deals they are about a quarter of the history (design details of
-# deal_velocity, "Plan").
+# in the same order: a fraction of the history (docs/reports/deal_velocity_design_details.md#sql-approach).
 STINT_ENTRIES = f"""r.is_live AND r.is_entry
       AND (r.valid_from >= {WINDOW_START}
            OR r.next_stage_mark IN (r.stage_id, {STAGE_MARK_IN_WINDOW}))"""

@@ -60,6 +60,6 @@ REPORT = ReportDefinition(
     sql=SQL,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
-    # JIT kept: at 1M deals it saved more than its compile in both measured rounds (design details, "JIT")
+    # JIT kept: at 1M deals it saved more than its compile (docs/reports/weighted_pipeline_design_details.md#jit)
     planner_settings=KEY_ORDER_SCAN,
 )

@@ -80,7 +80,7 @@ REPORT = ReportDefinition(
     sql=SQL,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
-    # JIT compiles for 1.3-2.9 s of CPU at 1M deals and saved nothing measurable (design details, "JIT")
+    # JIT off: its compile cost more CPU than it saved (docs/reports/win_loss_design_details.md#jit)
     jit=False,
     planner_settings=ORDERED_PASS,
 )

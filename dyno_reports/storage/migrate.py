@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from dyno_reports.errors import ConfigError
+from dyno_reports.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -1,5 +1,5 @@
 """The tenant's calendar of docs/definitions.md ("Periods in the tenant's calendar") in plain Python, written
-from that page, not from dyno_reports.tenant_calendar or local_time (it imports neither): zoneinfo for the
+from that page, not from dyno_reports.core.tenant_calendar or local_time (it imports neither): zoneinfo for the
 offsets, date arithmetic for the rest. Slow and simple: local midnight is found by walking forward in 10-minute
 steps to the first instant whose local wall-clock time is at or after the one asked, then halving that step.
 

@@ -10,7 +10,7 @@ from dyno_reports.dagster_defs.assets import report_asset
 from dyno_reports.dagster_defs.cadences import ReportAsset
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
-from dyno_reports.reports import REGISTRY
+from dyno_reports.reports import registry
 
 
 def report_resources(url: str) -> dict:
@@ -21,7 +21,7 @@ def report_resources(url: str) -> dict:
 def report_asset_of(report_type: str, start: str = "2025-01-01", cadence: str | None = None) -> AssetsDefinition:
     """The report's asset of `cadence` (default: its main one) as the definitions build it (partitions from
     `start`)."""
-    report = REGISTRY[report_type]
+    report = registry()[report_type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)  # backfill_policy, as in report_assets
         return report_asset(ReportAsset(report, cadence or report.cadence), start)

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import Engine, select
 
-from dyno_reports import executor
+from dyno_reports.engine import executor, run_request
 from dyno_reports.reports import get_report
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.reference import calendar as ref_calendar
@@ -32,7 +32,7 @@ def run(
     """`window`: build_request's other window keywords (`grain` and `period`); `as_known_at`: K (default: the
     run's start minus the CRM's longest write)."""
     with engine.connect() as conn:
-        request = executor.build_request(
+        request = run_request.build_request(
             conn,
             report_type,
             tenant_id,

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from dagster import AssetKey, DagsterInstance, DagsterRun
 from sqlalchemy import Engine, insert
 
-from dyno_reports import executor
 from dyno_reports.dagster_defs.run_partitions import RANGE_END_TAG, RANGE_START_TAG
+from dyno_reports.engine import executor, run_records, run_request
 from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, TenantData, load
 
@@ -45,10 +45,10 @@ def batch_run(instance: DagsterInstance, period: str, tenants: list[str], **run_
     return instance.create_run_for_job(job, tags=tags, asset_selection={AssetKey(REPORT)}, **run_args)
 
 
-def request(engine: Engine, tenant_id: str, period: str, dagster_run_id: str) -> executor.RunRequest:
+def request(engine: Engine, tenant_id: str, period: str, dagster_run_id: str) -> run_request.RunRequest:
     start = datetime.fromisoformat(period).replace(tzinfo=UTC)
     with engine.connect() as conn:
-        return executor.build_request(
+        return run_request.build_request(
             conn,
             REPORT,
             tenant_id,
@@ -65,6 +65,6 @@ def commit(engine: Engine, tenant_id: str, period: str, dagster_run_id: str) -> 
 
 def leave_in_progress(engine: Engine, tenant_id: str, period: str, dagster_run_id: str) -> None:
     """A header a cut-off transaction could leave behind."""
-    values = executor.header_values(request(engine, tenant_id, period, dagster_run_id), uuid.uuid4(), "IN_PROGRESS")
+    values = run_records.header_values(request(engine, tenant_id, period, dagster_run_id), uuid.uuid4(), "IN_PROGRESS")
     with engine.begin() as conn:
         conn.execute(insert(report_run).values(**values))

@@ -18,7 +18,7 @@ dyno_reports, so no later change to shared code can change what it does.
   such as 'europe/paris'), which Python's zoneinfo does not read. The name must
   have an IANA name's shape (letters, digits, '_', '+', '-' in '/'-separated
   parts, starting with a letter; not tzdata's 'localtime', 'posixrules', posix/
-  or right/, which name no zone: dyno_reports/local_time.py holds the same rule).
+  or right/, which name no zone: dyno_reports/core/local_time.py holds the same rule).
   A name with a '/' can be neither a POSIX rule nor an abbreviation, so setting
   TimeZone to it (for the function's call only) succeeds exactly when the zone
   exists, and reads back the very name only in its canonical case: microseconds.
