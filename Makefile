@@ -38,9 +38,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/sqlfluff lint dyno_reports/reports/sql
+	$(BIN)/sqlfluff lint dyno_reports/reports
 
-## Rewrite the reports' SQL snapshots (dyno_reports/reports/sql/<report>.sql) from their statements.
+## Rewrite the reports' SQL snapshots (dyno_reports/reports/<report>/<report>.sql) from their statements.
 .PHONY: sql-snapshots
 sql-snapshots: $(STAMP)
 	$(BIN)/python -m dyno_reports.reports.sql_snapshots

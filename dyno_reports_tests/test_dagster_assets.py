@@ -28,7 +28,7 @@ from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
 from dyno_reports.engine import executor, run_records, run_request
 from dyno_reports.reports import registry
 from dyno_reports.reports.fact_checks import facts_not_from_succeeded_runs, negative_metric_facts
-from dyno_reports.reports.pipeline_overview_checks import stages_missing_from_overview
+from dyno_reports.reports.pipeline_overview.checks import stages_missing_from_overview
 from dyno_reports.storage.tables import pipeline_overview_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.support.dagster import instance_with_tenants, report_resources

@@ -55,7 +55,7 @@ def test_require_head_reads_the_version_row_and_refuses_other_revisions(database
 
 def test_get_report_imports_that_report_alone():
     modules = loaded_modules("from dyno_reports.reports import get_report\nget_report('win_loss')")
-    assert [m for m in modules if m.endswith("_executor")] == ["dyno_reports.reports.win_loss_executor"]
+    assert [m for m in modules if m.endswith("_executor")] == ["dyno_reports.reports.win_loss.win_loss_executor"]
 
 
 def run_code(engine, report: str, *options: str) -> str:

@@ -39,7 +39,7 @@ def _definitions_section(name: str) -> str | None:
 
 
 def _report_module(report: ReportDefinition) -> str | None:
-    return _missing_files(f"dyno_reports/reports/{report.report_type}_executor.py")
+    return _missing_files(f"dyno_reports/reports/{report.report_type}/{report.report_type}_executor.py")
 
 
 def _fact_table(report: ReportDefinition) -> str | None:
@@ -78,7 +78,7 @@ def _design_docs(report: ReportDefinition) -> str | None:
 
 
 def _sql_snapshot(report: ReportDefinition) -> str | None:
-    return _missing_files(f"dyno_reports/reports/sql/{report.report_type}.sql")
+    return _missing_files(f"dyno_reports/reports/{report.report_type}/{report.report_type}.sql")
 
 
 def _statement_version(report: ReportDefinition) -> str | None:

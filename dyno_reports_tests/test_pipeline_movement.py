@@ -23,7 +23,7 @@ from dyno_reports.core.errors import InputError
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.engine import run_records, run_request
 from dyno_reports.reports import registry
-from dyno_reports.reports.pipeline_movement_checks import unbalanced_movement_facts
+from dyno_reports.reports.pipeline_movement.checks import unbalanced_movement_facts
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact, report_run
 from dyno_reports_tests.conftest import url_string
 from dyno_reports_tests.reference.pipeline_movement import balances, expected

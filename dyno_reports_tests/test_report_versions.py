@@ -45,7 +45,7 @@ def test_the_reports_statement_is_the_one_its_version_was_decided_for(report_typ
         f"{report_type}: its statement or its version changed (now version {report.report_version}, statement "
         f"digest {actual}; decided here: version {version}, digest {digest}). Decide: if the change can change "
         f"the report's results (another number, row or rounding for any history), bump report_version in "
-        f"dyno_reports/reports/{report_type}_executor.py to {version + 1} and set ({version + 1}, "
+        f"dyno_reports/reports/{report_type}/{report_type}_executor.py to {version + 1} and set ({version + 1}, "
         f'"{actual}") here; if it cannot (a comment, a rename, a plan choice), keep the version and set only '
         f"the digest here. Runs record the version: a bump makes every earlier run of the report stale."
     )
@@ -58,7 +58,8 @@ def test_a_changed_statement_fails_with_what_to_do(monkeypatch):
         registry(), "win_loss", replace(report, sql=report.sql.replace("ORDER BY pipeline_id", "ORDER BY  pipeline_id"))
     )
     with pytest.raises(
-        AssertionError, match=re.escape("bump report_version in dyno_reports/reports/win_loss_executor.py to 2")
+        AssertionError,
+        match=re.escape("bump report_version in dyno_reports/reports/win_loss/win_loss_executor.py to 2"),
     ):
         test_the_reports_statement_is_the_one_its_version_was_decided_for("win_loss")
     monkeypatch.setitem(registry(), "win_loss", replace(report, report_version=2))

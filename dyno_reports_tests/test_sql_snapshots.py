@@ -1,4 +1,4 @@
-"""The reports' SQL snapshots (dyno_reports/reports/sql/<report>.sql) against their statements (no DB): each
+"""The reports' SQL snapshots (dyno_reports/reports/<report>/<report>.sql) against their statements (no DB): each
 file is what `make sql-snapshots` writes now, and differs from the statement in whitespace only."""
 
 import re
@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from dyno_reports.reports import get_report, report_types, sql_snapshots
-from dyno_reports.reports.sql_snapshots import MAX_LINE, REGENERATE, SNAPSHOT_DIR, snapshot_path, wrap_line
+from dyno_reports.reports.sql_snapshots import MAX_LINE, REGENERATE, REPORTS_DIR, snapshot_path, wrap_line
 
-HEADER_LINES = 3
+HEADER_LINES = 4
 
 
 def assert_snapshot_current(report_type: str) -> None:
@@ -27,7 +27,7 @@ def test_the_snapshot_is_the_current_statement(report_type):
 
 
 def test_every_snapshot_is_of_a_report():
-    assert sorted(path.stem for path in SNAPSHOT_DIR.glob("*.sql")) == sorted(report_types())
+    assert sorted(path.stem for path in REPORTS_DIR.glob("*/*.sql")) == sorted(report_types())
 
 
 @pytest.mark.parametrize("report_type", report_types())

@@ -1,7 +1,7 @@
 """pipeline_movement: per pipeline, how the open pipeline at S became the open pipeline at E (a waterfall)."""
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.pipeline_movement_checks import MOVEMENT_ROWS_BALANCE
+from dyno_reports.reports.pipeline_movement.checks import MOVEMENT_ROWS_BALANCE
 from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 

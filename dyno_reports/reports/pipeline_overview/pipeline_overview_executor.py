@@ -2,7 +2,7 @@
 
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.option_specs import OptionSpec
-from dyno_reports.reports.pipeline_overview_checks import STAGE_ROWS_COMPLETE
+from dyno_reports.reports.pipeline_overview.checks import STAGE_ROWS_COMPLETE
 from dyno_reports.reports.sql_common import (
     ORDERED_PASS,
     UNOPTIMISED_JIT,
