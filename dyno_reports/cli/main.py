@@ -1,5 +1,6 @@
 """The `dyno-reports` command: `run` and `list` here; the other groups in their modules (`db`, `runs` and
 `tenants`: admin.py; `show` and `trend`: read.py; `diff`: diff.py; `refresh` and `runs stale`: stale.py;
+`backfill`: backfill.py;
 `seed` and `demo`: devtools/commands.py; `sync-tenants`: dagster_defs/commands.py).
 
 Commands import what they need when they run (`python -X importtime`): `run` loads SQLAlchemy, psycopg and
@@ -27,6 +28,7 @@ LAZY_COMMANDS = {
     "show": ("dyno_reports.cli.read", "show_command"),
     "trend": ("dyno_reports.cli.read", "trend_command"),
     "diff": ("dyno_reports.cli.diff", "diff_command"),
+    "backfill": ("dyno_reports.cli.backfill", "backfill_command"),
     "refresh": ("dyno_reports.cli.stale", "refresh_command"),
     "tenants": ("dyno_reports.cli.admin", "tenants_command"),
     # Development tools and Dagster's instance: their modules, not production's CLI, import them.

@@ -37,9 +37,10 @@ def resolve_known_at(calendar: TenantCalendar, given: str | datetime | None, now
     return known
 
 
-def not_final(end: datetime, known_at: datetime, now: datetime, given: bool) -> str:
+def not_final(
+    end: datetime, known_at: datetime, now: datetime, given: bool, advice: str = "pass --so-far to run it so far"
+) -> str:
     """The refusal of a window that ends after K (`given`: K came from the caller, not the default)."""
-    advice = "pass --so-far to run it so far"
     if end > now:
         return (
             f"period end {end.isoformat()} is after now ({_second(now)}): the period has not ended and its numbers "
