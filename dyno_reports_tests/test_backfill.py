@@ -7,10 +7,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select, text
 
 from dyno_reports.cli.main import main
-from dyno_reports.engine import backfill
+from dyno_reports.engine import backfill, executor, multi_period
 from dyno_reports.engine.run_request import RunRequest
+from dyno_reports.storage.tables import report_run
 from dyno_reports_tests.support.facts import facts_by_key, run
 from dyno_reports_tests.support.history import DEAL_IDS, PIPELINE_IDS, T0, TenantData, load
 from dyno_reports_tests.test_cli import dyno, run_count
@@ -57,8 +59,10 @@ def test_four_local_weeks_write_the_facts_of_four_single_runs(cli_env, engine, s
         cli_env, sydney, "pipeline_overview", "--from", "2025-06-02", "--to", "2025-06-30", "--options", CLOSED
     )
     assert said[0] == "4 periods: 4 SUCCEEDED, 0 FAILED"
-    assert said[1].startswith("[1/4] week of 2025-06-02 (Australia/Sydney)  SUCCEEDED  run_id ")
-    assert [line[:6] for line in said[1:]] == ["[1/4] ", "[2/4] ", "[3/4] ", "[4/4] "]
+    assert said[1] == "reading the tenant's history once for 4 periods ..."  # one pass for the four weeks
+    assert said[2].startswith("... done (") and said[2].endswith(" s)")
+    assert said[3].startswith("[1/4] week of 2025-06-02 (Australia/Sydney)  SUCCEEDED  run_id ")
+    assert [line[:6] for line in said[3:]] == ["[1/4] ", "[2/4] ", "[3/4] ", "[4/4] "]
     assert (summary["periods"], summary["succeeded"], summary["failed"], summary["cadence"]) == (4, 4, 0, "week")
     runs = summary["runs"]
     assert [r["label"] for r in runs] == ["2025-06-02", "2025-06-09", "2025-06-16", "2025-06-23"]
@@ -134,15 +138,16 @@ def test_an_unknown_tenant_is_refused_as_run_refuses_it(cli_env, engine, sydney)
 
 
 def test_a_failing_period_fails_only_itself_and_exits_1(cli_env, engine, sydney, monkeypatch, capsys):
+    """The four weeks are computed in one pass; writing the third one's run fails, and only that run."""
     failing = datetime(2025, 6, 15, 14, tzinfo=UTC)  # the Sydney week of 2025-06-16
-    sql_params = RunRequest.sql_params
+    in_transaction = executor._run_in_transaction
 
-    def broken(request: RunRequest) -> dict:
+    def broken(conn, request: RunRequest, *args):
         if request.window.start == failing:
             raise RuntimeError("this period breaks")
-        return sql_params(request)
+        return in_transaction(conn, request, *args)
 
-    monkeypatch.setattr(RunRequest, "sql_params", broken)
+    monkeypatch.setattr(executor, "_run_in_transaction", broken)
     with pytest.raises(SystemExit) as exited:
         main(["backfill", "pipeline_overview", "--tenant", str(sydney.tenant_id), "--from", "2025-06-02",
               "--to", "2025-06-30", "--json"])  # fmt: skip
@@ -153,6 +158,38 @@ def test_a_failing_period_fails_only_itself_and_exits_1(cli_env, engine, sydney,
     assert [r["status"] for r in summary["runs"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED"]
     assert "this period breaks" in summary["runs"][2]["error_message"]
     assert "[3/4] week of 2025-06-16 (Australia/Sydney)  FAILED" in err
+
+
+def test_a_failed_pass_fails_every_period_it_covered_with_its_error(engine, sydney, monkeypatch):
+    monkeypatch.setattr(multi_period, "_pass_statement", lambda report: text("SELECT 1 / 0"))
+    runs = backfill.backfill(engine, "pipeline_overview", sydney.tenant_id, "2025-06-02", "2025-06-30")
+    assert [run.result.status for run in runs] == ["FAILED"] * 4
+    assert {run.result.error_message for run in runs} == {runs[0].result.error_message}
+    assert "division by zero" in runs[0].result.error_message
+    with engine.connect() as conn:
+        recorded = conn.scalars(
+            select(report_run.c.status).where(report_run.c.run_id.in_([run.result.run_id for run in runs]))
+        ).all()
+    assert recorded == ["FAILED"] * 4
+
+
+def test_a_cancelled_pass_records_every_period_it_covered_failed_and_stops(engine, sydney, monkeypatch):
+    def cancelled(conn, requests):
+        raise executor.RunCancelled("cancelled (SIGINT)")
+
+    monkeypatch.setattr(multi_period, "compute", cancelled)
+    started = datetime.now(UTC)
+    with pytest.raises(executor.RunCancelled):
+        backfill.backfill(engine, "pipeline_overview", sydney.tenant_id, "2025-06-02", "2025-06-30")
+    with engine.connect() as conn:
+        recorded = conn.execute(
+            select(report_run.c.status, report_run.c.error_message).where(
+                report_run.c.tenant_id == sydney.tenant_id,
+                report_run.c.report_type == "pipeline_overview",
+                report_run.c.generated_at >= started,
+            )
+        ).all()
+    assert recorded == [("FAILED", "cancelled (SIGINT)")] * 4
 
 
 def test_the_engine_function_reports_progress_in_period_order(engine, sydney):

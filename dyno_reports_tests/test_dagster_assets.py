@@ -25,7 +25,7 @@ from dyno_reports.core import periods
 from dyno_reports.dagster_defs.assets import report_assets
 from dyno_reports.dagster_defs.resources import ReportDatabase
 from dyno_reports.dagster_defs.tenants import tenant_partitions_sensor
-from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.engine import executor, multi_period, run_records, run_request
 from dyno_reports.reports import registry
 from dyno_reports.reports.fact_checks import facts_not_from_succeeded_runs, negative_metric_facts
 from dyno_reports.reports.pipeline_overview.checks import stages_missing_from_overview
@@ -209,6 +209,38 @@ def test_multi_period_run_of_one_tenant_gives_each_partition_its_row_and_metadat
     assert {w: mats[f"{w}|{tenant}"]["run_id"].value for w in weeks} == by_start  # distinct, per partition
     assert mats[f"2025-05-12|{tenant}"]["deal_count"].value == 0  # deals were created later
     assert mats[f"2025-06-02|{tenant}"]["deal_count"].value == 2
+
+
+def test_a_range_run_reads_the_tenants_history_once_and_writes_each_partitions_single_run_facts(
+    env, engine, tenant, instance, monkeypatch
+):
+    passes = []
+    compute = multi_period.compute
+    monkeypatch.setattr(multi_period, "compute", lambda conn, asked: passes.append(len(asked)) or compute(conn, asked))
+    weeks = ["2025-05-26", "2025-06-02", "2025-06-09", "2025-06-16"]
+    result = materialize(
+        [asset_of(REPORT)],
+        instance=instance,
+        resources=report_resources(env),
+        tags={
+            "dagster/asset_partition_range_start": f"{weeks[0]}|{tenant}",
+            "dagster/asset_partition_range_end": f"{weeks[-1]}|{tenant}",
+        },
+    )
+    assert result.success and passes == [4]
+    for header in headers_of(engine, result.run_id):
+        with engine.connect() as conn:
+            request = run_request.build_request(
+                conn, REPORT, tenant, period_start=header.period_start, period_end=header.period_end
+            )
+        alone = executor.execute(engine, request)
+        assert facts_of(engine, header.run_id) == facts_of(engine, alone.run_id) and alone.fact_rows > 0
+
+
+def facts_of(engine, run_id) -> set:
+    columns = [c for c in pipeline_overview_fact.c if c.name not in ("run_id",)]
+    with engine.connect() as conn:
+        return set(conn.execute(select(*columns).where(pipeline_overview_fact.c.run_id == run_id)).all())
 
 
 def test_backfill_policy_batches_partitions_per_run():

@@ -2,8 +2,9 @@
 someone decides whether its results can change.
 
 The digest is sha256 of the statement the executor sends for a run of the report (`executor._facts_sums_and_header`
-compiled for psycopg: the report's SQL inside the facts, headline and header statement), so a change to the shared
-blocks (`sql_common.py`), to the report's own SQL or to the statement around it counts.
+compiled for psycopg: the report's SQL inside the facts, headline and header statement), followed by its
+multi-period statement when it has one (which must give the same facts), so a change to the shared blocks
+(`sql_common.py`, `multi_period.py`), to the report's own SQL or to the statement around it counts.
 """
 
 import hashlib
@@ -18,18 +19,19 @@ from dyno_reports.reports import registry
 
 # report_type -> (report_version, sha256 of the statement). Decide, then update:
 STATEMENTS = {
-    "deal_velocity": (1, "329497ae6018f3ad6897959c363344639aff7bdef3ea18f71a79ba0e8d47e8cd"),
-    "pipeline_movement": (1, "5d500249b1864a7b0da3f39bb1bd2bd1d63920967609d91e7686adea80a5886d"),
-    "pipeline_overview": (1, "b5f340dc8542c8a580b0f0eca2fda0e8f6acdda5fb2fc6a86f47295e08acfb2c"),
-    "stage_conversion": (1, "57c48d25449704145b2e299e5d805e3ce1da291dc5751aea7626232cff8ad9f2"),
-    "weighted_pipeline": (1, "9412ca420aff669fdfd87b28a5157ab438afc01772515701c913f0a28cc9eab4"),
-    "win_loss": (1, "721e6fd1c86d9aab0bad3e78f182275c7d056d7046f152d83b89c271a12580a6"),
+    "deal_velocity": (1, "d3ec8fb608c5885325ac0fa6dfe06035451e91e5318a8bd59752b5a10d076b86"),
+    "pipeline_movement": (1, "d0e520c9636184fb212a3ad68f4c1f3cc4a5316ea56cd9d007e8b4755a74c99d"),
+    "pipeline_overview": (1, "a2eaea3caff32cb9e65b082fec51394e783ffc65eb8dd4a7719ff482c284b509"),
+    "stage_conversion": (1, "8ede5e78e7f5b73cc24c50ea41ba81e3d84c8193afb82890ee5bf8a85c0c8d7d"),
+    "weighted_pipeline": (1, "46e18766d1346c82a60996a12f43f9235455317c257ca979e3173030acba4bdc"),
+    "win_loss": (1, "4fd0250121d65b8897e097ef6e87e4f43abda495f1463e15595fcd4fcb11d00d"),
 }
 
 
 def statement_digest(report_type: str) -> str:
-    statement = _facts_sums_and_header(registry()[report_type]).compile(dialect=psycopg.dialect())
-    return hashlib.sha256(str(statement).encode()).hexdigest()
+    report = registry()[report_type]
+    statement = _facts_sums_and_header(report, False).compile(dialect=psycopg.dialect())
+    return hashlib.sha256((str(statement) + (report.multi_period_sql or "")).encode()).hexdigest()
 
 
 def test_every_report_has_its_version_and_digest_here():

@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, text, update
 
+from dyno_reports.engine import multi_period
 from dyno_reports.freshness import refresh, staleness
 from dyno_reports.reports import registry
 from dyno_reports.storage.tables import report_run, stage, stale_check
-from dyno_reports_tests.support.facts import run
+from dyno_reports_tests.support.facts import facts_by_key, run
 from dyno_reports_tests.support.history import (
     DEAL_IDS,
     PIPELINE_IDS,
@@ -203,6 +204,26 @@ def test_refresh_reruns_the_stale_question_and_the_latest_view_moves(engine, mon
     with engine.connect() as conn:  # the old run stays as it was
         assert conn.execute(select(report_run.c.status).where(report_run.c.run_id == old)).scalar_one() == "SUCCEEDED"
     assert stale_of(engine, mine) == {}
+
+
+def test_refresh_computes_the_stale_weeks_of_one_question_in_one_pass(engine, monkeypatch):
+    monkeypatch.setenv("DYNO_CRM_MAX_WRITE_SECONDS", "0")
+    passes = []
+    compute = multi_period.compute
+    monkeypatch.setattr(multi_period, "compute", lambda conn, asked: passes.append(len(asked)) or compute(conn, asked))
+    mine, stages = tenant_with_deal()
+    load(engine, mine)
+    old = [succeeded(engine, "pipeline_overview", mine, week) for week in WEEKS]
+    load_rows(engine, mine, [late_row(mine, stages[0].stage_id, T0 - 4 * D)])  # an amount before every week
+    done = refresh.refresh(engine, tenant_ids=[mine.tenant_id])
+    assert sorted(r.stale.run_id for r in done) == sorted(old) and passes == [3]
+    for refreshed in done:
+        window = (refreshed.result.request.window.start, refreshed.result.request.window.end)
+        assert refreshed.result.succeeded and refreshed.diff is not None
+        alone = succeeded(engine, "pipeline_overview", mine, window)
+        assert facts_by_key(engine, "pipeline_overview", refreshed.result.run_id) == facts_by_key(
+            engine, "pipeline_overview", alone
+        )
 
 
 @pytest.mark.parametrize("filters", [{}, {"report_types": ["win_loss"]}])

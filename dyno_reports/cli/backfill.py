@@ -41,7 +41,7 @@ def backfill_command(report_type: str, tenant_id: str, start: str, end: str, cad
     with db.connect(engine) as conn:
         migrate.require_head(conn)
         planned = backfill.plan(conn, report_type, tenant_id, start, end, cadence=cadence, options=options_text)
-        runs = backfill.run_all(engine, conn, planned, _progress, _cancellable)
+        runs = backfill.run_all(engine, conn, planned, _progress, _cancellable, announce=_announce)
     counts = backfill.totals(runs)
     click.echo(f"{counts['periods']} periods: {counts['succeeded']} SUCCEEDED, {counts['failed']} FAILED")
     if as_json:
@@ -56,6 +56,10 @@ def backfill_command(report_type: str, tenant_id: str, start: str, end: str, cad
         click.echo(json.dumps(summary))
     if counts["failed"]:
         sys.exit(1)
+
+
+def _announce(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _progress(index: int, count: int, run) -> None:

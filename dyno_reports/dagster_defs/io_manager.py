@@ -3,8 +3,10 @@
 The asset body hands over a `StepWork`: validated `run_request.RunRequest`s keyed by
 partition key (or the `RefusedPartition` a partition's input got, or a
 `TooEarlyPartition`: its period has not closed for its tenant, and nothing at all
-is recorded for it), with the local period each key stands for. `handle_output` executes
-them in partition order on one connection, each in its own transaction with its own `report_run`
+is recorded for it), with the local period each key stands for. `handle_output` first computes the
+partitions one pass can answer together (a range run's periods of one tenant: engine/multi_period.py, one
+pass over the tenant's history), then executes them in partition order on one connection, each in its own
+transaction with its own `report_run`
 row (`dagster_run_id` = this Dagster run), and attaches metadata to each
 partition's materialisation separately (its `period`: the key's local period),
 through the step's per-partition asset metadata (`add_output_metadata` would copy
@@ -34,6 +36,7 @@ from uuid import UUID
 from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 from pydantic import Field
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from dyno_reports.core.errors import InputError
 from dyno_reports.dagster_defs.dagster_private import add_partition_metadata, step_context_of
@@ -43,8 +46,9 @@ from dyno_reports.dagster_defs.resources import engine_for
 from dyno_reports.dagster_defs.retrying import DatabaseOutage, LostConnection, Reconnecting, outage_failure
 from dyno_reports.dagster_defs.step_work import RefusedPartition, StepWork, TooEarlyPartition
 from dyno_reports.dagster_defs.stopping import RunWatch, signals_cancel_runs
-from dyno_reports.engine import executor, run_records, run_request
+from dyno_reports.engine import executor, multi_period, run_records, run_request
 from dyno_reports.engine.reuse import Reuse
+from dyno_reports.storage import db
 
 FAILURES_SHOWN = 5
 PROGRESS_SECONDS = 5.0
@@ -68,6 +72,7 @@ class ReportRunIOManager(ConfigurableIOManager):
         # One connection for every partition of the step (each still its own transaction), replaced when lost.
         with signals_cancel_runs(watch), Reconnecting(engine, context.log, watch) as database:
             runs.committed = database.run(runs.read_committed, "reading what this run family committed")
+            database.run(runs.compute_passes, "reading each tenant's history once for its partitions")
             for partition_key in sorted(work):
                 watch.check(f"partition {partition_key}")
                 try:
@@ -105,11 +110,37 @@ class _PartitionRuns:
         self.failed: dict[str, str] = {}
         self.done: set[str] = set()
         self.tenant_names: dict[UUID, str | None] = {}  # for the whole step: a batch repeats its tenants
+        self.computed: dict[str, multi_period.Computed] = {}  # partition key -> its facts from a shared pass
 
     def read_committed(self, conn: Connection) -> dict[tuple[UUID, str], UUID]:
         requests = [w for w in self.work.values() if isinstance(w, run_request.RunRequest)]
         report_type = requests[0].report.report_type if requests else ""
         return committed_by_family(conn, report_type, self.reuse) if requests else {}
+
+    def compute_passes(self, conn: Connection) -> None:
+        """The facts of the partitions still to run that one pass answers together (several periods of one
+        tenant), one pass each; a pass cut by a lost connection is done again (LostConnection)."""
+        pending = [
+            (key, work)
+            for key, work in sorted(self.work.items())
+            if isinstance(work, run_request.RunRequest) and self._to_compute(key, work)
+        ]
+        keys, requests = [key for key, _ in pending], [work for _, work in pending]
+        for group in multi_period.shared_passes(requests):
+            started = time.monotonic()
+            facts = multi_period.compute(conn, [requests[i] for i in group])
+            lost = next((f.error for f in facts if isinstance(f, multi_period.PassFailed)), None)
+            if isinstance(lost, DBAPIError) and db.is_lost_connection(lost):
+                raise LostConnection(str(lost))
+            self.computed |= {keys[i]: f for i, f in zip(group, facts, strict=True)}
+            self.context.log.info(
+                f"{len(group)} partition(s) of tenant {requests[group[0]].tenant_id} computed in one pass over "
+                f"its history ({time.monotonic() - started:.1f} s)"
+            )
+
+    def _to_compute(self, key: str, request: run_request.RunRequest) -> bool:
+        committed = (request.tenant_id, request.fingerprint()) in self.committed
+        return key not in self.results and key not in self.computed and not committed
 
     def run(self, conn: Connection, key: str) -> None:
         work = self.work[key]
@@ -135,7 +166,8 @@ class _PartitionRuns:
             self.failed[key] = f"report run {result.run_id} FAILED: {result.error_message}"
 
     def _execute(self, conn: Connection, key: str, request: run_request.RunRequest) -> executor.RunResult:
-        result = executor.execute(self.engine, request, connection=conn, reuse=self.reuse)
+        computed = self.computed.get(key)
+        result = executor.execute(self.engine, request, connection=conn, reuse=self.reuse, computed=computed)
         if result.connection_lost:  # rolled back, or committed with its answer lost: the retry finds it
             raise LostConnection(result.error_message)
         self.results[key] = result

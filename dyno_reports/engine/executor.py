@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports.core import config
 from dyno_reports.core.errors import TenantGone
+from dyno_reports.engine.multi_period import Computed, ComputedFacts, PassFailed, given_rows_sql
 from dyno_reports.engine.reuse import REUSABLE_RUN, Reuse, question_lock_values
 from dyno_reports.engine.run_records import (
     describe_error,
@@ -111,19 +112,24 @@ def execute(
     run_id: UUID | None = None,
     connection: Connection | None = None,
     reuse: Reuse | None = None,
+    computed: Computed | None = None,
 ) -> RunResult:
     """Run the report: SUCCEEDED with its facts, or FAILED with its error and no facts.
 
     `connection`, when given (no transaction open on it), carries the run's transaction and stays open for
     the caller's next run (a batch of partitions); else a connection of `engine` is used and returned.
-    `reuse`: a committed run it allows (see reuse.py) is returned, `reused`, instead of a new one."""
+    `reuse`: a committed run it allows (see reuse.py) is returned, `reused`, instead of a new one.
+    `computed`: this window's facts as a multi-period pass computed them (multi_period.py), written instead of
+    running the report's statement (same header, same transaction); a `PassFailed` fails the run with its error."""
     run_id = run_id or uuid.uuid4()
     config.executor_role()  # a malformed DYNO_EXECUTOR_ROLE is refused before anything is written
     # a new connection: transient connection failures retried, before anything is written
     conn = connection if connection is not None else db.connect(engine)
     try:
         with contextlib.nullcontext() if connection is not None else conn:  # closes only its own connection
-            result = _run_in_transaction(conn, request, run_id, reuse)
+            if isinstance(computed, PassFailed):
+                raise computed.error
+            result = _run_in_transaction(conn, request, run_id, reuse, computed)
     except RunCancelled as exc:  # rolled back (psycopg cancelled the statement); recorded in a new transaction
         log.warning("report run %s (%s) %s", run_id, request.report.report_type, exc.reason)
         record_failure(engine, request, run_id, exc.reason)
@@ -136,7 +142,9 @@ def execute(
     return result
 
 
-def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID, reuse: Reuse | None) -> RunResult:
+def _run_in_transaction(
+    conn: Connection, request: RunRequest, run_id: UUID, reuse: Reuse | None, computed: ComputedFacts | None
+) -> RunResult:
     """The run's transaction, in two statements between BEGIN and COMMIT: the settings; the facts, their
     headline sums and the SUCCEEDED header in one statement (data-modifying CTEs). With `reuse`, the
     settings statement also takes the question lock and one lookup follows it."""
@@ -153,7 +161,11 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID, reu
         if earlier is not None:
             transaction.rollback()  # nothing was written; the question lock is released
             return earlier
-        sums = conn.execute(_facts_sums_and_header(report), request.sql_params() | header).one()
+        if computed is None:
+            sums = conn.execute(_facts_sums_and_header(report, False), request.sql_params() | header).one()
+        else:
+            given = {"computed_rows": computed.rows_json(), "computed_scope_digest": computed.scope_digest}
+            sums = conn.execute(_facts_sums_and_header(report, True), given | header).one()
         if not sums.tenant_present:  # deleted since the request was validated: roll back, record FAILED
             raise TenantGone(request.tenant_id)
         headline = headline_of(conn, report, request.tenant_id, run_id, sums)
@@ -163,7 +175,7 @@ def _run_in_transaction(conn: Connection, request: RunRequest, run_id: UUID, reu
 
 
 @functools.cache
-def _facts_sums_and_header(report: ReportDefinition) -> Select:
+def _facts_sums_and_header(report: ReportDefinition, given: bool) -> Select:
     """WITH facts AS (INSERT INTO <fact table> SELECT :run_id, :tenant_id, q.* FROM (<report sql>) q
     RETURNING ...), sums AS (SELECT count(*) AS fact_rows, <headline sums>, EXISTS (<the tenant in
     crm.tenant>) AS tenant_present, (<SCOPE_DIGEST>) AS scope_digest FROM facts), header AS (INSERT
@@ -173,9 +185,13 @@ def _facts_sums_and_header(report: ReportDefinition) -> Select:
     visible moment, `generated_at` is when it completed, and no UPDATE follows (an IN_PROGRESS header is
     never visible outside its transaction). The facts' foreign key and `facts_need_succeeded_run` are
     checked at the end of the statement, when both are inserted. Built once per report (every value is a
-    bound parameter: `header_<column>` and the report's own)."""
+    bound parameter: `header_<column>` and the report's own). `given`: the facts are `:computed_rows` (a JSON
+    array of objects, `ComputedFacts.rows_json()`) and the scope digest `:computed_scope_digest`, both from a
+    multi-period pass, instead of the report's statement and SCOPE_DIGEST."""
     table = report.fact_table
-    computed = text(report.sql).columns(*(table.c[name] for name in report.fact_columns)).subquery("computed")
+    fact_columns = [table.c[name] for name in report.fact_columns]
+    source = given_rows_sql(report) if given else report.sql
+    computed = text(source).columns(*fact_columns).subquery("computed")
     rows = select(
         bindparam("header_run_id", type_=PG_UUID(as_uuid=True)),
         bindparam("header_tenant_id", type_=PG_UUID(as_uuid=True)),
@@ -190,7 +206,11 @@ def _facts_sums_and_header(report: ReportDefinition) -> Select:
     # One snapshot for the facts and this check: a tenant deleted with its data is seen gone, never half.
     present = select(tenant.c.tenant_id).where(tenant.c.tenant_id == bindparam("header_tenant_id")).exists()
     # The stages and pipelines in the run's scope, read on that snapshot too (reports/scope_digest.py).
-    scope = text(SCOPE_DIGEST).columns(column("scope_digest", Text)).scalar_subquery()
+    scope = (
+        bindparam("computed_scope_digest", type_=Text)
+        if given
+        else text(SCOPE_DIGEST).columns(column("scope_digest", Text)).scalar_subquery()
+    )
     sums = select(
         func.count().label("fact_rows"),
         *_headline_sums(report, facts.c),

@@ -9,17 +9,22 @@ is run so far again.
 A stale run whose only reason is late rows recorded less than the CRM's longest write ago waits (not run):
 the new run's default K would not see them, so it would answer as the old one did and be stale at once.
 Given `as_known_at`, only rows recorded after it wait.
+
+Every question is asked again with one K, so the stale periods of one tenant, report and options are computed
+from one pass over its history where the report has a multi-period statement (engine/multi_period.py), each
+still written as its own run.
 """
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine
 
 from dyno_reports.core.errors import DynoError
-from dyno_reports.engine import executor, run_request
+from dyno_reports.engine import backfill, executor, multi_period, run_request
 from dyno_reports.freshness import staleness
 from dyno_reports.read import run_diff
 from dyno_reports.storage import db
@@ -54,9 +59,9 @@ class Refreshed:
 
 
 def request_of(
-    conn: Connection, stale: staleness.StaleRun, as_known_at: datetime | None = None
+    conn: Connection, stale: staleness.StaleRun, as_known_at: datetime | None = None, now: datetime | None = None
 ) -> run_request.RunRequest:
-    """The stale run's question, asked again now (default K, or `as_known_at`): validated as any run's inputs
+    """The stale run's question, asked again at `now` (default K, or `as_known_at`): validated as any run's inputs
     are."""
     request = run_request.build_request(
         conn,
@@ -67,6 +72,7 @@ def request_of(
         options=stale.input_params.get("options") or None,
         so_far=True,  # a window that has not ended yet is run so far again; an ended one makes a final run
         as_known_at=as_known_at,
+        now=now,
     )
     if request.fingerprint() != stale.input_fingerprint:  # a changed canonical form would not move the views
         raise DynoError(
@@ -77,21 +83,43 @@ def request_of(
 
 
 def refresh_one(
-    engine: Engine, conn: Connection, stale: staleness.StaleRun, as_known_at: datetime | None = None
+    engine: Engine,
+    conn: Connection,
+    stale: staleness.StaleRun,
+    as_known_at: datetime | None = None,
+    *,
+    request: run_request.RunRequest | None = None,
+    computed: multi_period.Computed | None = None,
+    run_id: UUID | None = None,
 ) -> Refreshed:
-    """Re-run `stale`'s question on `conn` (no transaction open); diff the new run against the old one."""
-    try:
-        request = request_of(conn, stale, as_known_at)
-    except DynoError as exc:  # InputError too: its question cannot be asked again as recorded
-        conn.rollback()
-        return Refreshed(stale, None, refused=str(exc))
-    conn.rollback()  # validation only read: the run's own transaction starts next, on this connection
-    result = executor.execute(engine, request, connection=conn)
+    """Re-run `stale`'s question on `conn` (no transaction open), or `request`, its question already asked again
+    (with its facts `computed` by a shared pass); diff the new run against the old one."""
+    if request is None:
+        asked = _ask_again(conn, stale, as_known_at, None)
+        if isinstance(asked, Refreshed):
+            return asked
+        request = asked
+    result = executor.execute(engine, request, run_id=run_id, connection=conn, computed=computed)
     if not result.succeeded:
         return Refreshed(stale, result)
     diff = run_diff.diff_runs(conn, request.report, stale.tenant_id, stale.run_id, result.run_id)
     conn.rollback()
     return Refreshed(stale, result, diff)
+
+
+def _ask_again(
+    conn: Connection, stale: staleness.StaleRun, as_known_at: datetime | None, now: datetime | None
+) -> run_request.RunRequest | Refreshed:
+    """The stale run's request, or its Refreshed when it waits or its question cannot be asked again."""
+    if stale.waiting(as_known_at):
+        return Refreshed(stale, None, waiting=stale.waiting_text())
+    try:
+        request = request_of(conn, stale, as_known_at, now)
+    except DynoError as exc:  # InputError too: its question cannot be asked again as recorded
+        return Refreshed(stale, None, refused=str(exc))
+    finally:
+        conn.rollback()  # validation only read: the run's own transaction starts later, on this connection
+    return request
 
 
 def refresh(
@@ -105,16 +133,24 @@ def refresh(
     """Run the stale check, then refresh every stale current run it lists, one after the other, except those
     waiting for late rows the new run would not see yet; `progress(n, total, refreshed)` after each.
     `as_known_at`: K of the new runs (default: now minus the CRM's longest write), for a caller that knows
-    every write up to it has committed (the demo's own import)."""
+    every write up to it has committed (the demo's own import). The questions are all asked again first, with
+    one K; the stale periods of one question are then computed in one pass (`backfill.computed_periods`)."""
     done: list[Refreshed] = []
     with db.connect(engine) as conn:
         stale_runs = staleness.check(conn, tenant_ids=tenant_ids, report_types=report_types)
-        for n, stale in enumerate(stale_runs, start=1):
-            if stale.waiting(as_known_at):
-                refreshed = Refreshed(stale, None, waiting=stale.waiting_text())
-            else:
-                refreshed = refresh_one(engine, conn, stale, as_known_at)
+        now = datetime.now(UTC)
+        asked = [_ask_again(conn, stale, as_known_at, now) for stale in stale_runs]
+        requests = {n: a for n, a in enumerate(asked) if isinstance(a, run_request.RunRequest)}
+        run_ids = {n: uuid.uuid4() for n in requests}
+        computed = backfill.computed_periods(engine, conn, list(requests.values()), list(run_ids.values()))
+        by_stale = dict(zip(requests, (computed.get(i) for i in range(len(requests))), strict=True))
+        for n, (stale, ask) in enumerate(zip(stale_runs, asked, strict=True)):
+            refreshed = (
+                ask
+                if isinstance(ask, Refreshed)
+                else refresh_one(engine, conn, stale, request=ask, computed=by_stale[n], run_id=run_ids[n])
+            )
             done.append(refreshed)
             if progress is not None:
-                progress(n, len(stale_runs), refreshed)
+                progress(n + 1, len(stale_runs), refreshed)
     return done

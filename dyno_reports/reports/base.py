@@ -47,6 +47,10 @@ class ReportDefinition:
     report's statement beside its version: a change to the SQL fails there until it is decided.
     `fact_checks`: the report's own checks on the facts a Dagster run wrote (reports/fact_checks.py), besides
     the generic ones every report gets; each becomes an asset check of the report's assets.
+    `multi_period_sql`: the same facts for several disjoint windows of one tenant, options and K from one pass
+    over the history (reports/multi_period.py): `window_index` then `fact_columns`; None: each window is run
+    alone. It runs under `multi_period_transaction_settings()`: the report's own settings and
+    `multi_period_settings` (each one's measured reason in the report's design details).
     """
 
     report_type: str
@@ -65,6 +69,8 @@ class ReportDefinition:
     jit: bool = True
     planner_settings: tuple[tuple[str, str], ...] = ()
     fact_checks: tuple[FactCheck, ...] = ()
+    multi_period_sql: str | None = None
+    multi_period_settings: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         expected = {"run_id", "tenant_id", *self.dimensions, *self.attributes, *self.metrics}
@@ -89,6 +95,10 @@ class ReportDefinition:
     def transaction_settings(self) -> dict[str, str]:
         """The settings this report's run sets for its transaction beyond the executor's own."""
         return ({} if self.jit else {"jit": "off"}) | dict(self.planner_settings)
+
+    def multi_period_transaction_settings(self) -> dict[str, str]:
+        """The settings of a multi-period pass's transaction: the report's own, then its pass's own."""
+        return self.transaction_settings() | dict(self.multi_period_settings)
 
     @property
     def fact_columns(self) -> tuple[str, ...]:

@@ -27,6 +27,12 @@ ORDERED_PASS = (("enable_sort", "off"),)
 # Figures: docs/reports/weighted_pipeline_design_details.md#planner-settings.
 KEY_ORDER_SCAN = (("enable_seqscan", "off"), ("enable_bitmapscan", "off"))
 
+# The memory of a multi-period pass's sorts and hashes: its groups are per (mark range, ...) or per closing event
+# of a whole backfill, which spill to temp files at 1M deals under the default 4 MB (weighted_pipeline wrote 213 MB
+# for 26 weeks, win_loss 195 MB for 12 months); a backfill is one statement where a fleet runs many small ones.
+# Figures: docs/performance.md#backfills-one-pass-for-many-periods.
+PASS_WORK_MEM = (("work_mem", "64MB"),)
+
 # JIT without its optimisation and inlining passes, for a report that keeps `jit=True`: the statement's
 # expressions and tuple deforming are compiled (the pass deforms every history row), neither inlined nor optimised.
 # Reason: the optimising passes cost far more than they save; pipeline_overview is faster with this than with JIT

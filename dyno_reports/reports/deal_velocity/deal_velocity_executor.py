@@ -7,7 +7,15 @@ percentile_cont works on double precision). See docs/reports/deal_velocity_desig
 """
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import ORDERED_PASS, STINT_ENTRIES, WINDOW_START, report_sql, rounded_days
+from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END, WINDOWS
+from dyno_reports.reports.sql_common import (
+    ORDERED_PASS,
+    SCOPE_STAGES,
+    STINT_ENTRIES,
+    WINDOW_START,
+    report_sql,
+    rounded_days,
+)
 from dyno_reports.storage.tables import deal_velocity_fact
 
 
@@ -75,6 +83,63 @@ ORDER BY st.pipeline_id, st.position
 """,
 )
 
+# Every window of a backfill from one pass (reports/multi_period.py). An exit in window w is an entry row in w that
+# is not the deal's first row; the stint it ends began at the row's `previous_stint_start` (the deal's entry before
+# it, from the pass itself). Of the rows in windows only the exits and the states at window ends are kept; one
+# window over each deal (in the pass's order: no sort) gives every kept row the windows at whose end the deal is
+# live, read from its states there. The exits of those windows are grouped per (window, stage) by hash (an
+# aggregate with ORDER BY would sort every exit, in temp files) and each group's lengths sorted on their own; the
+# percentiles are then taken as in `SQL`. docs/reports/deal_velocity_design_details.md#multi-period-runs
+EXIT_ROW = "r.is_entry AND r.previous_stage_id IS NOT NULL"
+MULTI_PERIOD_SQL = (
+    "WITH"
+    + ",".join((SCOPE_STAGES, WINDOWS, MULTI_PERIOD_HISTORY))
+    + f""",
+kept_rows AS (
+    SELECT r.window_index, {EXIT_ROW} AS is_exit, r.previous_stage_id,
+           r.valid_from - r.previous_stint_start AS duration,
+           array_agg(r.window_index) FILTER (WHERE NOT r.is_deleted AND {STATE_AT_WINDOW_END})
+               OVER (PARTITION BY r.deal_id) AS live_windows
+    FROM marked_rows r
+    WHERE r.window_index IS NOT NULL AND ({EXIT_ROW} OR {STATE_AT_WINDOW_END})
+),
+exit_groups AS (
+    SELECT window_index, previous_stage_id AS stage_id,
+           count(*) AS exited_count,
+           sum(extract(epoch FROM duration)) AS total_seconds,
+           array_agg(duration) AS unsorted_durations
+    FROM kept_rows
+    WHERE is_exit AND window_index = ANY (live_windows)
+    GROUP BY window_index, previous_stage_id
+),
+sorted_exits AS (
+    SELECT g.window_index, g.stage_id, g.exited_count, g.total_seconds, sorted.durations
+    FROM exit_groups g
+    CROSS JOIN LATERAL (
+        SELECT array_agg(duration ORDER BY duration) AS durations FROM unnest(g.unsorted_durations) duration
+    ) sorted
+),
+per_stage AS (
+    SELECT window_index, stage_id, exited_count, total_seconds,
+           {continuous_percentile("0.5")} AS p50_seconds,
+           {continuous_percentile("0.9")} AS p90_seconds
+    FROM sorted_exits
+)
+SELECT w.window_index,
+       st.pipeline_id,
+       st.stage_id,
+       COALESCE(ps.exited_count, 0) AS exited_count,
+       {rounded_days("ps.total_seconds", "ps.exited_count")} AS avg_days,
+       {rounded_days("ps.p50_seconds")} AS p50_days,
+       {rounded_days("ps.p90_seconds")} AS p90_days
+FROM windows w
+CROSS JOIN scope_stages st
+LEFT JOIN per_stage ps ON ps.window_index = w.window_index AND ps.stage_id = st.stage_id
+WHERE st.kind = 'open'
+ORDER BY w.window_index, st.pipeline_id, st.position
+"""
+)
+
 REPORT = ReportDefinition(
     report_type="deal_velocity",
     title="Deal velocity",
@@ -88,6 +153,7 @@ REPORT = ReportDefinition(
     headline_metrics=("exited_count",),
     cadences=("month", "quarter"),
     sql=SQL,
+    multi_period_sql=MULTI_PERIOD_SQL,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     # JIT off: its compile cost more CPU than it saved (docs/reports/deal_velocity_design_details.md#jit)

@@ -2,6 +2,8 @@
 
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.pipeline_movement.checks import MOVEMENT_ROWS_BALANCE
+from dyno_reports.reports.pipeline_movement.movement_sums import MOVEMENT_SUMS
+from dyno_reports.reports.pipeline_movement.pipeline_movement_multi_period import MULTI_PERIOD_SQL
 from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
@@ -82,32 +84,7 @@ movements AS (
 grouped AS (
     -- counts are sums of the pairs' deals
     SELECT pipeline_id,
-           sum(deals) FILTER (WHERE side = 'S') AS start_count,
-           sum(start_amount) FILTER (WHERE side = 'S') AS start_amount,
-           sum(deals) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_count,
-           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IS NULL) AS created_amount,
-           sum(deals) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_count,
-           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind IN ('won', 'lost')) AS reopened_amount,
-           sum(deals) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_count,
-           sum(end_amount) FILTER (WHERE side = 'E' AND start_kind = 'open') AS moved_in_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                    AND amount_change > 0) AS increased_count,
-           sum(end_amount - start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                                  AND amount_change > 0) AS increased_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                    AND amount_change < 0) AS decreased_count,
-           sum(start_amount - end_amount) FILTER (WHERE side = 'S' AND end_pipeline_id = pipeline_id
-                                                  AND amount_change < 0) AS decreased_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_count,
-           sum(start_amount) FILTER (WHERE side = 'S' AND end_pipeline_id <> pipeline_id) AS moved_out_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_count,
-           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'won') AS won_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_count,
-           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind = 'lost') AS lost_amount,
-           sum(deals) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_count,
-           sum(start_amount) FILTER (WHERE side = 'S' AND end_kind IS NULL) AS deleted_amount,
-           sum(deals) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_count,
-           sum(end_amount) FILTER (WHERE end_pipeline_id = pipeline_id) AS end_amount
+{MOVEMENT_SUMS}
     FROM movements
     GROUP BY pipeline_id
 )
@@ -141,6 +118,7 @@ REPORT = ReportDefinition(
     headline_metrics=("start_count", "start_amount", "end_count", "end_amount"),
     cadences=("month", "quarter"),
     sql=SQL,
+    multi_period_sql=MULTI_PERIOD_SQL,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     requires_start=True,

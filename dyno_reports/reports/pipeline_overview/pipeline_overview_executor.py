@@ -1,10 +1,12 @@
 """pipeline_overview: per stage, the snapshot at E (deals, amounts, days in stage) and entries in W."""
 
 from dyno_reports.reports.base import ReportDefinition
+from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END, WINDOWS
 from dyno_reports.reports.option_specs import OptionSpec
 from dyno_reports.reports.pipeline_overview.checks import STAGE_ROWS_COMPLETE
 from dyno_reports.reports.sql_common import (
     ORDERED_PASS,
+    SCOPE_STAGES,
     UNOPTIMISED_JIT,
     WINDOW_START,
     report_sql,
@@ -72,6 +74,101 @@ ORDER BY st.pipeline_id, st.position
 """,
 )
 
+# Every window of a backfill from one pass (reports/multi_period.py): one group per deal, in the pass's order,
+# collects the deal's snapshot rows (a live row with its mark range: the ends it is the state at) and its entries
+# in windows, with the windows whose end it is live at; set-returning functions then lay them out one piece per row
+# (no subquery per deal), and one hash aggregate sums the snapshot per (mark range, stage), a few hundred groups,
+# and counts the entries per (window, stage) of deals live at that window's end. The snapshot is then spread over
+# the windows whose end is in the range; days in stage sum as count * E - sum(stint starts). Only the stages the
+# report shows are carried, by their place in one array (an InitPlan): deals sitting in closed stages drop out early.
+# docs/reports/pipeline_overview_design_details.md#multi-period-runs
+REPORTED_STAGES = """ARRAY(
+        SELECT st.stage_id FROM scope_stages st
+        WHERE CAST(:include_closed AS boolean) OR st.kind = 'open'
+        ORDER BY st.stage_id
+    )"""
+SNAPSHOT_ROW = "NOT r.is_deleted AND r.first_mark <= r.last_mark AND r.stage_place IS NOT NULL"
+# An entry as one integer, window_index * ENTRY_BASE + the stage's place: distinct per deal in one sort of integers.
+ENTRY_BASE = 65536
+MULTI_PERIOD_SQL = (
+    "WITH"
+    + ",".join((SCOPE_STAGES, WINDOWS, MULTI_PERIOD_HISTORY))
+    + f""",
+placed_rows AS (
+    SELECT r.deal_id, r.valid_from, r.amount, r.first_mark, r.last_mark, r.window_index, r.is_entry,
+           r.stage_place, {SNAPSHOT_ROW} AS is_snapshot_row,
+           NOT r.is_deleted AND {STATE_AT_WINDOW_END} AS is_live_at_window_end
+    FROM (SELECT r.*, array_position({REPORTED_STAGES}, r.stage_id) AS stage_place FROM marked_rows r) r
+),
+deal_summaries AS (
+    SELECT array_agg(r.window_index) FILTER (WHERE r.is_live_at_window_end) AS live_windows,
+           array_agg(DISTINCT r.window_index * {ENTRY_BASE} + r.stage_place)
+               FILTER (WHERE r.is_entry AND r.window_index IS NOT NULL AND r.stage_place IS NOT NULL) AS entries,
+           array_agg(r.first_mark) FILTER (WHERE r.is_snapshot_row) AS first_marks,
+           array_agg(r.last_mark) FILTER (WHERE r.is_snapshot_row) AS last_marks,
+           array_agg(r.stage_place) FILTER (WHERE r.is_snapshot_row) AS snapshot_places,
+           array_agg(r.amount) FILTER (WHERE r.is_snapshot_row) AS amounts,
+           array_agg(r.valid_from) FILTER (WHERE r.is_snapshot_row) AS snapshot_times,
+           -- a snapshot row's stint began at the last of these at or before it (its stint's entry)
+           array_agg(r.valid_from) FILTER (WHERE r.is_entry AND r.stage_place IS NOT NULL) AS entry_times
+    FROM placed_rows r
+    WHERE r.window_index IS NOT NULL OR r.is_snapshot_row OR (r.is_entry AND r.stage_place IS NOT NULL)
+    GROUP BY r.deal_id
+),
+-- a deal's entries, then its snapshot rows: each array padded with NULLs where the other kind's rows are, so each
+-- row is one piece of one kind
+pieces AS (
+    SELECT d.live_windows, d.entry_times,
+           unnest(d.entries || array_fill(CAST(NULL AS int), ARRAY[d.snapshot_rows])) AS entry,
+           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.first_marks) AS first_mark,
+           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.last_marks) AS last_mark,
+           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.snapshot_places) AS snapshot_place,
+           unnest(array_fill(CAST(NULL AS numeric), ARRAY[d.entry_rows]) || d.amounts) AS amount,
+           unnest(array_fill(CAST(NULL AS timestamptz), ARRAY[d.entry_rows]) || d.snapshot_times) AS snapshot_time
+    FROM (
+        SELECT s.*, COALESCE(cardinality(s.entries), 0) AS entry_rows,
+               COALESCE(cardinality(s.first_marks), 0) AS snapshot_rows
+        FROM deal_summaries s
+    ) d
+),
+piece_groups AS (
+    SELECT p.entry / {ENTRY_BASE} AS window_index, p.entry % {ENTRY_BASE} AS entered_place,
+           p.first_mark, p.last_mark, p.snapshot_place,
+           count(*) FILTER (WHERE p.entry / {ENTRY_BASE} = ANY (p.live_windows)) AS entered,
+           count(p.snapshot_place) AS deals, sum(p.amount) AS total_amount,
+           sum(extract(epoch FROM p.entry_times[width_bucket(p.snapshot_time, p.entry_times)])) AS stint_start_seconds
+    FROM pieces p
+    GROUP BY p.entry, p.first_mark, p.last_mark, p.snapshot_place
+),
+reported_stages AS (
+    SELECT place, stage_id FROM unnest({REPORTED_STAGES}) WITH ORDINALITY AS reported(stage_id, place)
+),
+snapshot AS (
+    SELECT w.window_index, g.snapshot_place, CAST(sum(g.deals) AS bigint) AS deal_count,
+           sum(g.total_amount) AS total_amount,
+           sum(g.deals * extract(epoch FROM w.window_end) - g.stint_start_seconds) AS stint_seconds
+    FROM piece_groups g
+    JOIN windows w ON w.end_mark BETWEEN g.first_mark AND g.last_mark
+    WHERE g.snapshot_place IS NOT NULL
+    GROUP BY w.window_index, g.snapshot_place
+)
+SELECT w.window_index,
+       st.pipeline_id,
+       st.stage_id,
+       COALESCE(sn.deal_count, 0) AS deal_count,
+       COALESCE(sn.total_amount, 0) AS total_amount,
+       round(sn.total_amount / NULLIF(sn.deal_count, 0), 2) AS avg_amount,
+       {rounded_days("sn.stint_seconds", "sn.deal_count")} AS avg_days_in_stage,
+       COALESCE(en.entered, 0) AS entered_count
+FROM windows w
+CROSS JOIN scope_stages st
+JOIN reported_stages rs ON rs.stage_id = st.stage_id
+LEFT JOIN snapshot sn ON sn.window_index = w.window_index AND sn.snapshot_place = rs.place
+LEFT JOIN piece_groups en ON en.window_index = w.window_index AND en.entered_place = rs.place
+ORDER BY w.window_index, st.pipeline_id, st.position
+"""
+)
+
 REPORT = ReportDefinition(
     report_type="pipeline_overview",
     title="Pipeline overview",
@@ -85,6 +182,7 @@ REPORT = ReportDefinition(
     headline_metrics=("deal_count", "total_amount", "entered_count"),
     cadences=("week",),
     sql=SQL,
+    multi_period_sql=MULTI_PERIOD_SQL,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     options=(INCLUDE_CLOSED,),

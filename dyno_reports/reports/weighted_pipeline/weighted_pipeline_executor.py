@@ -2,7 +2,8 @@
 weighted by stage probability."""
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.sql_common import KEY_ORDER_SCAN, report_sql
+from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, WINDOWS
+from dyno_reports.reports.sql_common import KEY_ORDER_SCAN, ORDERED_PASS, PASS_WORK_MEM, SCOPE_STAGES, report_sql
 from dyno_reports.storage.tables import weighted_pipeline_fact
 
 # A snapshot at E only: the window's start plays no part (docs/definitions.md, "weighted_pipeline").
@@ -43,6 +44,47 @@ ORDER BY pipeline_id, principal_id, close_month NULLS LAST
 """,
 )
 
+# Every window of a backfill from one pass (reports/multi_period.py): a live row in an open stage in scope is the
+# deal's state at every end in its mark range, so rows are summed per (mark range, pipeline, owner, close month),
+# thousands of groups, then spread over the windows whose end mark is in the range and summed again. The
+# weighted sums stay exact until the one round() per window and group, as in SQL.
+# docs/reports/weighted_pipeline_design_details.md#multi-period-runs
+MULTI_PERIOD_SQL = (
+    "WITH"
+    + ",".join((SCOPE_STAGES, WINDOWS, MULTI_PERIOD_HISTORY))
+    + """,
+mark_range_groups AS (
+    SELECT r.first_mark,
+           r.last_mark,
+           st.pipeline_id,
+           r.owner_principal_id AS principal_id,
+           CAST(date_trunc('month', CAST(r.expected_close_date AS timestamp)) AS date) AS close_month,
+           count(*) AS deal_count,
+           sum(r.amount) AS total_amount,
+           sum(r.amount * st.probability) AS weighted_sum
+    FROM marked_rows r
+    JOIN scope_stages st ON st.stage_id = r.stage_id
+    WHERE NOT r.is_deleted AND r.first_mark <= r.last_mark AND st.kind = 'open'
+    GROUP BY r.first_mark, r.last_mark, st.pipeline_id, r.owner_principal_id, close_month
+)
+SELECT w.window_index,
+       g.pipeline_id,
+       g.principal_id,
+       g.close_month,
+       CAST(g.close_month - make_interval(
+           months => (CAST(EXTRACT(MONTH FROM g.close_month) AS integer) + 12
+                      - CAST(:fiscal_year_start_month AS integer)) % 3
+       ) AS date) AS close_quarter,
+       CAST(sum(g.deal_count) AS bigint) AS deal_count,
+       sum(g.total_amount) AS total_amount,
+       round(sum(g.weighted_sum), 2) AS weighted_amount
+FROM mark_range_groups g
+JOIN windows w ON w.end_mark BETWEEN g.first_mark AND g.last_mark
+GROUP BY w.window_index, g.pipeline_id, g.principal_id, g.close_month
+ORDER BY w.window_index, g.pipeline_id, g.principal_id, g.close_month NULLS LAST
+"""
+)
+
 REPORT = ReportDefinition(
     report_type="weighted_pipeline",
     title="Weighted pipeline",
@@ -58,6 +100,9 @@ REPORT = ReportDefinition(
     headline_metrics=("deal_count", "total_amount", "weighted_amount"),
     cadences=("month", "quarter"),
     sql=SQL,
+    multi_period_sql=MULTI_PERIOD_SQL,
+    # hashes its groups in memory, where a sort wrote 213 MB of temp at 1M deals (design details, multi-period)
+    multi_period_settings=PASS_WORK_MEM + ORDERED_PASS,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     # JIT kept: at 1M deals it saved more than its compile (docs/reports/weighted_pipeline_design_details.md#jit)
