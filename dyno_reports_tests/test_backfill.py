@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from dyno_reports.cli.main import main
+from dyno_reports.core.errors import RunCancelled
 from dyno_reports.engine import backfill, executor, multi_period
 from dyno_reports.engine.run_request import RunRequest
 from dyno_reports.storage.tables import report_run
@@ -175,11 +176,11 @@ def test_a_failed_pass_fails_every_period_it_covered_with_its_error(engine, sydn
 
 def test_a_cancelled_pass_records_every_period_it_covered_failed_and_stops(engine, sydney, monkeypatch):
     def cancelled(conn, requests):
-        raise executor.RunCancelled("cancelled (SIGINT)")
+        raise RunCancelled("cancelled (SIGINT)")
 
     monkeypatch.setattr(multi_period, "compute", cancelled)
     started = datetime.now(UTC)
-    with pytest.raises(executor.RunCancelled):
+    with pytest.raises(RunCancelled):
         backfill.backfill(engine, "pipeline_overview", sydney.tenant_id, "2025-06-02", "2025-06-30")
     with engine.connect() as conn:
         recorded = conn.execute(

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
-from dyno_reports.core.errors import DatabaseUnavailable
+from dyno_reports.core.errors import DatabaseUnavailable, RunCancelled
 from dyno_reports.dagster_defs import retrying
 from dyno_reports.dagster_defs.io_manager import ReportRunIOManager
 from dyno_reports.dagster_defs.resources import ReportDatabase
@@ -294,7 +294,7 @@ def test_cancelled_run_rolls_back_then_records_failed_in_a_new_transaction(slow_
     event.listen(engine, "rollback", lambda conn: events.append("rollback"))
 
     def handler(signum, frame):
-        raise executor.RunCancelled("cancelled (SIGALRM)")
+        raise RunCancelled("cancelled (SIGALRM)")
 
     previous = signal.signal(signal.SIGALRM, handler)
     try:
@@ -305,7 +305,7 @@ def test_cancelled_run_rolls_back_then_records_failed_in_a_new_transaction(slow_
         events.clear()
         run_id = uuid.uuid4()
         signal.setitimer(signal.ITIMER_REAL, 1.5)
-        with pytest.raises(executor.RunCancelled):
+        with pytest.raises(RunCancelled):
             executor.execute(engine, request, run_id=run_id)
         assert report_backends(admin, url.database) == []
     finally:

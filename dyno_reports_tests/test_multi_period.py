@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from dyno_reports.engine import backfill, executor, multi_period, run_request
+from dyno_reports.engine import executor, multi_period, run_request
 from dyno_reports.reports import registry
 from dyno_reports.reports.multi_period import disjoint_passes, window_params
 from dyno_reports.storage.tables import report_run
@@ -114,7 +114,7 @@ def test_adjacent_weeks_on_the_edges_are_their_single_period_runs(engine, edges,
     requests = requests_for(engine, report_type, edges, chosen, None, T0 + 10 * week)
     assert multi_period.shared_passes(requests) == [[0, 1, 2, 3]]
     with engine.connect() as conn:
-        computed = backfill.computed_periods(engine, conn, requests, [uuid.uuid4() for _ in requests])
+        computed = multi_period.computed_passes(engine, conn, requests, [uuid.uuid4() for _ in requests])
     for (start, end), request, index in zip(chosen, requests, range(4), strict=True):
         result = executor.execute(engine, request, computed=computed[index])
         alone = run(engine, report_type, edges.tenant_id, start, end, as_known_at=T0 + 10 * week, so_far=True)
@@ -135,7 +135,7 @@ def test_each_window_of_a_pass_is_its_single_period_run_row_for_row(engine, repo
     requests = requests_for(engine, report_type, data, chosen, asked, known_at)
     run_ids = [uuid.uuid4() for _ in requests]
     with engine.connect() as conn:
-        computed = backfill.computed_periods(engine, conn, requests, run_ids)
+        computed = multi_period.computed_passes(engine, conn, requests, run_ids)
         assert sorted(computed) == sorted(i for group in multi_period.shared_passes(requests) for i in group)
         passed = [
             executor.execute(engine, r, run_id=i, connection=conn, computed=computed.get(n))

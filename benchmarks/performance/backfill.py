@@ -6,7 +6,7 @@
 On the `dyno_bench` database (benchmarks.report_runs' tenants). For each report and each backfill (26 weekly
 windows ending 2025-06-30, 12 monthly windows ending 2025-07-01, and P = 1: the last week), alternately,
 --repeats rounds of: the scan floor at the last end; the backfill as `dyno-reports backfill` does it
-(`backfill.computed_periods`: one pass per report that has a multi-period statement, then each window written
+(`multi_period.computed_passes`: one pass per report that has a multi-period statement, then each window written
 as its own run through the executor). Medians; ratio = backfill / floor (goal ≤ 3, P = 1 ≤ 1.5); the pass's temp
 writes (EXPLAIN ANALYZE, goal at 1M deals ≤ 200 MB); with --per-period also one executor run per window, the
 way before multi-period passes (slow: P full passes). With --dagster, also the 26-week backfill of
@@ -35,7 +35,7 @@ from benchmarks.performance.common import (
 )
 from benchmarks.performance.scan_floor import SEED_OF_SIZE, run_floor, temp_written_bytes
 from dyno_reports.devtools import seed
-from dyno_reports.engine import backfill, executor, multi_period, run_request
+from dyno_reports.engine import executor, multi_period, run_request
 from dyno_reports.reports import registry
 from dyno_reports.reports.multi_period import window_params
 
@@ -66,7 +66,7 @@ def one_backfill(engine: Engine, requests: list[run_request.RunRequest]) -> None
     """As `dyno-reports backfill` runs its planned requests (backfill.run_all without the CLI)."""
     run_ids = [uuid.uuid4() for _ in requests]
     with engine.connect() as conn:
-        computed = backfill.computed_periods(engine, conn, requests, run_ids)
+        computed = multi_period.computed_passes(engine, conn, requests, run_ids)
         for index, (request, run_id) in enumerate(zip(requests, run_ids, strict=True)):
             result = executor.execute(engine, request, run_id=run_id, connection=conn, computed=computed.get(index))
             assert result.succeeded, result.error_message

@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-from dyno_reports.core.errors import Cancelled
+from dyno_reports.core.errors import Cancelled, RunCancelled
 
 
 @contextlib.contextmanager
@@ -32,7 +32,7 @@ def imports_without_gc() -> Iterator[None]:
 
 
 class Cancellation:
-    """State of `signals_cancel`: the first SIGINT or SIGTERM while armed raises executor.RunCancelled."""
+    """State of `signals_cancel`: the first SIGINT or SIGTERM while armed raises RunCancelled."""
 
     def __init__(self) -> None:
         self.armed = True
@@ -44,8 +44,6 @@ class Cancellation:
             return
         self.armed = False
         self.signal = signal.Signals(signum)
-        from dyno_reports.engine.executor import RunCancelled  # imported already: the run command imported it
-
         raise RunCancelled(f"cancelled ({self.signal.name})")
 
 
@@ -60,8 +58,6 @@ def signals_cancel(run_id: uuid.UUID) -> Iterator[Cancellation]:
         return
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, cancellation.handle) for sig in signals}
-    from dyno_reports.engine.executor import RunCancelled
-
     try:
         yield cancellation
     except RunCancelled as exc:

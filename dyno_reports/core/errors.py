@@ -73,3 +73,13 @@ def one_line(message: str, limit: int = ERROR_LINE_LIMIT) -> str:
     flat = re.sub(r"\s+", " ", message).strip()
     flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat[: limit + 1])
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class RunCancelled(KeyboardInterrupt):
+    """Raised (from a signal handler) to stop a run. A KeyboardInterrupt, so psycopg cancels the statement
+    running on the server before it re-raises, and `except Exception` handlers pass it through;
+    `execute` records the run FAILED with `reason` ("cancelled (SIGINT)") and raises it on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

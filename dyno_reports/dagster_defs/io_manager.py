@@ -126,17 +126,18 @@ class _PartitionRuns:
             if isinstance(work, run_request.RunRequest) and self._to_compute(key, work)
         ]
         keys, requests = [key for key, _ in pending], [work for _, work in pending]
-        for group in multi_period.shared_passes(requests):
-            started = time.monotonic()
-            facts = multi_period.compute(conn, [requests[i] for i in group])
+
+        def done(group: list[int], facts: list[multi_period.Computed], seconds: float) -> None:
             lost = next((f.error for f in facts if isinstance(f, multi_period.PassFailed)), None)
             if isinstance(lost, DBAPIError) and db.is_lost_connection(lost):
                 raise LostConnection(str(lost))
             self.computed |= {keys[i]: f for i, f in zip(group, facts, strict=True)}
             self.context.log.info(
                 f"{len(group)} partition(s) of tenant {requests[group[0]].tenant_id} computed in one pass over "
-                f"its history ({time.monotonic() - started:.1f} s)"
+                f"its history ({seconds:.1f} s)"
             )
+
+        multi_period.computed_passes(self.engine, conn, requests, done=done)
 
     def _to_compute(self, key: str, request: run_request.RunRequest) -> bool:
         committed = (request.tenant_id, request.fingerprint()) in self.committed

@@ -6,7 +6,7 @@ interrupts the main thread wherever it is. MARK_AS_CANCELED_IMMEDIATELY marks th
 the worker running. A backfill's cancel marks the backfill CANCELING; its daemon cancels the runs at its next
 pass (up to 30 s later) while the queue may still start some. Hence, while a report step executes partitions:
 
-- `signals_cancel_runs`: SIGINT (and SIGTERM) raise `executor.RunCancelled`, a KeyboardInterrupt, rather than
+- `signals_cancel_runs`: SIGINT (and SIGTERM) raise `RunCancelled`, a KeyboardInterrupt, rather than
   Dagster's own DagsterExecutionInterruptedError, which psycopg does not treat as an interrupt: on a
   KeyboardInterrupt psycopg cancels the running statement on the server, the transaction rolls back, and the
   executor records that partition FAILED ("cancelled") before the exception goes on;
@@ -27,8 +27,8 @@ from typing import Any
 
 from dagster import DagsterRun, DagsterRunStatus
 
+from dyno_reports.core.errors import RunCancelled
 from dyno_reports.dagster_defs.dagster_private import backfill_status, mark_run_canceling
-from dyno_reports.engine.executor import RunCancelled
 
 STATUS_POLL_SECONDS = 1.0
 BACKFILL_TAG = "dagster/backfill"

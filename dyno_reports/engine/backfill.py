@@ -11,7 +11,6 @@ as its own run: a FAILED run fails only its period, a failed pass the periods it
 """
 
 import contextlib
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,7 +24,7 @@ from sqlalchemy import Connection, Engine
 from dyno_reports.core import periods
 from dyno_reports.core.errors import InputError, UnknownTenant, shown
 from dyno_reports.core.tenant_calendar import Period, TenantCalendar
-from dyno_reports.engine import executor, multi_period, run_records, run_request, run_window
+from dyno_reports.engine import executor, multi_period, run_request, run_window
 from dyno_reports.engine import known_at as knowledge
 from dyno_reports.engine.run_request import iso
 from dyno_reports.reports import get_report
@@ -139,13 +138,13 @@ def run_all(
     guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> list[PeriodRun]:
-    """The planned periods' facts from one pass where the report has one (`computed_periods`), then each period
-    through the executor on `conn`, in period order; `progress(index, count, run)` after each (index from 1);
-    `guard(run_id)` wraps each run and the pass (the CLI's signal handling); `announce(line)` before and after
-    each pass."""
+    """The planned periods' facts from one pass where the report has one (`multi_period.computed_passes`),
+    then each period through the executor on `conn`, in period order; `progress(index, count, run)` after each
+    (index from 1); `guard(run_id)` wraps each run and the pass (the CLI's signal handling); `announce(line)`
+    before and after each pass."""
     conn.rollback()  # validation only read: each run's own transaction starts on this connection
     run_ids = [uuid.uuid4() for _ in planned.requests]
-    computed = computed_periods(engine, conn, planned.requests, run_ids, guard, announce)
+    computed = multi_period.computed_passes(engine, conn, planned.requests, run_ids, guard=guard, announce=announce)
     done = []
     for index, (period, request) in enumerate(zip(planned.periods, planned.requests, strict=True)):
         run_id = run_ids[index]
@@ -155,36 +154,6 @@ def run_all(
         if progress is not None:
             progress(index + 1, len(planned.periods), done[-1])
     return done
-
-
-def computed_periods(
-    engine: Engine,
-    conn: Connection,
-    requests: list[run_request.RunRequest],
-    run_ids: list[UUID],
-    guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
-    announce: Callable[[str], None] | None = None,
-) -> dict[int, multi_period.Computed]:
-    """Each request's facts, by index, from the passes `multi_period.shared_passes` finds. A pass cancelled
-    (`executor.RunCancelled`) records every run it covered FAILED with the reason, then re-raises."""
-    computed: dict[int, multi_period.Computed] = {}
-    for group in multi_period.shared_passes(requests):
-        started = time.monotonic()
-        if announce is not None:
-            announce(f"reading the tenant's history once for {len(group)} periods ...")
-        with _guarded(guard, run_ids[group[0]]):
-            try:
-                facts = multi_period.compute(conn, [requests[i] for i in group])
-            except executor.RunCancelled as exc:
-                for index in group:
-                    run_records.record_failure(engine, requests[index], run_ids[index], exc.reason)
-                raise
-        computed |= dict(zip(group, facts, strict=True))
-        if announce is not None:
-            failed = next((f for f in facts if isinstance(f, multi_period.PassFailed)), None)
-            outcome = "failed: every period it covered fails with its error" if failed else "done"
-            announce(f"... {outcome} ({time.monotonic() - started:.1f} s)")
-    return computed
 
 
 def _guarded(guard: Callable[[UUID], AbstractContextManager[Any]] | None, run_id: UUID) -> AbstractContextManager:

@@ -34,7 +34,7 @@ from sqlalchemy import BigInteger, Connection, Engine, Select, Text, bindparam, 
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from dyno_reports.core import config
-from dyno_reports.core.errors import TenantGone
+from dyno_reports.core.errors import RunCancelled, TenantGone
 from dyno_reports.engine.multi_period import Computed, ComputedFacts, PassFailed, given_rows_sql
 from dyno_reports.engine.reuse import REUSABLE_RUN, Reuse, question_lock_values
 from dyno_reports.engine.run_records import (
@@ -51,16 +51,6 @@ from dyno_reports.storage import db
 from dyno_reports.storage.tables import report_run, tenant
 
 log = logging.getLogger(__name__)
-
-
-class RunCancelled(KeyboardInterrupt):
-    """Raised (from a signal handler) to stop a run. A KeyboardInterrupt, so psycopg cancels the statement
-    running on the server before it re-raises, and `except Exception` handlers pass it through;
-    `execute` records the run FAILED with `reason` ("cancelled (SIGINT)") and raises it on."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass

@@ -7,21 +7,27 @@ tenant, options and K, in groups of disjoint windows (reports/multi_period.py), 
 runs one such pass in a transaction of its own (read only: nothing is written) under the report's settings, and
 reads the scope digest on the same snapshot, so every window's header records the stages its facts were
 computed with. A failed pass fails every run it covered with the same error (`PassFailed`); a run it does not
-cover is run alone, as before.
+cover is run alone, as before. `computed_passes` runs every pass a set of requests shares: the one loop of
+the CLI's backfill, the Dagster IO manager's range runs and the refresh of stale runs.
 """
 
+import contextlib
 import functools
 import json
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.dialects import postgresql
 
 from dyno_reports.core import config
-from dyno_reports.engine.run_records import run_settings, setting_values
+from dyno_reports.core.errors import RunCancelled
+from dyno_reports.engine.run_records import record_failure, run_settings, setting_values
 from dyno_reports.engine.run_request import RunRequest
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.multi_period import disjoint_passes, window_params
@@ -49,6 +55,9 @@ class PassFailed:
 
 
 Computed = ComputedFacts | PassFailed
+# Called after each pass with the requests' indexes it covered, their facts and its seconds; it may raise (the
+# IO manager retries a pass cut by a lost connection).
+PassDone = Callable[[list[int], list[Computed], float], None]
 
 
 def shared_passes(requests: Sequence[RunRequest]) -> list[list[int]]:
@@ -89,6 +98,44 @@ def compute(conn: Connection, requests: Sequence[RunRequest]) -> list[Computed]:
             by_window[row["window_index"]].append({name: row[name] for name in report.fact_columns})
     digest = rows[0]["scope_digest"]
     return [ComputedFacts(tuple(by_window[index]), digest) for index in range(1, len(requests) + 1)]
+
+
+def computed_passes(
+    engine: Engine,
+    conn: Connection,
+    requests: Sequence[RunRequest],
+    run_ids: Sequence[UUID] | None = None,
+    *,
+    guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
+    announce: Callable[[str], None] | None = None,
+    done: PassDone | None = None,
+) -> dict[int, Computed]:
+    """Each request's facts, by index, from the passes `shared_passes` finds (`conn`: no transaction open).
+    `guard(run_id)` wraps each pass (the CLI's signal handling), named by its first run; `announce(line)` before
+    and after each pass; `done` after each. A cancelled pass (RunCancelled) records every run it covered FAILED
+    with the reason (given `run_ids`), then re-raises."""
+    computed: dict[int, Computed] = {}
+    for group in shared_passes(requests):
+        started = time.monotonic()
+        if announce is not None:
+            announce(f"reading the tenant's history once for {len(group)} periods ...")
+        covered = [] if run_ids is None else [run_ids[i] for i in group]
+        with guard(covered[0]) if guard is not None and covered else contextlib.nullcontext():
+            try:
+                facts = compute(conn, [requests[i] for i in group])
+            except RunCancelled as exc:
+                for index, run_id in zip(group, covered, strict=False):  # no run ids: nothing to record
+                    record_failure(engine, requests[index], run_id, exc.reason)
+                raise
+        seconds = time.monotonic() - started
+        if done is not None:
+            done(group, facts, seconds)
+        computed |= dict(zip(group, facts, strict=True))
+        if announce is not None:
+            failed = any(isinstance(f, PassFailed) for f in facts)
+            outcome = "failed: every period it covered fails with its error" if failed else "done"
+            announce(f"... {outcome} ({seconds:.1f} s)")
+    return computed
 
 
 def given_rows_sql(report: ReportDefinition) -> str:

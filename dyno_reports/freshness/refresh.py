@@ -24,7 +24,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine
 
 from dyno_reports.core.errors import DynoError
-from dyno_reports.engine import backfill, executor, multi_period, run_request
+from dyno_reports.engine import executor, multi_period, run_request
 from dyno_reports.freshness import staleness
 from dyno_reports.read import run_diff
 from dyno_reports.storage import db
@@ -82,23 +82,16 @@ def request_of(
     return request
 
 
-def refresh_one(
+def _refresh_one(
     engine: Engine,
     conn: Connection,
     stale: staleness.StaleRun,
-    as_known_at: datetime | None = None,
-    *,
-    request: run_request.RunRequest | None = None,
-    computed: multi_period.Computed | None = None,
-    run_id: UUID | None = None,
+    request: run_request.RunRequest,
+    computed: multi_period.Computed | None,
+    run_id: UUID,
 ) -> Refreshed:
-    """Re-run `stale`'s question on `conn` (no transaction open), or `request`, its question already asked again
-    (with its facts `computed` by a shared pass); diff the new run against the old one."""
-    if request is None:
-        asked = _ask_again(conn, stale, as_known_at, None)
-        if isinstance(asked, Refreshed):
-            return asked
-        request = asked
+    """Run `request`, `stale`'s question asked again, on `conn` (no transaction open), with its facts `computed`
+    by a shared pass if one did; diff the new run against the old one."""
     result = executor.execute(engine, request, run_id=run_id, connection=conn, computed=computed)
     if not result.succeeded:
         return Refreshed(stale, result)
@@ -134,7 +127,7 @@ def refresh(
     waiting for late rows the new run would not see yet; `progress(n, total, refreshed)` after each.
     `as_known_at`: K of the new runs (default: now minus the CRM's longest write), for a caller that knows
     every write up to it has committed (the demo's own import). The questions are all asked again first, with
-    one K; the stale periods of one question are then computed in one pass (`backfill.computed_periods`)."""
+    one K; the stale periods of one question are then computed in one pass (`multi_period.computed_passes`)."""
     done: list[Refreshed] = []
     with db.connect(engine) as conn:
         stale_runs = staleness.check(conn, tenant_ids=tenant_ids, report_types=report_types)
@@ -142,13 +135,11 @@ def refresh(
         asked = [_ask_again(conn, stale, as_known_at, now) for stale in stale_runs]
         requests = {n: a for n, a in enumerate(asked) if isinstance(a, run_request.RunRequest)}
         run_ids = {n: uuid.uuid4() for n in requests}
-        computed = backfill.computed_periods(engine, conn, list(requests.values()), list(run_ids.values()))
+        computed = multi_period.computed_passes(engine, conn, list(requests.values()), list(run_ids.values()))
         by_stale = dict(zip(requests, (computed.get(i) for i in range(len(requests))), strict=True))
         for n, (stale, ask) in enumerate(zip(stale_runs, asked, strict=True)):
             refreshed = (
-                ask
-                if isinstance(ask, Refreshed)
-                else refresh_one(engine, conn, stale, request=ask, computed=by_stale[n], run_id=run_ids[n])
+                ask if isinstance(ask, Refreshed) else _refresh_one(engine, conn, stale, ask, by_stale[n], run_ids[n])
             )
             done.append(refreshed)
             if progress is not None:

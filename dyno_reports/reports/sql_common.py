@@ -39,6 +39,17 @@ PASS_WORK_MEM = (("work_mem", "64MB"),)
 # off, deal_velocity and pipeline_movement were slower. Figures: docs/reports/pipeline_overview_design_details.md#jit.
 UNOPTIMISED_JIT = (("jit_optimize_above_cost", "-1"), ("jit_inline_above_cost", "-1"))
 
+# JIT, without its optimising passes, for the multi-period pass of a report whose single statement runs without it:
+# a pass evaluates its expressions over every history row of a whole backfill, so the compile pays for itself.
+# Reason: at 100k deals, 12 months, the pass is 2-7 % faster with it (stage_conversion, deal_velocity,
+# pipeline_movement, win_loss). Figures: docs/performance.md#backfills-one-pass-for-many-periods.
+PASS_JIT = (("jit", "on"), *UNOPTIMISED_JIT)
+
+# No nested loops: a pass that joins its closing events of a whole backfill to the deals and stages, whose
+# number the planner underestimates by a factor of 40, then hashes them instead of looping (win_loss: 13-19 %).
+# Figures: docs/performance.md#backfills-one-pass-for-many-periods.
+HASH_JOINS = (("enable_nestloop", "off"),)
+
 # The window's lower bound S as SQL; `-infinity` when the window has no start.
 # "At a time in W" is then `ts >= WINDOW_START`, since every history row is before E already.
 WINDOW_START = "COALESCE(CAST(:period_start AS timestamptz), '-infinity')"

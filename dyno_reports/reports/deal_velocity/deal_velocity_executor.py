@@ -10,6 +10,7 @@ from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END, WINDOWS
 from dyno_reports.reports.sql_common import (
     ORDERED_PASS,
+    PASS_JIT,
     SCOPE_STAGES,
     STINT_ENTRIES,
     WINDOW_START,
@@ -158,5 +159,7 @@ REPORT = ReportDefinition(
     report_version=1,
     # JIT off: its compile cost more CPU than it saved (docs/reports/deal_velocity_design_details.md#jit)
     jit=False,
+    # but its multi-period pass with JIT: one compile for a whole backfill's rows (sql_common.PASS_JIT)
+    multi_period_settings=PASS_JIT,
     planner_settings=ORDERED_PASS,
 )

@@ -4,7 +4,7 @@ from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.pipeline_movement.checks import MOVEMENT_ROWS_BALANCE
 from dyno_reports.reports.pipeline_movement.movement_sums import MOVEMENT_SUMS
 from dyno_reports.reports.pipeline_movement.pipeline_movement_multi_period import MULTI_PERIOD_SQL
-from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS
+from dyno_reports.reports.sql_common import KNOWN_ROWS, ORDERED_PASS, PASS_JIT
 from dyno_reports.storage.tables import MOVEMENTS, pipeline_movement_fact
 
 # Self-contained (not built on sql_common's shared CTEs): the report needs each deal's state at S
@@ -124,6 +124,8 @@ REPORT = ReportDefinition(
     requires_start=True,
     # JIT off: its compile saved nothing (docs/reports/pipeline_movement_design_details.md#planner-settings)
     jit=False,
+    # but its multi-period pass with JIT: one compile for a whole backfill's rows (sql_common.PASS_JIT)
+    multi_period_settings=PASS_JIT,
     planner_settings=ORDERED_PASS,
     fact_checks=(MOVEMENT_ROWS_BALANCE,),
 )

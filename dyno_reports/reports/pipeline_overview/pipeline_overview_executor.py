@@ -75,12 +75,13 @@ ORDER BY st.pipeline_id, st.position
 )
 
 # Every window of a backfill from one pass (reports/multi_period.py): one group per deal, in the pass's order,
-# collects the deal's snapshot rows (a live row with its mark range: the ends it is the state at) and its entries
-# in windows, with the windows whose end it is live at; set-returning functions then lay them out one piece per row
-# (no subquery per deal), and one hash aggregate sums the snapshot per (mark range, stage), a few hundred groups,
-# and counts the entries per (window, stage) of deals live at that window's end. The snapshot is then spread over
-# the windows whose end is in the range; days in stage sum as count * E - sum(stint starts). Only the stages the
-# report shows are carried, by their place in one array (an InitPlan): deals sitting in closed stages drop out early.
+# collects the deal's snapshot rows (a live row with its mark range: the ends it is the state at, and its stage,
+# packed in one key) and its entries in windows, with the windows whose end it is live at; set-returning functions
+# then lay them out side by side (no subquery per deal), and one hash aggregate with two grouping sets sums the
+# snapshot per (mark range, stage), a few hundred groups, and counts the entries per (window, stage) of deals live
+# at that window's end, each once. The snapshot is then spread over the windows whose end is in the range; days in
+# stage sum as count * E - sum(stint starts). Only the stages the report shows are carried, by their place in one
+# array (an InitPlan), computed once per row: deals sitting in closed stages drop out early.
 # docs/reports/pipeline_overview_design_details.md#multi-period-runs
 REPORTED_STAGES = """ARRAY(
         SELECT st.stage_id FROM scope_stages st
@@ -88,25 +89,30 @@ REPORTED_STAGES = """ARRAY(
         ORDER BY st.stage_id
     )"""
 SNAPSHOT_ROW = "NOT r.is_deleted AND r.first_mark <= r.last_mark AND r.stage_place IS NOT NULL"
-# An entry as one integer, window_index * ENTRY_BASE + the stage's place: distinct per deal in one sort of integers.
+# An entry as one integer, window_index * ENTRY_BASE + the stage's place; a snapshot row's key as one bigint,
+# (first_mark * MARK_BASE + last_mark) * MARK_BASE + the stage's place: one hash key each.
 ENTRY_BASE = 65536
+MARK_BASE = 1048576
 MULTI_PERIOD_SQL = (
     "WITH"
     + ",".join((SCOPE_STAGES, WINDOWS, MULTI_PERIOD_HISTORY))
     + f""",
 placed_rows AS (
-    SELECT r.deal_id, r.valid_from, r.amount, r.first_mark, r.last_mark, r.window_index, r.is_entry,
-           r.stage_place, {SNAPSHOT_ROW} AS is_snapshot_row,
+    SELECT r.deal_id, r.valid_from, r.amount, r.window_index, r.is_entry, r.stage_place,
+           {SNAPSHOT_ROW} AS is_snapshot_row,
+           (CAST(r.first_mark AS bigint) * {MARK_BASE} + r.last_mark) * {MARK_BASE} + r.stage_place AS snapshot_key,
            NOT r.is_deleted AND {STATE_AT_WINDOW_END} AS is_live_at_window_end
-    FROM (SELECT r.*, array_position({REPORTED_STAGES}, r.stage_id) AS stage_place FROM marked_rows r) r
+    -- a fence (OFFSET 0) in the pass's order: the stage's place is computed once per row, not once per use
+    FROM (SELECT r.*, array_position({REPORTED_STAGES}, r.stage_id) AS stage_place
+          FROM marked_rows r
+          ORDER BY r.deal_id, r.valid_from
+          OFFSET 0) r
 ),
 deal_summaries AS (
     SELECT array_agg(r.window_index) FILTER (WHERE r.is_live_at_window_end) AS live_windows,
-           array_agg(DISTINCT r.window_index * {ENTRY_BASE} + r.stage_place)
+           array_agg(r.window_index * {ENTRY_BASE} + r.stage_place)
                FILTER (WHERE r.is_entry AND r.window_index IS NOT NULL AND r.stage_place IS NOT NULL) AS entries,
-           array_agg(r.first_mark) FILTER (WHERE r.is_snapshot_row) AS first_marks,
-           array_agg(r.last_mark) FILTER (WHERE r.is_snapshot_row) AS last_marks,
-           array_agg(r.stage_place) FILTER (WHERE r.is_snapshot_row) AS snapshot_places,
+           array_agg(r.snapshot_key) FILTER (WHERE r.is_snapshot_row) AS snapshot_keys,
            array_agg(r.amount) FILTER (WHERE r.is_snapshot_row) AS amounts,
            array_agg(r.valid_from) FILTER (WHERE r.is_snapshot_row) AS snapshot_times,
            -- a snapshot row's stint began at the last of these at or before it (its stint's entry)
@@ -115,30 +121,29 @@ deal_summaries AS (
     WHERE r.window_index IS NOT NULL OR r.is_snapshot_row OR (r.is_entry AND r.stage_place IS NOT NULL)
     GROUP BY r.deal_id
 ),
--- a deal's entries, then its snapshot rows: each array padded with NULLs where the other kind's rows are, so each
--- row is one piece of one kind
+-- a deal's entries beside its snapshot rows (set-returning functions in lockstep, the shorter list padded with
+-- NULLs); piece_index says which entry a row holds, so an entry the deal made twice in a window counts once
 pieces AS (
-    SELECT d.live_windows, d.entry_times,
-           unnest(d.entries || array_fill(CAST(NULL AS int), ARRAY[d.snapshot_rows])) AS entry,
-           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.first_marks) AS first_mark,
-           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.last_marks) AS last_mark,
-           unnest(array_fill(CAST(NULL AS int), ARRAY[d.entry_rows]) || d.snapshot_places) AS snapshot_place,
-           unnest(array_fill(CAST(NULL AS numeric), ARRAY[d.entry_rows]) || d.amounts) AS amount,
-           unnest(array_fill(CAST(NULL AS timestamptz), ARRAY[d.entry_rows]) || d.snapshot_times) AS snapshot_time
-    FROM (
-        SELECT s.*, COALESCE(cardinality(s.entries), 0) AS entry_rows,
-               COALESCE(cardinality(s.first_marks), 0) AS snapshot_rows
-        FROM deal_summaries s
-    ) d
+    SELECT d.live_windows, d.entry_times, d.entries,
+           generate_series(1, greatest(cardinality(d.entries), cardinality(d.snapshot_keys))) AS piece_index,
+           unnest(d.entries) AS entry,
+           unnest(d.snapshot_keys) AS snapshot_key,
+           unnest(d.amounts) AS amount,
+           unnest(d.snapshot_times) AS snapshot_time
+    FROM deal_summaries d
 ),
 piece_groups AS (
     SELECT p.entry / {ENTRY_BASE} AS window_index, p.entry % {ENTRY_BASE} AS entered_place,
-           p.first_mark, p.last_mark, p.snapshot_place,
-           count(*) FILTER (WHERE p.entry / {ENTRY_BASE} = ANY (p.live_windows)) AS entered,
-           count(p.snapshot_place) AS deals, sum(p.amount) AS total_amount,
-           sum(extract(epoch FROM p.entry_times[width_bucket(p.snapshot_time, p.entry_times)])) AS stint_start_seconds
+           p.snapshot_key / {MARK_BASE**2} AS first_mark, p.snapshot_key / {MARK_BASE} % {MARK_BASE} AS last_mark,
+           p.snapshot_key % {MARK_BASE} AS snapshot_place,
+           count(*) FILTER (WHERE p.entry / {ENTRY_BASE} = ANY (p.live_windows)
+                            AND array_position(p.entries, p.entry) = p.piece_index) AS entered,
+           count(p.snapshot_key) AS deals, sum(p.amount) AS total_amount,
+           -- exact numeric seconds (a sum of intervals would overflow its days at a million deals)
+           sum(extract(epoch FROM p.entry_times[width_bucket(p.snapshot_time, p.entry_times)]))
+               AS stint_start_seconds
     FROM pieces p
-    GROUP BY p.entry, p.first_mark, p.last_mark, p.snapshot_place
+    GROUP BY GROUPING SETS ((p.entry), (p.snapshot_key))
 ),
 reported_stages AS (
     SELECT place, stage_id FROM unnest({REPORTED_STAGES}) WITH ORDINALITY AS reported(stage_id, place)

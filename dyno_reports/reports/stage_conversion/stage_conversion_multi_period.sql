@@ -83,6 +83,7 @@ deal_summaries AS (
                WHERE ls.tenant_id = :tenant_id AND ls.kind = 'lost'
            )) AS lost_windows
     FROM marked_rows r
+    WHERE r.window_index IS NOT NULL  -- a row outside every window is none of these
     GROUP BY r.deal_id
 ),
 window_entries AS (
@@ -97,13 +98,12 @@ cohort_entries AS (
     SELECT e.window_index, e.stage_id, e.place, e.entry_windows, e.entry_stages, e.entry_times,
            e.window_index = ANY (e.lost_windows) AS lost_at_end,
            (SELECT l.advancing_rows FROM stage_lookup l)[e.open_stage:e.open_stage] AS advancing_stages,
-           array_position(e.entry_windows, e.window_index)
-               + cardinality(array_positions(e.entry_windows, e.window_index)) - 1 AS last_place
+           width_bucket(e.window_index, e.entry_windows) AS last_place
     FROM (SELECT w.*, array_position((SELECT l.open_stages FROM stage_lookup l), w.stage_id) AS open_stage
           FROM window_entries w) e
     WHERE e.open_stage IS NOT NULL
       AND e.window_index = ANY (e.live_windows)
-      AND array_position(e.entry_stages, e.stage_id, array_position(e.entry_windows, e.window_index)) = e.place
+      AND array_position(e.entry_stages, e.stage_id, width_bucket(e.window_index - 1, e.entry_windows) + 1) = e.place
     -- a fence: not merged into the query below, so its expressions are evaluated once per t0, not once per
     -- place generated from it (measured: the whole statement about 30% slower without it)
     OFFSET 0  -- noqa: AM09
@@ -111,7 +111,7 @@ cohort_entries AS (
 cohort_outcomes AS (
     -- per t0, one place: the first later one that is an advance (an entry in the window into an advancing
     -- stage, none before it), else the one past the window's last entry (the series starts there at once
-    -- when the rest of the window holds no advancing stage)
+    -- when the rest of the window holds no advancing stage, and ends at once when the next entry advances)
     SELECT c.window_index, c.stage_id, c.lost_at_end,
            CASE WHEN c.stop_place <= c.last_place
                 THEN extract(epoch FROM c.entry_times[c.stop_place] - c.entry_times[c.place])
@@ -119,7 +119,9 @@ cohort_outcomes AS (
     FROM (SELECT t.*,
                  generate_series(CASE WHEN t.entry_stages[t.place + 1:t.last_place] && t.advancing_stages
                                       THEN t.place + 1 ELSE t.last_place + 1 END,
-                                 t.last_place + 1) AS stop_place
+                                 CASE WHEN t.place < t.last_place
+                                       AND t.entry_stages[t.place + 1] = ANY (t.advancing_stages)
+                                      THEN t.place + 1 ELSE t.last_place + 1 END) AS stop_place
           FROM cohort_entries t) c
     WHERE (c.stop_place > c.last_place OR c.entry_stages[c.stop_place] = ANY (c.advancing_stages))
       AND NOT (c.entry_stages[c.place + 1:c.stop_place - 1] && c.advancing_stages)

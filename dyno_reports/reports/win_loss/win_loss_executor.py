@@ -3,7 +3,9 @@
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END
 from dyno_reports.reports.sql_common import (
+    HASH_JOINS,
     ORDERED_PASS,
+    PASS_JIT,
     PASS_WORK_MEM,
     SCOPE_STAGES,
     WINDOW_START,
@@ -159,7 +161,7 @@ REPORT = ReportDefinition(
     cadences=("month", "quarter"),
     sql=SQL,
     multi_period_sql=MULTI_PERIOD_SQL,
-    multi_period_settings=PASS_WORK_MEM,
+    multi_period_settings=PASS_WORK_MEM + PASS_JIT + HASH_JOINS,
     # bump when a change can change the results (test_report_versions)
     report_version=1,
     # JIT off: its compile cost more CPU than it saved (docs/reports/win_loss_design_details.md#jit)
