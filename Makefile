@@ -23,10 +23,12 @@ demo: $(STAMP)
 	$(BIN)/dyno-reports demo
 
 ## Run the tests against DYNO_TEST_DATABASE_URL, else the embedded PostgreSQL, with branch coverage of the
-## package (fails under [tool.coverage.report] fail_under of pyproject.toml).
+## package (fails under [tool.coverage.report] fail_under of pyproject.toml), in TEST_WORKERS processes
+## (pytest-xdist; each test module stays on one worker, with its own database). TEST_WORKERS=0: one process.
 COVERAGE ?= --cov --cov-report=term-missing:skip-covered
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest $(COVERAGE)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(COVERAGE)
 
 ## The unit tests only (no database, no subprocess, no Dagster): seconds, no server needed.
 test-unit: $(STAMP)
@@ -52,7 +54,7 @@ format: $(STAMP)
 
 ## The property-based tests with many more examples.
 test-thorough: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest
+	HYPOTHESIS_PROFILE=thorough $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## Benchmarks (printed figures, not timed tests).
 bench: $(STAMP)

@@ -1,6 +1,7 @@
 """The embedded PostgreSQL's new-cluster notices (subprocesses, a real embedded server in a scratch DYNO_DATA_DIR,
-stopped at the end): a first start says it creates a cluster; a data directory deleted under a running server
-is said to be gone, naming the server's pid, before the new, empty cluster replaces it."""
+stopped at the end): a first start says it creates a cluster; two commands starting at once on a fresh folder
+make one cluster and say so once; a data directory deleted under a running server is said to be gone, naming the
+server's pid, before the new, empty cluster replaces it."""
 
 import contextlib
 import os
@@ -65,3 +66,20 @@ def test_a_data_directory_deleted_under_its_server_is_said_to_be_gone(data_dir: 
     assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
     quiet = dyno(data_dir, "db", "url")  # the new cluster is used from then on, without a word
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_two_commands_starting_at_once_on_a_fresh_folder_make_one_cluster_and_say_so_once(data_dir: Path):
+    """Parallel test workers, or two commands on a fresh checkout: one looks, creates and starts at a time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYNO_")} | {"DYNO_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "dyno_reports.cli.main", "db", "url"]
+    both = [
+        subprocess.Popen(command, env=env, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in both]
+
+    assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    assert outcomes[0][1] == outcomes[1][1], outcomes  # the same server
+    notice = f"embedded PostgreSQL: creating a new cluster in {data_dir / 'pgdata'} (first use)\n"
+    assert sorted(err for _, _, err in outcomes) == ["", notice], outcomes
+    assert len(servers_of(data_dir / "pgdata")) == 1

@@ -164,6 +164,33 @@ def test_concurrent_db_upgrades_on_a_fresh_database_converge_at_head(database_fa
     print(f"\n4 concurrent db upgrade: {elapsed:.2f} s")
 
 
+def test_a_database_another_session_created_meanwhile_is_taken_as_it_is(server_url):
+    """Two processes creating the same database at once (parallel test workers, two commands on a fresh embedded
+    server): the one whose CREATE DATABASE comes second, after its look found none, goes on with the other's."""
+    name = f"dyno_test_meanwhile_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    created_first: list[str] = []
+
+    def create_it_first(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("CREATE DATABASE") and not created_first:
+            created_first.append(name)
+            with admin.connect() as other:
+                other.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+    event.listen(Engine, "before_cursor_execute", create_it_first)  # ensure_database makes an engine of its own
+    try:
+        db.ensure_database(server_url, name)
+        with pytest.raises(Exception, match="SyntaxError"):  # any other failure still raises
+            db.ensure_database(server_url, 'not"a name')
+    finally:
+        event.remove(Engine, "before_cursor_execute", create_it_first)
+        with admin.connect() as conn:
+            exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar()
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.dispose()
+    assert created_first == [name] and exists == 1
+
+
 # --- killed and interrupted clients ---------------------------------------------------------------
 
 

@@ -20,10 +20,10 @@ from dyno_reports.reports import registry
 # report_type -> (report_version, sha256 of the statement). Decide, then update:
 STATEMENTS = {
     "deal_velocity": (1, "d3ec8fb608c5885325ac0fa6dfe06035451e91e5318a8bd59752b5a10d076b86"),
-    "pipeline_movement": (1, "d0e520c9636184fb212a3ad68f4c1f3cc4a5316ea56cd9d007e8b4755a74c99d"),
+    "pipeline_movement": (1, "608c0cc228af83fb3f755c4cf811ea2187f6101a9f6cca968a63d4bedfcefb57"),
     "pipeline_overview": (1, "fe4d206b333a70ab4b9e9204d263016dacf404f62ed9dd15a1129f001de18f19"),
     "stage_conversion": (1, "bd0f217117aece6fa7eb2d47039cc6a3dd8ba711b02eb015b0629b46b306951d"),
-    "weighted_pipeline": (1, "46e18766d1346c82a60996a12f43f9235455317c257ca979e3173030acba4bdc"),
+    "weighted_pipeline": (1, "7637853dc7ce897ae2b3228fa9b1dfefb69013faa411bf54726250ffb4b067ff"),
     "win_loss": (1, "4fd0250121d65b8897e097ef6e87e4f43abda495f1463e15595fcd4fcb11d00d"),
 }
 

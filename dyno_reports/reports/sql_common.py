@@ -141,6 +141,14 @@ scope_stages AS (
 )"""
 
 
+def cents(amount: str) -> str:
+    """SQL: `amount` (numeric(18,2)) in integer cents, a bigint (exact: at most 10^18 - 1 cents). Summed as
+    bigints, amounts keep a far smaller aggregate state than numeric sums (an int128, not a numeric buffer), so a
+    multi-period pass's hash tables of thousands of groups stay small and fast (pipeline_movement, 12 months at
+    100k deals: 3.7 MB in memory with cents, over the 8 MB hash memory and 65 batches with numeric)."""
+    return f"CAST({amount} * 100 AS bigint)"
+
+
 def rounded_days(seconds: str, count: str | None = None) -> str:
     """SQL: `seconds` in days, or the mean of `count` rows' total `seconds` (NULL over none),
     rounded once to 2 decimals, half away from zero.

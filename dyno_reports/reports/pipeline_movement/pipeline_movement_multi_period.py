@@ -12,6 +12,7 @@ docs/reports/pipeline_movement_design_details.md#multi-period-runs
 
 from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, WINDOWS
 from dyno_reports.reports.pipeline_movement.movement_sums import MOVEMENT_SUMS
+from dyno_reports.reports.sql_common import cents
 from dyno_reports.storage.tables import MOVEMENTS
 
 # The window the row after this one lies in (NULL: none, or no next row before the last end).
@@ -23,13 +24,6 @@ NEXT_ROW_WINDOW = (
 SNAPSHOT_FIRST_MARK = "r.first_mark + CASE WHEN r.window_index IS NULL THEN 0 ELSE 1 END"
 
 
-def cents_sum(amount: str) -> str:
-    """SQL: the exact sum of `amount` (numeric(18,2)) as a numeric of scale 2, summed in integer cents: a bigint
-    sum's state is far smaller than a numeric sum's, which put row_groups' hash table in temp files (12 months,
-    100k deals: 3.7 MB in memory with cents, over the 8 MB hash memory and 65 batches with numeric)."""
-    return f"sum(CAST({amount} * 100 AS bigint)) * 0.01"
-
-
 MULTI_PERIOD_SQL = (
     "WITH"
     + ",".join((WINDOWS, MULTI_PERIOD_HISTORY))
@@ -37,8 +31,10 @@ MULTI_PERIOD_SQL = (
 end_and_start_rows AS (
     -- the states at the windows' ends (a mark range; one in a window is the deal's state at that window's end)
     -- and the states at the starts of the windows a deal has rows in (the row before its first row there);
-    -- marked_rows states the key's order, so the lag below needs no sort of these rows.
-    SELECT r.deal_id, r.valid_from, r.stage_id, r.amount, r.is_deleted, r.window_index, r.last_mark,
+    -- marked_rows states the key's order, so the lag below needs no sort of these rows. Amounts in integer
+    -- cents from here on (sql_common.cents): bigint sums and comparisons, no numeric arithmetic per row.
+    SELECT r.deal_id, r.valid_from, r.stage_id, {cents("r.amount")} AS amount_cents, r.is_deleted, r.window_index,
+           r.last_mark,
            CASE WHEN NOT r.is_deleted AND {SNAPSHOT_FIRST_MARK} <= r.last_mark THEN {SNAPSHOT_FIRST_MARK} END
                AS snapshot_first_mark
     FROM marked_rows r
@@ -47,10 +43,10 @@ end_and_start_rows AS (
 paired AS (
     -- on the state at E of a window the deal has rows in, its state at S: the row before (NULL: none before S),
     -- since no kept row lies between them
-    SELECT window_index, stage_id, amount, is_deleted, snapshot_first_mark,
+    SELECT window_index, stage_id, amount_cents, is_deleted, snapshot_first_mark,
            CASE WHEN snapshot_first_mark IS NOT NULL THEN last_mark END AS snapshot_last_mark,
            CASE WHEN window_index IS NOT NULL THEN lag(stage_id) OVER deal_order END AS start_stage_id,
-           CASE WHEN window_index IS NOT NULL THEN lag(amount) OVER deal_order END AS start_amount,
+           CASE WHEN window_index IS NOT NULL THEN lag(amount_cents) OVER deal_order END AS start_cents,
            CASE WHEN window_index IS NOT NULL THEN lag(is_deleted) OVER deal_order END AS start_deleted
     FROM end_and_start_rows
     WINDOW deal_order AS (PARTITION BY deal_id ORDER BY valid_from)
@@ -70,17 +66,17 @@ row_groups AS (
     SELECT k.window_index, k.start_stage_id, k.start_deleted, k.stage_id, k.is_deleted, k.amount_change,
            k.snapshot_first_mark, k.snapshot_last_mark,
            CAST(count(*) AS integer) AS deals,
-           {cents_sum("k.pair_start_amount")} AS start_amount, {cents_sum("k.amount")} AS amount
+           sum(k.pair_start_cents) * 0.01 AS start_amount, sum(k.amount_cents) * 0.01 AS amount
     FROM (
         SELECT CASE WHEN rp.is_pair THEN rp.window_index END AS window_index,
                CASE WHEN rp.is_pair THEN rp.start_stage_id END AS start_stage_id,
                CASE WHEN rp.is_pair THEN rp.start_deleted END AS start_deleted,
                rp.stage_id, rp.is_deleted,
-               CASE WHEN rp.is_pair THEN sign(rp.amount - rp.start_amount) END AS amount_change,
+               CASE WHEN rp.is_pair THEN CAST(sign(rp.amount_cents - rp.start_cents) AS integer) END AS amount_change,
                CASE WHEN NOT rp.is_pair THEN rp.snapshot_first_mark END AS snapshot_first_mark,
                CASE WHEN NOT rp.is_pair THEN rp.snapshot_last_mark END AS snapshot_last_mark,
-               CASE WHEN rp.is_pair THEN rp.start_amount END AS pair_start_amount,
-               rp.amount
+               CASE WHEN rp.is_pair THEN rp.start_cents END AS pair_start_cents,
+               rp.amount_cents
         FROM row_parts rp
     ) k
     GROUP BY k.window_index, k.start_stage_id, k.start_deleted, k.stage_id, k.is_deleted, k.amount_change,

@@ -41,8 +41,11 @@ marked_rows AS (
 end_and_start_rows AS (
     -- the states at the windows' ends (a mark range; one in a window is the deal's state at that window's end)
     -- and the states at the starts of the windows a deal has rows in (the row before its first row there);
-    -- marked_rows states the key's order, so the lag below needs no sort of these rows.
-    SELECT r.deal_id, r.valid_from, r.stage_id, r.amount, r.is_deleted, r.window_index, r.last_mark,
+    -- marked_rows states the key's order, so the lag below needs no sort of these rows. Amounts in integer
+    -- cents from here on (sql_common.cents): bigint sums and comparisons, no numeric arithmetic per row.
+    SELECT r.deal_id, r.valid_from, r.stage_id, CAST(r.amount * 100 AS bigint) AS amount_cents, r.is_deleted,
+        r.window_index,
+           r.last_mark,
            CASE WHEN NOT r.is_deleted AND r.first_mark + CASE WHEN r.window_index IS NULL THEN 0
                ELSE 1 END <= r.last_mark THEN r.first_mark + CASE WHEN r.window_index IS NULL THEN 0 ELSE 1 END END
                AS snapshot_first_mark
@@ -54,10 +57,10 @@ end_and_start_rows AS (
 paired AS (
     -- on the state at E of a window the deal has rows in, its state at S: the row before (NULL: none before S),
     -- since no kept row lies between them
-    SELECT window_index, stage_id, amount, is_deleted, snapshot_first_mark,
+    SELECT window_index, stage_id, amount_cents, is_deleted, snapshot_first_mark,
            CASE WHEN snapshot_first_mark IS NOT NULL THEN last_mark END AS snapshot_last_mark,
            CASE WHEN window_index IS NOT NULL THEN lag(stage_id) OVER deal_order END AS start_stage_id,
-           CASE WHEN window_index IS NOT NULL THEN lag(amount) OVER deal_order END AS start_amount,
+           CASE WHEN window_index IS NOT NULL THEN lag(amount_cents) OVER deal_order END AS start_cents,
            CASE WHEN window_index IS NOT NULL THEN lag(is_deleted) OVER deal_order END AS start_deleted
     FROM end_and_start_rows
     WINDOW deal_order AS (PARTITION BY deal_id ORDER BY valid_from)
@@ -77,18 +80,17 @@ row_groups AS (
     SELECT k.window_index, k.start_stage_id, k.start_deleted, k.stage_id, k.is_deleted, k.amount_change,
            k.snapshot_first_mark, k.snapshot_last_mark,
            CAST(count(*) AS integer) AS deals,
-           sum(CAST(k.pair_start_amount * 100 AS bigint)) * 0.01 AS start_amount, sum(CAST(k.amount * 100 AS bigint))
-               * 0.01 AS amount
+           sum(k.pair_start_cents) * 0.01 AS start_amount, sum(k.amount_cents) * 0.01 AS amount
     FROM (
         SELECT CASE WHEN rp.is_pair THEN rp.window_index END AS window_index,
                CASE WHEN rp.is_pair THEN rp.start_stage_id END AS start_stage_id,
                CASE WHEN rp.is_pair THEN rp.start_deleted END AS start_deleted,
                rp.stage_id, rp.is_deleted,
-               CASE WHEN rp.is_pair THEN sign(rp.amount - rp.start_amount) END AS amount_change,
+               CASE WHEN rp.is_pair THEN CAST(sign(rp.amount_cents - rp.start_cents) AS integer) END AS amount_change,
                CASE WHEN NOT rp.is_pair THEN rp.snapshot_first_mark END AS snapshot_first_mark,
                CASE WHEN NOT rp.is_pair THEN rp.snapshot_last_mark END AS snapshot_last_mark,
-               CASE WHEN rp.is_pair THEN rp.start_amount END AS pair_start_amount,
-               rp.amount
+               CASE WHEN rp.is_pair THEN rp.start_cents END AS pair_start_cents,
+               rp.amount_cents
         FROM row_parts rp
     ) k
     GROUP BY k.window_index, k.start_stage_id, k.start_deleted, k.stage_id, k.is_deleted, k.amount_change,

@@ -3,7 +3,14 @@ weighted by stage probability."""
 
 from dyno_reports.reports.base import ReportDefinition
 from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, WINDOWS
-from dyno_reports.reports.sql_common import KEY_ORDER_SCAN, ORDERED_PASS, PASS_WORK_MEM, SCOPE_STAGES, report_sql
+from dyno_reports.reports.sql_common import (
+    KEY_ORDER_SCAN,
+    ORDERED_PASS,
+    PASS_WORK_MEM,
+    SCOPE_STAGES,
+    cents,
+    report_sql,
+)
 from dyno_reports.storage.tables import weighted_pipeline_fact
 
 # A snapshot at E only: the window's start plays no part (docs/definitions.md, "weighted_pipeline").
@@ -45,27 +52,48 @@ ORDER BY pipeline_id, principal_id, close_month NULLS LAST
 )
 
 # Every window of a backfill from one pass (reports/multi_period.py): a live row in an open stage in scope is the
-# deal's state at every end in its mark range, so rows are summed per (mark range, pipeline, owner, close month),
-# thousands of groups, then spread over the windows whose end mark is in the range and summed again. The
-# weighted sums stay exact until the one round() per window and group, as in SQL.
+# deal's state at every end in its mark range. Rows are counted and their amounts summed in integer cents
+# (sql_common.cents: a small bigint state, no numeric arithmetic per row) per (mark range, stage, owner, close
+# month); each such group's cents are weighted by its stage's probability once, and the groups summed per (mark
+# range, pipeline, owner, close month), thousands of groups, then spread over the windows whose end mark is in
+# the range and summed again. Weighting a stage's sum equals summing its weighted amounts (exact numerics), and
+# the one round() per window and group comes last, as in SQL.
 # docs/reports/weighted_pipeline_design_details.md#multi-period-runs
 MULTI_PERIOD_SQL = (
     "WITH"
     + ",".join((SCOPE_STAGES, WINDOWS, MULTI_PERIOD_HISTORY))
-    + """,
-mark_range_groups AS (
+    + f""",
+open_stages AS (
+    SELECT array_agg(o.stage_id) AS stage_ids
+    FROM scope_stages o
+    WHERE o.kind = 'open'
+),
+stage_groups AS (
     SELECT r.first_mark,
            r.last_mark,
-           st.pipeline_id,
+           r.stage_id,
            r.owner_principal_id AS principal_id,
            CAST(date_trunc('month', CAST(r.expected_close_date AS timestamp)) AS date) AS close_month,
            count(*) AS deal_count,
-           sum(r.amount) AS total_amount,
-           sum(r.amount * st.probability) AS weighted_sum
+           sum({cents("r.amount")}) AS total_cents
     FROM marked_rows r
-    JOIN scope_stages st ON st.stage_id = r.stage_id
-    WHERE NOT r.is_deleted AND r.first_mark <= r.last_mark AND st.kind = 'open'
-    GROUP BY r.first_mark, r.last_mark, st.pipeline_id, r.owner_principal_id, close_month
+    WHERE NOT r.is_deleted
+      AND r.first_mark <= r.last_mark
+      AND r.stage_id = ANY (CAST((SELECT o.stage_ids FROM open_stages o) AS uuid[]))
+    GROUP BY r.first_mark, r.last_mark, r.stage_id, r.owner_principal_id, close_month
+),
+mark_range_groups AS (
+    SELECT g.first_mark,
+           g.last_mark,
+           st.pipeline_id,
+           g.principal_id,
+           g.close_month,
+           sum(g.deal_count) AS deal_count,
+           sum(g.total_cents) AS total_cents,
+           sum(g.total_cents * st.probability) AS weighted_cents
+    FROM stage_groups g
+    JOIN scope_stages st ON st.stage_id = g.stage_id
+    GROUP BY g.first_mark, g.last_mark, st.pipeline_id, g.principal_id, g.close_month
 )
 SELECT w.window_index,
        g.pipeline_id,
@@ -76,8 +104,8 @@ SELECT w.window_index,
                       - CAST(:fiscal_year_start_month AS integer)) % 3
        ) AS date) AS close_quarter,
        CAST(sum(g.deal_count) AS bigint) AS deal_count,
-       sum(g.total_amount) AS total_amount,
-       round(sum(g.weighted_sum), 2) AS weighted_amount
+       sum(g.total_cents) * 0.01 AS total_amount,
+       round(sum(g.weighted_cents) * 0.01, 2) AS weighted_amount
 FROM mark_range_groups g
 JOIN windows w ON w.end_mark BETWEEN g.first_mark AND g.last_mark
 GROUP BY w.window_index, g.pipeline_id, g.principal_id, g.close_month

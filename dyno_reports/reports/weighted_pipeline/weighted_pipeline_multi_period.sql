@@ -45,19 +45,37 @@ marked_rows AS (
     -- or window over these rows needs no sort either
     ORDER BY r.deal_id, r.valid_from
 ),
-mark_range_groups AS (
+open_stages AS (
+    SELECT array_agg(o.stage_id) AS stage_ids
+    FROM scope_stages o
+    WHERE o.kind = 'open'
+),
+stage_groups AS (
     SELECT r.first_mark,
            r.last_mark,
-           st.pipeline_id,
+           r.stage_id,
            r.owner_principal_id AS principal_id,
            CAST(date_trunc('month', CAST(r.expected_close_date AS timestamp)) AS date) AS close_month,
            count(*) AS deal_count,
-           sum(r.amount) AS total_amount,
-           sum(r.amount * st.probability) AS weighted_sum
+           sum(CAST(r.amount * 100 AS bigint)) AS total_cents
     FROM marked_rows r
-    JOIN scope_stages st ON st.stage_id = r.stage_id
-    WHERE NOT r.is_deleted AND r.first_mark <= r.last_mark AND st.kind = 'open'
-    GROUP BY r.first_mark, r.last_mark, st.pipeline_id, r.owner_principal_id, close_month
+    WHERE NOT r.is_deleted
+      AND r.first_mark <= r.last_mark
+      AND r.stage_id = ANY (CAST((SELECT o.stage_ids FROM open_stages o) AS uuid[]))
+    GROUP BY r.first_mark, r.last_mark, r.stage_id, r.owner_principal_id, close_month
+),
+mark_range_groups AS (
+    SELECT g.first_mark,
+           g.last_mark,
+           st.pipeline_id,
+           g.principal_id,
+           g.close_month,
+           sum(g.deal_count) AS deal_count,
+           sum(g.total_cents) AS total_cents,
+           sum(g.total_cents * st.probability) AS weighted_cents
+    FROM stage_groups g
+    JOIN scope_stages st ON st.stage_id = g.stage_id
+    GROUP BY g.first_mark, g.last_mark, st.pipeline_id, g.principal_id, g.close_month
 )
 SELECT w.window_index,
        g.pipeline_id,
@@ -68,8 +86,8 @@ SELECT w.window_index,
                       - CAST(:fiscal_year_start_month AS integer)) % 3
        ) AS date) AS close_quarter,
        CAST(sum(g.deal_count) AS bigint) AS deal_count,
-       sum(g.total_amount) AS total_amount,
-       round(sum(g.weighted_sum), 2) AS weighted_amount
+       sum(g.total_cents) * 0.01 AS total_amount,
+       round(sum(g.weighted_cents) * 0.01, 2) AS weighted_amount
 FROM mark_range_groups g
 JOIN windows w ON w.end_mark BETWEEN g.first_mark AND g.last_mark
 GROUP BY w.window_index, g.pipeline_id, g.principal_id, g.close_month
