@@ -20,7 +20,7 @@ from dyno_reports.reports import registry
 # report_type -> (report_version, sha256 of the statement). Decide, then update:
 STATEMENTS = {
     "deal_velocity": (1, "d3ec8fb608c5885325ac0fa6dfe06035451e91e5318a8bd59752b5a10d076b86"),
-    "pipeline_movement": (1, "608c0cc228af83fb3f755c4cf811ea2187f6101a9f6cca968a63d4bedfcefb57"),
+    "pipeline_movement": (1, "5617cc8fb8e8e0e2b703fb65e611bc026992bf7d7b2022cdce1d4f0aa4f250f2"),
     "pipeline_overview": (1, "fe4d206b333a70ab4b9e9204d263016dacf404f62ed9dd15a1129f001de18f19"),
     "stage_conversion": (1, "bd0f217117aece6fa7eb2d47039cc6a3dd8ba711b02eb015b0629b46b306951d"),
     "weighted_pipeline": (1, "7637853dc7ce897ae2b3228fa9b1dfefb69013faa411bf54726250ffb4b067ff"),

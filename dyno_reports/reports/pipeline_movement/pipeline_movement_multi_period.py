@@ -32,7 +32,7 @@ end_and_start_rows AS (
     -- the states at the windows' ends (a mark range; one in a window is the deal's state at that window's end)
     -- and the states at the starts of the windows a deal has rows in (the row before its first row there);
     -- marked_rows states the key's order, so the lag below needs no sort of these rows. Amounts in integer
-    -- cents from here on (sql_common.cents): bigint sums and comparisons, no numeric arithmetic per row.
+    -- cents from here on (sql_common.cents: one numeric step per kept row), then bigint sums and comparisons.
     SELECT r.deal_id, r.valid_from, r.stage_id, {cents("r.amount")} AS amount_cents, r.is_deleted, r.window_index,
            r.last_mark,
            CASE WHEN NOT r.is_deleted AND {SNAPSHOT_FIRST_MARK} <= r.last_mark THEN {SNAPSHOT_FIRST_MARK} END

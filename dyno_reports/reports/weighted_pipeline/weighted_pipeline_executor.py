@@ -53,7 +53,7 @@ ORDER BY pipeline_id, principal_id, close_month NULLS LAST
 
 # Every window of a backfill from one pass (reports/multi_period.py): a live row in an open stage in scope is the
 # deal's state at every end in its mark range. Rows are counted and their amounts summed in integer cents
-# (sql_common.cents: a small bigint state, no numeric arithmetic per row) per (mark range, stage, owner, close
+# (sql_common.cents: one numeric step per row, a small bigint sum state) per (mark range, stage, owner, close
 # month); each such group's cents are weighted by its stage's probability once, and the groups summed per (mark
 # range, pipeline, owner, close month), thousands of groups, then spread over the windows whose end mark is in
 # the range and summed again. Weighting a stage's sum equals summing its weighted amounts (exact numerics), and
