@@ -10,10 +10,8 @@ a multi-period statement (multi_period.py), and writes each period through the o
 as its own run: a FAILED run fails only its period, a failed pass the periods it covered.
 """
 
-import contextlib
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -135,7 +133,7 @@ def run_all(
     conn: Connection,
     planned: Plan,
     progress: Callable[[int, int, PeriodRun], None] | None = None,
-    guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
+    guard: multi_period.Guard | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> list[PeriodRun]:
     """The planned periods' facts from one pass where the report has one (`multi_period.computed_passes`),
@@ -148,16 +146,12 @@ def run_all(
     done = []
     for index, (period, request) in enumerate(zip(planned.periods, planned.requests, strict=True)):
         run_id = run_ids[index]
-        with _guarded(guard, run_id):
+        with multi_period.guarded(guard, run_id):
             result = executor.execute(engine, request, run_id=run_id, connection=conn, computed=computed.get(index))
         done.append(PeriodRun(period, planned.calendar.describe(period), result))
         if progress is not None:
             progress(index + 1, len(planned.periods), done[-1])
     return done
-
-
-def _guarded(guard: Callable[[UUID], AbstractContextManager[Any]] | None, run_id: UUID) -> AbstractContextManager:
-    return guard(run_id) if guard is not None else contextlib.nullcontext()
 
 
 def backfill(
@@ -170,7 +164,7 @@ def backfill(
     *,
     cadence: str | None = None,
     progress: Callable[[int, int, PeriodRun], None] | None = None,
-    guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
+    guard: multi_period.Guard | None = None,
     now: datetime | None = None,
 ) -> list[PeriodRun]:
     """Plan (nothing written on a refusal), then run every period on one connection (`run_all`)."""

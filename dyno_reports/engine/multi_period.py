@@ -100,13 +100,22 @@ def compute(conn: Connection, requests: Sequence[RunRequest]) -> list[Computed]:
     return [ComputedFacts(tuple(by_window[index]), digest) for index in range(1, len(requests) + 1)]
 
 
+# Wraps the work of one run, named by its id (the CLI's signal handling: `cli/run_process.signals_cancel`).
+Guard = Callable[[UUID], AbstractContextManager[Any]]
+
+
+def guarded(guard: Guard | None, run_id: UUID | None) -> AbstractContextManager[Any]:
+    """`guard(run_id)`, or nothing to wrap with when there is no guard or no run id."""
+    return guard(run_id) if guard is not None and run_id is not None else contextlib.nullcontext()
+
+
 def computed_passes(
     engine: Engine,
     conn: Connection,
     requests: Sequence[RunRequest],
     run_ids: Sequence[UUID] | None = None,
     *,
-    guard: Callable[[UUID], AbstractContextManager[Any]] | None = None,
+    guard: Guard | None = None,
     announce: Callable[[str], None] | None = None,
     done: PassDone | None = None,
 ) -> dict[int, Computed]:
@@ -120,7 +129,7 @@ def computed_passes(
         if announce is not None:
             announce(f"reading the tenant's history once for {len(group)} periods ...")
         covered = [] if run_ids is None else [run_ids[i] for i in group]
-        with guard(covered[0]) if guard is not None and covered else contextlib.nullcontext():
+        with guarded(guard, covered[0] if covered else None):
             try:
                 facts = compute(conn, [requests[i] for i in group])
             except RunCancelled as exc:
