@@ -67,7 +67,8 @@ def requests_for(engine, report_type, data, chosen, asked, known_at):
 def edges(engine) -> TenantData:
     """Rows on the edges a pass must get right: a row exactly at a window's end (the next window's start), a
     deal deleted in one window and restored in the next, one whose state stays a row from before every window,
-    an amount change inside a stint, closings, a reopening."""
+    an amount change inside a stint, closings, a reopening, and one that goes back before it advances twice
+    in one window (its first advance is not its next entry, and not its last)."""
     data = TenantData()
     lead, qualified, won, lost = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
     week = 7 * D
@@ -90,6 +91,15 @@ def edges(engine) -> TenantData:
             (T0 + 2 * week, qualified, 45),
             (T0 + 2 * week + D, won, 45),
             (T0 + 3 * week + 2 * D, qualified, 50),
+        ],
+    )
+    data.add_deal(
+        DEAL_IDS[4],
+        [
+            (T0 + week + D, lead, 60),
+            (T0 + week + 2 * D, lost, 60),
+            (T0 + week + 3 * D, qualified, 60),
+            (T0 + week + 5 * D, won, 60),
         ],
     )
     load(engine, data)
@@ -177,7 +187,7 @@ def test_window_params_refuse_overlapping_windows_and_map_each_segment_to_its_wi
         window_params([(t[0], t[2]), (t[1], t[3])])
     params = window_params([(None, t[1]), (t[2], t[3])])
     assert params["segment_bounds"] == [t[1], t[2], t[3]]
-    assert params["segment_windows"] == [1, None, 2, None]
+    assert params["segment_windows"] == [1, 0, 2, 0]
     assert params["window_end_marks"] == [1, 2]
 
 

@@ -19,12 +19,12 @@ from dyno_reports.reports import registry
 
 # report_type -> (report_version, sha256 of the statement). Decide, then update:
 STATEMENTS = {
-    "deal_velocity": (1, "d3ec8fb608c5885325ac0fa6dfe06035451e91e5318a8bd59752b5a10d076b86"),
-    "pipeline_movement": (1, "5617cc8fb8e8e0e2b703fb65e611bc026992bf7d7b2022cdce1d4f0aa4f250f2"),
-    "pipeline_overview": (1, "fe4d206b333a70ab4b9e9204d263016dacf404f62ed9dd15a1129f001de18f19"),
-    "stage_conversion": (1, "bd0f217117aece6fa7eb2d47039cc6a3dd8ba711b02eb015b0629b46b306951d"),
-    "weighted_pipeline": (1, "7637853dc7ce897ae2b3228fa9b1dfefb69013faa411bf54726250ffb4b067ff"),
-    "win_loss": (1, "4fd0250121d65b8897e097ef6e87e4f43abda495f1463e15595fcd4fcb11d00d"),
+    "deal_velocity": (1, "2de9e457d2b7c13a0699811650b324f895b92feb490a0da166df6688e3657ab9"),
+    "pipeline_movement": (1, "741df37e007dea29e7e9ceb0b8047093af01a0a5969d55e7994a66e1471a6355"),
+    "pipeline_overview": (1, "25287335cd94284fb8ea5bbcbe1ed1196a4134fb2989af1ba6273c21901c99d9"),
+    "stage_conversion": (1, "ce86a85ea7306f6f2b08aa5b173c7825d41847609d99ee8e14aee3890d8192ce"),
+    "weighted_pipeline": (1, "3a396d370ecaa2c55b2f173a4bff947c8b4aa57bde51920a400662d0f98b47e5"),
+    "win_loss": (1, "f014756d1192e6e0afd7b52bb84827b2bafe4d70d69c54677f14a58cc4d25575"),
 }
 
 

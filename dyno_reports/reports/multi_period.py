@@ -12,7 +12,7 @@ options): `window_ends` (timestamptz[], by window_index), `last_end`, `end_marks
 a row is the state at every end in `[first_mark, last_mark]`, its mark range), `window_end_marks` (each
 window's end as its index in `end_marks`), `mark_count`, `segment_bounds` (every start and end, sorted) and
 `segment_windows` (int[]: per segment of the time axis, `width_bucket(t, segment_bounds) + 1`, the window
-containing it or NULL).
+containing it or 0; `window_of` turns the 0 into NULL).
 """
 
 from collections.abc import Sequence
@@ -21,12 +21,22 @@ from typing import Any
 
 Window = tuple[datetime | None, datetime]
 
+
+def window_of(instant: str) -> str:
+    """SQL: the index of the window containing `instant` (an SQL expression), NULL when none contains it or it
+    is NULL. `segment_windows` holds 0, not NULL, for a segment outside every window: an int array without a
+    NULL is subscripted by offset, one with NULLs by walking its null bitmap (measured: the pass about 5% of the
+    scan floor faster)."""
+    segment = f"width_bucket({instant}, CAST(:segment_bounds AS timestamptz[])) + 1"
+    return f"NULLIF((CAST(:segment_windows AS int[]))[{segment}], 0)"
+
+
 # The history before the last end as known at K, in primary-key order, with what does not depend on E:
 # whether a row is an entry, the previous row's stage, the next row's valid_from and stage, the start of the
 # row's stint and of the stint before the row (running maxima over the same order: no sort). `first_mark` and
 # `last_mark` say at which ends the row is the deal's state, `window_index` which window the row lies in.
 # Columns nobody reads cost nothing: PostgreSQL drops their window calls.
-MULTI_PERIOD_HISTORY = """
+MULTI_PERIOD_HISTORY = f"""
 history AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount, h.expected_close_date,
            h.is_deleted,
@@ -49,8 +59,7 @@ marked_rows AS (
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_stint_start,
            width_bucket(r.valid_from, CAST(:end_marks AS timestamptz[])) + 1 AS first_mark,
            COALESCE(width_bucket(r.next_from, CAST(:end_marks AS timestamptz[])), :mark_count) AS last_mark,
-           (CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[])) + 1]
-               AS window_index
+           {window_of("r.valid_from")} AS window_index
     FROM history r
     -- the pass's own order, which it already has (no sort): it tells the planner, so a report's group per deal
     -- or window over these rows needs no sort either
@@ -89,11 +98,11 @@ def window_params(windows: Sequence[Window]) -> dict[str, Any]:
     ends = [end for _, end in windows]
     marks = sorted(set(ends))
     bounds = sorted({start for start, _ in windows if start is not None} | set(ends))
-    segment_windows: list[int | None] = [None] * (len(bounds) + 1)
+    segment_windows = [0] * (len(bounds) + 1)
     for index, (start, end) in enumerate(windows, start=1):
         first = 0 if start is None else bounds.index(start) + 1
         for segment in range(first, bounds.index(end) + 1):
-            if segment_windows[segment] is not None:
+            if segment_windows[segment]:
                 raise ValueError("a multi-period pass takes disjoint windows: split them with disjoint_passes")
             segment_windows[segment] = index
     return {

@@ -10,15 +10,13 @@ part). Both parts are grouped before anything is joined: pairs of ends and snaps
 docs/reports/pipeline_movement_design_details.md#multi-period-runs
 """
 
-from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, WINDOWS
+from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, WINDOWS, window_of
 from dyno_reports.reports.pipeline_movement.movement_sums import MOVEMENT_SUMS
 from dyno_reports.reports.sql_common import cents
 from dyno_reports.storage.tables import MOVEMENTS
 
 # The window the row after this one lies in (NULL: none, or no next row before the last end).
-NEXT_ROW_WINDOW = (
-    "(CAST(:segment_windows AS int[]))[width_bucket(r.next_from, CAST(:segment_bounds AS timestamptz[])) + 1]"
-)
+NEXT_ROW_WINDOW = window_of("r.next_from")
 
 # The first end mark a live row is a snapshot row for: its own window's end (its first mark) is not one.
 SNAPSHOT_FIRST_MARK = "r.first_mark + CASE WHEN r.window_index IS NULL THEN 0 ELSE 1 END"

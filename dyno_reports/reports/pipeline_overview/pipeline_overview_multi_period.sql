@@ -38,8 +38,8 @@ marked_rows AS (
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_stint_start,
            width_bucket(r.valid_from, CAST(:end_marks AS timestamptz[])) + 1 AS first_mark,
            COALESCE(width_bucket(r.next_from, CAST(:end_marks AS timestamptz[])), :mark_count) AS last_mark,
-           (CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[])) + 1]
-               AS window_index
+           NULLIF((CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[]))
+               + 1], 0) AS window_index
     FROM history r
     -- the pass's own order, which it already has (no sort): it tells the planner, so a report's group per deal
     -- or window over these rows needs no sort either

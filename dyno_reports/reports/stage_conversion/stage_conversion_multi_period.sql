@@ -38,8 +38,8 @@ marked_rows AS (
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_stint_start,
            width_bucket(r.valid_from, CAST(:end_marks AS timestamptz[])) + 1 AS first_mark,
            COALESCE(width_bucket(r.next_from, CAST(:end_marks AS timestamptz[])), :mark_count) AS last_mark,
-           (CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[])) + 1]
-               AS window_index
+           NULLIF((CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[]))
+               + 1], 0) AS window_index
     FROM history r
     -- the pass's own order, which it already has (no sort): it tells the planner, so a report's group per deal
     -- or window over these rows needs no sort either
@@ -66,22 +66,18 @@ stage_lookup AS (
 ),
 deal_summaries AS (
     -- one group per deal, in the pass's order (marked_rows states it): its entries in windows, in time order, and
-    -- the windows whose end it is live at, and of those, the ones its stage at the end is lost in
-    SELECT array_agg(r.window_index) FILTER (WHERE r.is_entry AND r.window_index IS NOT NULL) AS entry_windows,
-           array_agg(r.stage_id) FILTER (WHERE r.is_entry AND r.window_index IS NOT NULL) AS entry_stages,
-           array_agg(r.valid_from) FILTER (WHERE r.is_entry AND r.window_index IS NOT NULL) AS entry_times,
-           array_agg(r.window_index)
-               FILTER (WHERE r.window_index IS NOT NULL AND NOT r.is_deleted
-               AND (r.next_from IS NULL
-               OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index])) AS live_windows,
-           array_agg(r.window_index)
-               FILTER (WHERE r.window_index IS NOT NULL AND NOT r.is_deleted
-               AND (r.next_from IS NULL OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index])
-               AND r.stage_id IN (
+    -- the windows whose end it is live at, negated where its stage at that end is lost (one array for both)
+    SELECT array_agg(r.window_index) FILTER (WHERE r.is_entry) AS entry_windows,
+           array_agg(r.stage_id) FILTER (WHERE r.is_entry) AS entry_stages,
+           array_agg(r.valid_from) FILTER (WHERE r.is_entry) AS entry_times,
+           array_agg(CASE WHEN r.stage_id IN (
                SELECT ls.stage_id
                FROM crm.stage ls
                WHERE ls.tenant_id = :tenant_id AND ls.kind = 'lost'
-           )) AS lost_windows
+           ) THEN -r.window_index ELSE r.window_index END)
+               FILTER (WHERE NOT r.is_deleted
+               AND (r.next_from IS NULL
+               OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index])) AS end_windows
     FROM marked_rows r
     WHERE r.window_index IS NOT NULL  -- a row outside every window is none of these
     GROUP BY r.deal_id
@@ -89,42 +85,39 @@ deal_summaries AS (
 window_entries AS (
     SELECT unnest(d.entry_windows) AS window_index, unnest(d.entry_stages) AS stage_id,
            generate_series(1, cardinality(d.entry_windows)) AS place,
-           d.entry_windows, d.entry_stages, d.entry_times, d.live_windows, d.lost_windows
+           d.entry_windows, d.entry_stages, d.entry_times, d.end_windows
     FROM deal_summaries d
 ),
 cohort_entries AS (
     -- t0: an entry into an open stage in scope, of a deal live at the window's end, with no entry into that
     -- stage before it in the window (the window's entries are consecutive places: it is one stretch of time)
-    SELECT e.window_index, e.stage_id, e.place, e.entry_windows, e.entry_stages, e.entry_times,
-           e.window_index = ANY (e.lost_windows) AS lost_at_end,
+    SELECT e.window_index, e.stage_id, e.place, e.entry_stages, e.entry_times,
+           -e.window_index = ANY (e.end_windows) AS lost_at_end,
            (SELECT l.advancing_rows FROM stage_lookup l)[e.open_stage:e.open_stage] AS advancing_stages,
            width_bucket(e.window_index, e.entry_windows) AS last_place
     FROM (SELECT w.*, array_position((SELECT l.open_stages FROM stage_lookup l), w.stage_id) AS open_stage
           FROM window_entries w) e
     WHERE e.open_stage IS NOT NULL
-      AND e.window_index = ANY (e.live_windows)
+      AND (e.window_index = ANY (e.end_windows) OR -e.window_index = ANY (e.end_windows))
       AND array_position(e.entry_stages, e.stage_id, width_bucket(e.window_index - 1, e.entry_windows) + 1) = e.place
-    -- a fence: not merged into the query below, so its expressions are evaluated once per t0, not once per
-    -- place generated from it (measured: the whole statement about 30% slower without it)
+    -- a fence: not merged into the query below, so its expressions are evaluated once per t0, not once per use
     OFFSET 0  -- noqa: AM09
 ),
 cohort_outcomes AS (
-    -- per t0, one place: the first later one that is an advance (an entry in the window into an advancing
-    -- stage, none before it), else the one past the window's last entry (the series starts there at once
-    -- when the rest of the window holds no advancing stage, and ends at once when the next entry advances)
+    -- per t0, the place of its advance: the first later entry in the window into an advancing stage. Mostly
+    -- none (no advancing stage in the rest of the window) or the next entry; only for a deal that moved back
+    -- within the window are the places between searched (a subquery run for that t0 alone)
     SELECT c.window_index, c.stage_id, c.lost_at_end,
-           CASE WHEN c.stop_place <= c.last_place
-                THEN extract(epoch FROM c.entry_times[c.stop_place] - c.entry_times[c.place])
-           END AS advance_seconds
-    FROM (SELECT t.*,
-                 generate_series(CASE WHEN t.entry_stages[t.place + 1:t.last_place] && t.advancing_stages
-                                      THEN t.place + 1 ELSE t.last_place + 1 END,
-                                 CASE WHEN t.place < t.last_place
-                                       AND t.entry_stages[t.place + 1] = ANY (t.advancing_stages)
-                                      THEN t.place + 1 ELSE t.last_place + 1 END) AS stop_place
+           extract(epoch FROM c.entry_times[c.advance_place] - c.entry_times[c.place]) AS advance_seconds
+    FROM (SELECT t.window_index, t.stage_id, t.lost_at_end, t.entry_times, t.place,
+                 CASE WHEN t.place >= t.last_place
+                        OR NOT (t.entry_stages[t.place + 1:t.last_place] && t.advancing_stages) THEN NULL
+                      WHEN t.entry_stages[t.place + 1] = ANY (t.advancing_stages) THEN t.place + 1
+                      ELSE (SELECT min(later.place)
+                            FROM generate_series(t.place + 2, t.last_place) later(place)
+                            WHERE t.entry_stages[later.place] = ANY (t.advancing_stages))
+                 END AS advance_place
           FROM cohort_entries t) c
-    WHERE (c.stop_place > c.last_place OR c.entry_stages[c.stop_place] = ANY (c.advancing_stages))
-      AND NOT (c.entry_stages[c.place + 1:c.stop_place - 1] && c.advancing_stages)
 ),
 per_stage AS (
     SELECT window_index, stage_id, count(*) AS entered_count, count(advance_seconds) AS advanced_count,

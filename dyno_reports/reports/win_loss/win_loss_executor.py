@@ -1,7 +1,7 @@
 """win_loss: deals closed won or lost in W (and still so at E), per closing pipeline and owner on the closing row."""
 
 from dyno_reports.reports.base import ReportDefinition
-from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END
+from dyno_reports.reports.multi_period import MULTI_PERIOD_HISTORY, STATE_AT_WINDOW_END, window_of
 from dyno_reports.reports.sql_common import (
     HASH_JOINS,
     ORDERED_PASS,
@@ -87,10 +87,7 @@ counted AS (
 # The selected won and lost stages as one array, computed once (an InitPlan) and searched per row.
 CLOSING_ROW = "r.is_entry AND r.stage_id = ANY (ARRAY(SELECT stage_id FROM closing_stages))"
 # The window of the deal's latest entry before the row (previous_stint_start), NULL when outside every window.
-WINDOW_OF_PREVIOUS_ENTRY = (
-    "(CAST(:segment_windows AS int[]))"
-    "[width_bucket(r.previous_stint_start, CAST(:segment_bounds AS timestamptz[])) + 1]"
-)
+WINDOW_OF_PREVIOUS_ENTRY = window_of("r.previous_stint_start")
 MULTI_PERIOD_SQL = (
     "WITH"
     + ",".join((SCOPE_STAGES, MULTI_PERIOD_HISTORY))

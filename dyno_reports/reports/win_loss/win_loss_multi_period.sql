@@ -33,8 +33,8 @@ marked_rows AS (
                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_stint_start,
            width_bucket(r.valid_from, CAST(:end_marks AS timestamptz[])) + 1 AS first_mark,
            COALESCE(width_bucket(r.next_from, CAST(:end_marks AS timestamptz[])), :mark_count) AS last_mark,
-           (CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[])) + 1]
-               AS window_index
+           NULLIF((CAST(:segment_windows AS int[]))[width_bucket(r.valid_from, CAST(:segment_bounds AS timestamptz[]))
+               + 1], 0) AS window_index
     FROM history r
     -- the pass's own order, which it already has (no sort): it tells the planner, so a report's group per deal
     -- or window over these rows needs no sort either
@@ -54,8 +54,8 @@ kept_rows AS (
     WHERE r.window_index IS NOT NULL
       AND ((r.is_entry AND r.stage_id = ANY (ARRAY(SELECT stage_id FROM closing_stages)))
            OR ((r.next_from IS NULL OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index])
-               AND (CAST(:segment_windows AS int[]))[width_bucket(r.previous_stint_start,
-               CAST(:segment_bounds AS timestamptz[])) + 1] = r.window_index))
+               AND NULLIF((CAST(:segment_windows AS int[]))[width_bucket(r.previous_stint_start,
+               CAST(:segment_bounds AS timestamptz[])) + 1], 0) = r.window_index))
 ),
 followed_rows AS (
     SELECT k.*,
