@@ -45,25 +45,28 @@ marked_rows AS (
     -- or window over these rows needs no sort either
     ORDER BY r.deal_id, r.valid_from
 ),
-kept_rows AS (
-    SELECT r.window_index, r.is_entry AND r.previous_stage_id IS NOT NULL AS is_exit, r.previous_stage_id,
-           r.valid_from - r.previous_stint_start AS duration,
-           array_agg(r.window_index)
-               FILTER (WHERE NOT r.is_deleted
-               AND (r.next_from IS NULL OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index]))
-               OVER (PARTITION BY r.deal_id) AS live_windows
-    FROM marked_rows r
-    WHERE r.window_index IS NOT NULL
-        AND (r.is_entry AND r.previous_stage_id IS NOT NULL
-        OR (r.next_from IS NULL OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index]))
+exit_rows AS (
+    SELECT e.window_index, e.previous_stage_id, e.live_windows,
+           e.valid_from - e.entry_times[width_bucket(e.valid_from, e.entry_times) - 1] AS duration
+    FROM (SELECT r.window_index, r.valid_from, r.previous_stage_id, r.is_entry
+        AND r.previous_stage_id IS NOT NULL AS is_exit,
+                 array_agg(r.valid_from) FILTER (WHERE r.is_entry) OVER deal AS entry_times,
+                 array_agg(r.window_index)
+                     FILTER (WHERE r.window_index IS NOT NULL AND NOT r.is_deleted
+                         AND (r.next_from IS NULL
+                         OR r.next_from >= (CAST(:window_ends AS timestamptz[]))[r.window_index]))
+                     OVER deal AS live_windows
+          FROM marked_rows r
+          WINDOW deal AS (PARTITION BY r.deal_id)) e
+    WHERE e.window_index IS NOT NULL AND e.is_exit
 ),
 exit_groups AS (
     SELECT window_index, previous_stage_id AS stage_id,
            count(*) AS exited_count,
            sum(extract(epoch FROM duration)) AS total_seconds,
            array_agg(duration) AS unsorted_durations
-    FROM kept_rows
-    WHERE is_exit AND window_index = ANY (live_windows)
+    FROM exit_rows
+    WHERE window_index = ANY (live_windows)
     GROUP BY window_index, previous_stage_id
 ),
 sorted_exits AS (
