@@ -67,8 +67,9 @@ def requests_for(engine, report_type, data, chosen, asked, known_at):
 def edges(engine) -> TenantData:
     """Rows on the edges a pass must get right: a row exactly at a window's end (the next window's start), a
     deal deleted in one window and restored in the next, one whose state stays a row from before every window,
-    an amount change inside a stint, closings, a reopening, and one that goes back before it advances twice
-    in one window (its first advance is not its next entry, and not its last)."""
+    an amount change inside a stint, closings, a reopening, one that goes back before it advances twice in one
+    window (its first advance is not its next entry, and not its last) and one that enters a stage twice in one
+    window (its second entry is no t0)."""
     data = TenantData()
     lead, qualified, won, lost = data.add_pipeline(PIPELINE_IDS[0], ["open", "open", "won", "lost"])
     week = 7 * D
@@ -101,6 +102,10 @@ def edges(engine) -> TenantData:
             (T0 + week + 3 * D, qualified, 60),
             (T0 + week + 5 * D, won, 60),
         ],
+    )
+    data.add_deal(
+        DEAL_IDS[5],
+        [(T0 + 2 * week + n * D, stage, 70) for n, stage in enumerate([lead, qualified, lead, won], start=1)],
     )
     load(engine, data)
     return data

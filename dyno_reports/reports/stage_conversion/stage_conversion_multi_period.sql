@@ -90,34 +90,39 @@ window_entries AS (
 ),
 cohort_entries AS (
     -- t0: an entry into an open stage in scope, of a deal live at the window's end, with no entry into that
-    -- stage before it in the window (the window's entries are consecutive places: it is one stretch of time)
-    SELECT e.window_index, e.stage_id, e.place, e.entry_stages, e.entry_times,
+    -- stage before it in the window (the window's entries are consecutive places: it is one stretch of time).
+    -- Consecutive entries are of different stages, so only an entry with two or more before it in its window
+    -- needs the search (most have fewer: the entry two places back is in another window, or none)
+    SELECT e.window_index, e.stage_id, e.place, e.entry_windows, e.entry_stages, e.entry_times,
            -e.window_index = ANY (e.end_windows) AS lost_at_end,
-           (SELECT l.advancing_rows FROM stage_lookup l)[e.open_stage:e.open_stage] AS advancing_stages,
-           width_bucket(e.window_index, e.entry_windows) AS last_place
+           (SELECT l.advancing_rows FROM stage_lookup l)[e.open_stage:e.open_stage] AS advancing_stages
     FROM (SELECT w.*, array_position((SELECT l.open_stages FROM stage_lookup l), w.stage_id) AS open_stage
           FROM window_entries w) e
     WHERE e.open_stage IS NOT NULL
       AND (e.window_index = ANY (e.end_windows) OR -e.window_index = ANY (e.end_windows))
-      AND array_position(e.entry_stages, e.stage_id, width_bucket(e.window_index - 1, e.entry_windows) + 1) = e.place
+      AND (e.entry_windows[e.place - 2] IS DISTINCT FROM e.window_index
+           OR array_position(e.entry_stages, e.stage_id, width_bucket(e.window_index - 1, e.entry_windows) + 1)
+           = e.place)
     -- a fence: not merged into the query below, so its expressions are evaluated once per t0, not once per use
     OFFSET 0  -- noqa: AM09
 ),
 cohort_outcomes AS (
     -- per t0, the place of its advance: the first later entry in the window into an advancing stage. Mostly
-    -- none (no advancing stage in the rest of the window) or the next entry; only for a deal that moved back
-    -- within the window are the places between searched (a subquery run for that t0 alone)
+    -- none (no later entry in the window) or the next entry; else the rest of the window is looked at, and
+    -- only for a deal that went back within the window and then advanced are the places between searched (a
+    -- subquery run for that t0 alone)
     SELECT c.window_index, c.stage_id, c.lost_at_end,
            extract(epoch FROM c.entry_times[c.advance_place] - c.entry_times[c.place]) AS advance_seconds
     FROM (SELECT t.window_index, t.stage_id, t.lost_at_end, t.entry_times, t.place,
-                 CASE WHEN t.place >= t.last_place
-                        OR NOT (t.entry_stages[t.place + 1:t.last_place] && t.advancing_stages) THEN NULL
+                 CASE WHEN COALESCE(t.entry_windows[t.place + 1], 0) <> t.window_index THEN NULL
                       WHEN t.entry_stages[t.place + 1] = ANY (t.advancing_stages) THEN t.place + 1
+                      WHEN NOT (t.entry_stages[t.place + 2:t.last_place] && t.advancing_stages) THEN NULL
                       ELSE (SELECT min(later.place)
                             FROM generate_series(t.place + 2, t.last_place) later(place)
                             WHERE t.entry_stages[later.place] = ANY (t.advancing_stages))
                  END AS advance_place
-          FROM cohort_entries t) c
+          -- the window's last place by a binary search, evaluated only where a CASE branch reads it
+          FROM (SELECT c.*, width_bucket(c.window_index, c.entry_windows) AS last_place FROM cohort_entries c) t) c
 ),
 per_stage AS (
     SELECT window_index, stage_id, count(*) AS entered_count, count(advance_seconds) AS advanced_count,
