@@ -22,7 +22,7 @@ STATEMENTS = {
     "deal_velocity": (1, "9f437ccd0eec33357b3f7259b4902e3f3b7a2914871672cdc50a617e6cb2fa35"),
     "pipeline_movement": (1, "741df37e007dea29e7e9ceb0b8047093af01a0a5969d55e7994a66e1471a6355"),
     "pipeline_overview": (1, "25287335cd94284fb8ea5bbcbe1ed1196a4134fb2989af1ba6273c21901c99d9"),
-    "stage_conversion": (1, "316aeefd47e3365e9b82f1ab4c9943270be0b434d5660077526d07c0f735ff2f"),
+    "stage_conversion": (1, "c8db35792aeaaefb16fb61cd1735339a32945c5dce720707ea8b83e89ceff987"),
     "weighted_pipeline": (1, "3a396d370ecaa2c55b2f173a4bff947c8b4aa57bde51920a400662d0f98b47e5"),
     "win_loss": (1, "29bc2c9898f0e16aee4784db60d0aa981ede733cccd5a10de1a50b8756afd761"),
 }

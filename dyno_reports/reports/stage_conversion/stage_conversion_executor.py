@@ -160,6 +160,8 @@ cohort_outcomes AS (
                  END AS advance_place
           -- the window's last place by a binary search, evaluated only where a CASE branch reads it
           FROM (SELECT c.*, width_bucket(c.window_index, c.entry_windows) AS last_place FROM cohort_entries c) t) c
+    -- a fence too: per_stage reads advance_seconds twice (count, sum), which would evaluate the CASE twice
+    OFFSET 0  -- noqa: AM09
 ),
 per_stage AS (
     SELECT window_index, stage_id, count(*) AS entered_count, count(advance_seconds) AS advanced_count,
