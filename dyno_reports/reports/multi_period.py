@@ -35,7 +35,10 @@ def window_of(instant: str) -> str:
 # whether a row is an entry, the previous row's stage, the next row's valid_from and stage, the start of the
 # row's stint and of the stint before the row (running maxima over the same order: no sort). `first_mark` and
 # `last_mark` say at which ends the row is the deal's state, `window_index` which window the row lies in.
-# Columns nobody reads cost nothing: PostgreSQL drops their window calls.
+# Columns nobody reads cost nothing: PostgreSQL drops their window calls. No report's pass reads the stint starts
+# any more (their window node over every history row costs about half the scan floor: docs/performance.md, fourth
+# pass); they stay because `marked_rows` without a window function of its own lets PostgreSQL push the reports'
+# filters into it, which measured 2-4 % slower.
 MULTI_PERIOD_HISTORY = f"""
 history AS (
     SELECT h.deal_id, h.valid_from, h.stage_id, h.owner_principal_id, h.amount, h.expected_close_date,
